@@ -1,0 +1,8 @@
+//! mcpgate's domain core. Everything here takes plain inputs (bytes, strings, `now`) and returns
+//! decisions; nothing here knows about HTTP or a runtime, so the same logic serves the gateway
+//! binary and Rust MCP servers that embed mcpgate as a library.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod jsonrpc;
+pub mod redact;

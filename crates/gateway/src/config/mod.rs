@@ -1,0 +1,286 @@
+//! Configuration in two steps: [`raw::RawConfig`] is what the user wrote; [`Config`] is what the
+//! gateway runs with, produced only by [`Config::validate`], whose errors name the field and the fix.
+
+pub mod raw;
+
+use raw::RawConfig;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3210";
+pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub upstream: UpstreamConfig,
+    pub http: HttpConfig,
+    /// Sessions unused this long are forgotten (and their stdio child stopped).
+    pub session_idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum UpstreamConfig {
+    Http(HttpUpstreamConfig),
+    Stdio(StdioConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpUpstreamConfig {
+    pub url: reqwest::Url,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct StdioConfig {
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+    pub request_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_sessions: usize,
+    pub restart_backoff_max: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub allowed_hosts: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+}
+
+/// A configuration error: which field, what is wrong, how to fix it.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct ConfigError {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+fn err(field: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field,
+        problem: problem.into(),
+    }
+}
+
+pub fn loopback_hosts() -> Vec<String> {
+    ["localhost", "127.0.0.1", "[::1]"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+impl Config {
+    pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+        let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            err(
+                "listen",
+                format!("{listen_text:?} is not host:port; write e.g. \"127.0.0.1:3210\""),
+            )
+        })?;
+        let public_url = match raw.public_url {
+            Some(u) => {
+                let parsed = reqwest::Url::parse(&u).map_err(|e| {
+                    err(
+                        "public_url",
+                        format!("{u:?} is not a URL ({e}); write e.g. \"https://mcp.example.com\""),
+                    )
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(err("public_url", "must start with http:// or https://"));
+                }
+                u.trim_end_matches('/').to_string()
+            }
+            None => format!("http://{listen}"),
+        };
+
+        let up = raw.upstream;
+        let connect_timeout = Duration::from_millis(up.connect_timeout_ms.unwrap_or(5_000));
+        let request_timeout = Duration::from_millis(up.request_timeout_ms.unwrap_or(300_000));
+        if request_timeout.is_zero() {
+            return Err(err("upstream.request_timeout_ms", "must be greater than 0"));
+        }
+        let session_idle_timeout = Duration::from_secs(up.idle_session_timeout_s.unwrap_or(1800));
+        if session_idle_timeout.is_zero() {
+            return Err(err(
+                "upstream.idle_session_timeout_s",
+                "must be greater than 0",
+            ));
+        }
+        let upstream = match (up.url, up.command) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "upstream",
+                    "set either `url` (HTTP upstream) or `command` (stdio upstream), not both",
+                ));
+            }
+            (None, None) => {
+                return Err(err(
+                    "upstream",
+                    "no upstream: set `upstream.url`, `upstream.command`, --upstream-url, --upstream-cmd, or use --demo",
+                ));
+            }
+            (Some(url), None) => {
+                let parsed = reqwest::Url::parse(&url).map_err(|e| {
+                    err(
+                        "upstream.url",
+                        format!(
+                            "{url:?} is not a URL ({e}); write e.g. \"http://127.0.0.1:8000/mcp\""
+                        ),
+                    )
+                })?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(err("upstream.url", "must start with http:// or https://"));
+                }
+                UpstreamConfig::Http(HttpUpstreamConfig {
+                    url: parsed,
+                    connect_timeout,
+                    request_timeout,
+                })
+            }
+            (None, Some(cmd)) => {
+                let mut words = shlex::split(&cmd).ok_or_else(|| {
+                    err("upstream.command", "unbalanced quotes in the command line")
+                })?;
+                if words.is_empty() {
+                    return Err(err(
+                        "upstream.command",
+                        "is empty; write the program and its arguments",
+                    ));
+                }
+                let program = words.remove(0);
+                words.extend(up.args);
+                UpstreamConfig::Stdio(StdioConfig {
+                    program,
+                    args: words,
+                    env: up.env,
+                    cwd: up.cwd.map(PathBuf::from),
+                    request_timeout,
+                    idle_timeout: session_idle_timeout,
+                    max_sessions: up.max_sessions.unwrap_or(1000),
+                    restart_backoff_max: Duration::from_millis(
+                        up.restart_backoff_max_ms.unwrap_or(30_000),
+                    ),
+                })
+            }
+        };
+        if let UpstreamConfig::Stdio(s) = &upstream
+            && s.max_sessions == 0
+        {
+            return Err(err("upstream.max_sessions", "must be at least 1"));
+        }
+
+        let allowed_hosts = raw.http.allowed_hosts.unwrap_or_else(loopback_hosts);
+        for h in &allowed_hosts {
+            if h.is_empty() || h.contains('/') {
+                return Err(err(
+                    "http.allowed_hosts",
+                    format!("{h:?} is not a host name; write e.g. \"mcp.example.com\" or \"*\""),
+                ));
+            }
+        }
+        let allowed_origins = raw.http.allowed_origins.unwrap_or_default();
+        for o in &allowed_origins {
+            if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+                return Err(err(
+                    "http.allowed_origins",
+                    format!("{o:?} must be scheme://host[:port] or \"*\""),
+                ));
+            }
+        }
+        let max_body_bytes = raw.http.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY);
+        if max_body_bytes < 1024 {
+            return Err(err("http.max_body_bytes", "must be at least 1024"));
+        }
+        Ok(Config {
+            listen,
+            public_url,
+            upstream,
+            http: HttpConfig {
+                allowed_hosts,
+                allowed_origins,
+                max_body_bytes,
+            },
+            session_idle_timeout,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raw::Overrides;
+
+    fn check(toml: &str) -> Result<Config, String> {
+        let raw = RawConfig::from_toml(toml)?;
+        Config::validate(raw).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_and_layers() {
+        let mut raw = RawConfig::from_toml("[upstream]\nurl = \"http://127.0.0.1:9/mcp\"").unwrap();
+        raw.apply_env(|k| (k == raw::env::LISTEN).then(|| "127.0.0.1:4000".to_string()))
+            .unwrap();
+        raw.apply_overrides(&Overrides {
+            upstream_cmd: Some("server --stdio 'a b'".into()),
+            ..Default::default()
+        });
+        let c = Config::validate(raw).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:4000");
+        match c.upstream {
+            UpstreamConfig::Stdio(s) => {
+                assert_eq!(s.program, "server");
+                assert_eq!(s.args, vec!["--stdio", "a b"]);
+            }
+            UpstreamConfig::Http(_) => panic!("CLI flag must win over the file"),
+        }
+        assert_eq!(c.http.allowed_hosts, loopback_hosts());
+        assert_eq!(c.public_url, "http://127.0.0.1:4000");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            ("lisen = \"x\"", "unknown field"),
+            (
+                "listen = \"nope\"\n[upstream]\nurl=\"http://a/\"",
+                "listen:",
+            ),
+            ("[upstream]\nurl = \"ftp://a\"", "upstream.url:"),
+            (
+                "[upstream]\nurl = \"http://a\"\ncommand = \"x\"",
+                "upstream:",
+            ),
+            ("", "no upstream"),
+            ("[upstream]\ncommand = \"'unbalanced\"", "upstream.command:"),
+            (
+                "[upstream]\nurl = \"http://a\"\n[http]\nmax_body_bytes = 1",
+                "http.max_body_bytes:",
+            ),
+            (
+                "[upstream]\nurl = \"http://a\"\n[http]\nallowed_origins = [\"example.com\"]",
+                "http.allowed_origins:",
+            ),
+        ];
+        for (toml, want) in cases {
+            let e = check(toml).unwrap_err();
+            assert!(e.contains(want), "{toml:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn bad_env_values_are_named() {
+        let mut raw = RawConfig::default();
+        let e = raw
+            .apply_env(|k| (k == raw::env::MAX_BODY_BYTES).then(|| "lots".to_string()))
+            .unwrap_err();
+        assert!(e.contains("MCPGATE_MAX_BODY_BYTES"));
+    }
+}

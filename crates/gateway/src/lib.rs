@@ -1,0 +1,17 @@
+//! mcpgate's HTTP layer: Streamable HTTP toward clients, an upstream connector toward the MCP
+//! server, and the ordered request pipeline between them. The domain decisions live in
+//! `mcpgate-core`; this crate adapts them to HTTP.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod config;
+pub mod guard;
+pub mod metrics;
+pub mod pipeline;
+pub mod refusal;
+pub mod server;
+pub mod sessions;
+pub mod sse;
+pub mod upstream;
+
+pub use server::{Gateway, serve};

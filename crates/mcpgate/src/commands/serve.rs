@@ -1,0 +1,59 @@
+//! `mcpgate serve`: load and validate the configuration, bind, run until Ctrl-C or SIGTERM.
+
+use crate::cli::ServeArgs;
+use anyhow::{Context, Result};
+use mcpgate_gateway::Gateway;
+use mcpgate_gateway::config::raw::Overrides;
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let mut overrides = Overrides {
+        listen: args.listen,
+        public_url: args.public_url,
+        upstream_url: args.upstream_url,
+        upstream_cmd: args.upstream_cmd,
+        allowed_hosts: (!args.allowed_hosts.is_empty()).then_some(args.allowed_hosts),
+    };
+    if args.demo {
+        let exe = std::env::current_exe().context("cannot find the mcpgate executable for the demo upstream")?;
+        let exe = shell_quote(&exe.to_string_lossy());
+        overrides.upstream_cmd = Some(format!("{exe} demo-upstream"));
+    }
+    let config = super::config::load(&args.config, &overrides)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let gw = Gateway::new(config).map_err(anyhow::Error::msg)?;
+    tracing::info!(upstream = gw.upstream.kind(), "mcpgate {} listening on http://{addr}/mcp", mcpgate_gateway::server::VERSION);
+    if args.demo {
+        eprintln!("mcpgate demo: MCP endpoint http://{addr}/mcp (built-in demo upstream: echo, add, slow, ask_name, summarize)");
+    }
+    mcpgate_gateway::serve(gw, listener, shutdown_signal()).await?;
+    tracing::info!("mcpgate stopped");
+    Ok(())
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,43 @@
+//! The `mcpgate` binary: parses the command line and hands over to one module per subcommand.
+
+mod cli;
+mod commands;
+
+use clap::Parser;
+use cli::{Cli, Command, ConfigCommand, LogFormat};
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcpgate: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => commands::serve::run(args).await,
+            Command::Config { command: ConfigCommand::Check(args) } => commands::config::check(&args),
+            Command::DemoUpstream => mcpgate_demo::serve_stdio(mcpgate_demo::Profile::Demo).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcpgate: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
