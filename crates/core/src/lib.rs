@@ -4,5 +4,11 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod audit;
 pub mod jsonrpc;
+pub mod keys;
+pub mod policy;
+pub mod principal;
+pub mod ratelimit;
 pub mod redact;
+pub mod time;
