@@ -170,12 +170,7 @@ impl<'a> Message<'a> {
 }
 
 /// A JSON-RPC error response body for `id` (or `null` when the request had none).
-pub fn error_body(
-    id: Option<&RawValue>,
-    code: i64,
-    message: &str,
-    data: Option<&serde_json::Value>,
-) -> Vec<u8> {
+pub fn error_body(id: Option<&RawValue>, code: i64, message: &str, data: Option<&serde_json::Value>) -> Vec<u8> {
     #[derive(serde::Serialize)]
     struct ErrorObj<'a> {
         code: i64,
@@ -192,14 +187,12 @@ pub fn error_body(
     let body = Body {
         jsonrpc: "2.0",
         id,
-        error: ErrorObj {
-            code,
-            message,
-            data,
-        },
+        error: ErrorObj { code, message, data },
     };
     // Serializing plain strings, numbers and raw JSON cannot fail.
-    serde_json::to_vec(&body).unwrap_or_else(|_| b"{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32603,\"message\":\"internal error\"}}".to_vec())
+    serde_json::to_vec(&body).unwrap_or_else(|_| {
+        b"{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32603,\"message\":\"internal error\"}}".to_vec()
+    })
 }
 
 /// A JSON-RPC success response body for `id` with an already-serialized `result`.
@@ -265,13 +258,11 @@ mod tests {
         assert_eq!(r.target().as_deref(), Some("echo"));
         assert_eq!(r.progress_token().unwrap().get(), "\"p1\"");
 
-        let n =
-            Message::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        let n = Message::parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
         assert_eq!(n.kind, Kind::Notification);
         let s = Message::parse(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();
         assert_eq!(s.kind, Kind::Response);
-        let e = Message::parse(br#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"m"}}"#)
-            .unwrap();
+        let e = Message::parse(br#"{"jsonrpc":"2.0","id":"a","error":{"code":1,"message":"m"}}"#).unwrap();
         assert_eq!(e.kind, Kind::Response);
     }
 
@@ -283,14 +274,8 @@ mod tests {
             (b"[{}]", code::INVALID_REQUEST),
             (b"42", code::INVALID_REQUEST),
             (br#"{"id":1,"method":"x"}"#, code::INVALID_REQUEST),
-            (
-                br#"{"jsonrpc":"1.0","id":1,"method":"x"}"#,
-                code::INVALID_REQUEST,
-            ),
-            (
-                br#"{"jsonrpc":"2.0","id":{},"method":"x"}"#,
-                code::INVALID_REQUEST,
-            ),
+            (br#"{"jsonrpc":"1.0","id":1,"method":"x"}"#, code::INVALID_REQUEST),
+            (br#"{"jsonrpc":"2.0","id":{},"method":"x"}"#, code::INVALID_REQUEST),
             (br#"{"jsonrpc":"2.0","id":1}"#, code::INVALID_REQUEST),
             (br#"{"jsonrpc":"2.0","result":{}}"#, code::INVALID_REQUEST),
             (br#"{"jsonrpc":"2.0","id":1,"method":7}"#, code::PARSE_ERROR),
@@ -303,10 +288,8 @@ mod tests {
 
     #[test]
     fn escaped_method_names_are_read() {
-        let r = Message::parse(
-            br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"ec\u0068o"}}"#,
-        )
-        .unwrap();
+        let r = Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"ec\u0068o"}}"#)
+            .unwrap();
         assert_eq!(r.method(), "tools/call");
         assert_eq!(r.target().as_deref(), Some("echo"));
     }

@@ -73,16 +73,25 @@ pub fn generate() -> NewKey {
     let id_bytes: [u8; 6] = rand::random();
     let secret: [u8; 32] = rand::random();
     let key_id = hex::encode(id_bytes);
-    let key = format!("{PREFIX}{key_id}_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
+    let key = format!(
+        "{PREFIX}{key_id}_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+    );
     let hash = hash_hex(&key);
-    NewKey { key: Secret::new(key), key_id, hash }
+    NewKey {
+        key: Secret::new(key),
+        key_id,
+        hash,
+    }
 }
 
 /// The keyId of a well-formed `mcp_<keyId>_<secret>` key.
 pub fn key_id_of(key: &str) -> Option<&str> {
     let rest = key.strip_prefix(PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
-    let ok = |s: &str, max: usize| !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok = |s: &str, max: usize| {
+        !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
     (ok(id, 64) && ok(secret, 256)).then_some(id)
 }
 
@@ -135,7 +144,11 @@ impl KeyIndex {
                 }
                 r
             }
-            None => self.by_hash.get(&hash).and_then(|id| self.by_id.get(id)).ok_or(KeyError::Unknown)?,
+            None => self
+                .by_hash
+                .get(&hash)
+                .and_then(|id| self.by_id.get(id))
+                .ok_or(KeyError::Unknown)?,
         };
         if record.revoked {
             return Err(KeyError::Revoked);
@@ -185,16 +198,21 @@ pub fn parse_seed_keys(json: &str, source: &str, now: i64) -> Result<Vec<LoadedK
     for (i, (key, value)) in map.into_iter().enumerate() {
         let n = i + 1;
         if key.len() < 8 {
-            return Err(format!("{source}: key #{n} is shorter than 8 characters; use `mcpgate keys create` for a strong key"));
+            return Err(format!(
+                "{source}: key #{n} is shorter than 8 characters; use `mcpgate keys create` for a strong key"
+            ));
         }
         let e: SeedKeyEntry = serde_json::from_value(value).map_err(|e| format!("{source}: key #{n}: {e}"))?;
         let role = match e.role.as_deref() {
             None => Role::User,
-            Some(r) => Role::parse(r).ok_or_else(|| format!("{source}: key #{n}: role {r:?} is not guest, user, developer or admin"))?,
+            Some(r) => Role::parse(r)
+                .ok_or_else(|| format!("{source}: key #{n}: role {r:?} is not guest, user, developer or admin"))?,
         };
         let expires_at = match e.expires_at.as_deref() {
             None => None,
-            Some(t) => Some(crate::time::parse_rfc3339(t).ok_or_else(|| format!("{source}: key #{n}: expiresAt {t:?} is not an RFC 3339 time like 2025-12-31T23:59:59Z"))?),
+            Some(t) => Some(crate::time::parse_rfc3339(t).ok_or_else(|| {
+                format!("{source}: key #{n}: expiresAt {t:?} is not an RFC 3339 time like 2025-12-31T23:59:59Z")
+            })?),
         };
         let hash = hash_hex(&key);
         let weak = key_id_of(&key).is_none_or(|_| key.len() < 40);
@@ -264,7 +282,10 @@ mod tests {
         assert_eq!(idx.verify("mcp_nope_x", 10).unwrap_err(), KeyError::Unknown);
         let mut revoked = record(&k);
         revoked.revoked = true;
-        assert_eq!(KeyIndex::new([revoked]).verify(k.key.expose(), 10).unwrap_err(), KeyError::Revoked);
+        assert_eq!(
+            KeyIndex::new([revoked]).verify(k.key.expose(), 10).unwrap_err(),
+            KeyError::Revoked
+        );
     }
 
     #[test]
@@ -291,7 +312,12 @@ mod tests {
 
     #[test]
     fn seed_json_errors_never_echo_keys() {
-        for bad in [r#"{"secret-key-123": {"role": "root"}}"#, r#"{"secret-key-123": {"expiresAt": "soon"}}"#, r#"{"short": {}}"#, "[]"] {
+        for bad in [
+            r#"{"secret-key-123": {"role": "root"}}"#,
+            r#"{"secret-key-123": {"expiresAt": "soon"}}"#,
+            r#"{"short": {}}"#,
+            "[]",
+        ] {
             let e = parse_seed_keys(bad, "MCP_API_KEYS", 0).err().unwrap();
             assert!(!e.contains("secret-key-123"), "{e}");
         }

@@ -47,9 +47,15 @@ impl Rule {
 pub enum Denial {
     /// No credential, and the target is not public: 401.
     Unauthenticated,
-    Role { needed: Role },
-    Permission { missing: Vec<String> },
-    Scope { missing: Vec<String> },
+    Role {
+        needed: Role,
+    },
+    Permission {
+        missing: Vec<String>,
+    },
+    Scope {
+        missing: Vec<String>,
+    },
     Denied,
 }
 
@@ -68,12 +74,17 @@ pub struct Policy {
 
 /// Methods every authenticated caller may use: the protocol itself, not the server's features.
 fn is_lifecycle(method: &str) -> bool {
-    matches!(method, "initialize" | "ping" | "server/discover" | "logging/setLevel" | "completion/complete" | "")
-        || method.starts_with("notifications/")
+    matches!(
+        method,
+        "initialize" | "ping" | "server/discover" | "logging/setLevel" | "completion/complete" | ""
+    ) || method.starts_with("notifications/")
 }
 
 fn is_listing(method: &str) -> bool {
-    matches!(method, "tools/list" | "resources/list" | "resources/templates/list" | "prompts/list")
+    matches!(
+        method,
+        "tools/list" | "resources/list" | "resources/templates/list" | "prompts/list"
+    )
 }
 
 impl Policy {
@@ -91,12 +102,21 @@ impl Policy {
     fn default_rule(method: &str) -> Rule {
         let permissions = if is_lifecycle(method) {
             vec![]
-        } else if is_listing(method) || matches!(method, "resources/read" | "resources/subscribe" | "resources/unsubscribe" | "prompts/get") {
+        } else if is_listing(method)
+            || matches!(
+                method,
+                "resources/read" | "resources/subscribe" | "resources/unsubscribe" | "prompts/get"
+            )
+        {
             vec!["read".to_string()]
         } else {
             vec!["write".to_string()]
         };
-        Rule { role: Some(Role::Guest), permissions, ..Rule::default() }
+        Rule {
+            role: Some(Role::Guest),
+            permissions,
+            ..Rule::default()
+        }
     }
 
     fn rule_for(&self, method: &str, target: Option<&str>) -> Rule {
@@ -128,7 +148,12 @@ impl Policy {
         {
             return Decision::Deny(Denial::Role { needed });
         }
-        let missing: Vec<String> = rule.permissions.iter().filter(|perm| !p.has_permission(perm)).cloned().collect();
+        let missing: Vec<String> = rule
+            .permissions
+            .iter()
+            .filter(|perm| !p.has_permission(perm))
+            .cloned()
+            .collect();
         if !missing.is_empty() {
             return Decision::Deny(Denial::Permission { missing });
         }
@@ -147,7 +172,10 @@ impl Policy {
             "prompts/list" => "prompts/get",
             _ => return true,
         };
-        matches!(self.decide(principal, call, Some(name)), Decision::Allow | Decision::Public)
+        matches!(
+            self.decide(principal, call, Some(name)),
+            Decision::Allow | Decision::Public
+        )
     }
 
     /// Every scope any rule names: `scopes_supported` in the OAuth metadata.
@@ -199,7 +227,15 @@ mod tests {
 
     #[test]
     fn globs() {
-        for (p, t, want) in [("*", "x", true), ("kp_*", "kp_me", true), ("kp_*", "kx_me", false), ("a?c", "abc", true), ("a*b*c", "axxbyyc", true), ("a*c", "ab", false), ("", "", true)] {
+        for (p, t, want) in [
+            ("*", "x", true),
+            ("kp_*", "kp_me", true),
+            ("kp_*", "kx_me", false),
+            ("a?c", "abc", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*c", "ab", false),
+            ("", "", true),
+        ] {
             assert_eq!(glob(p, t), want, "{p} {t}");
         }
     }
@@ -207,11 +243,32 @@ mod tests {
     #[test]
     fn decisions() {
         let policy = Policy::new(vec![
-            Rule { tools: vec!["kp_health".into()], public: true, ..Rule::default() },
-            Rule { tools: vec!["echo".into(), "add".into()], permissions: vec!["read".into()], ..Rule::default() },
-            Rule { tools: vec!["admin_*".into()], role: Some(Role::Admin), ..Rule::default() },
-            Rule { tools: vec!["deploy".into()], scopes: vec!["execute".into()], permissions: vec!["write".into()], ..Rule::default() },
-            Rule { tools: vec!["rm_rf".into()], deny: true, ..Rule::default() },
+            Rule {
+                tools: vec!["kp_health".into()],
+                public: true,
+                ..Rule::default()
+            },
+            Rule {
+                tools: vec!["echo".into(), "add".into()],
+                permissions: vec!["read".into()],
+                ..Rule::default()
+            },
+            Rule {
+                tools: vec!["admin_*".into()],
+                role: Some(Role::Admin),
+                ..Rule::default()
+            },
+            Rule {
+                tools: vec!["deploy".into()],
+                scopes: vec!["execute".into()],
+                permissions: vec!["write".into()],
+                ..Rule::default()
+            },
+            Rule {
+                tools: vec!["rm_rf".into()],
+                deny: true,
+                ..Rule::default()
+            },
         ]);
         let reader = who(Role::User, &["read"]);
         let writer = who(Role::User, &["read", "write"]);
@@ -223,20 +280,61 @@ mod tests {
             (None, "tools/call", Some("kp_health"), Decision::Public),
             (None, "initialize", None, Decision::Public),
             (None, "tools/list", None, Decision::Public),
-            (None, "tools/call", Some("echo"), Decision::Deny(Denial::Unauthenticated)),
+            (
+                None,
+                "tools/call",
+                Some("echo"),
+                Decision::Deny(Denial::Unauthenticated),
+            ),
             (Some(&reader), "tools/call", Some("echo"), Decision::Allow),
-            (Some(&reader), "tools/call", Some("other"), Decision::Deny(Denial::Permission { missing: vec!["write".into()] })),
+            (
+                Some(&reader),
+                "tools/call",
+                Some("other"),
+                Decision::Deny(Denial::Permission {
+                    missing: vec!["write".into()],
+                }),
+            ),
             (Some(&writer), "tools/call", Some("other"), Decision::Allow),
-            (Some(&writer), "tools/call", Some("admin_reset"), Decision::Deny(Denial::Role { needed: Role::Admin })),
+            (
+                Some(&writer),
+                "tools/call",
+                Some("admin_reset"),
+                Decision::Deny(Denial::Role { needed: Role::Admin }),
+            ),
             (Some(&admin), "tools/call", Some("admin_reset"), Decision::Allow),
-            (Some(&scoped), "tools/call", Some("deploy"), Decision::Deny(Denial::Scope { missing: vec!["execute".into()] })),
+            (
+                Some(&scoped),
+                "tools/call",
+                Some("deploy"),
+                Decision::Deny(Denial::Scope {
+                    missing: vec!["execute".into()],
+                }),
+            ),
             (Some(&writer), "tools/call", Some("deploy"), Decision::Allow),
-            (Some(&admin), "tools/call", Some("rm_rf"), Decision::Deny(Denial::Denied)),
+            (
+                Some(&admin),
+                "tools/call",
+                Some("rm_rf"),
+                Decision::Deny(Denial::Denied),
+            ),
             (Some(&reader), "resources/read", Some("demo://x"), Decision::Allow),
-            (Some(&guest), "tools/list", None, Decision::Deny(Denial::Permission { missing: vec!["read".into()] })),
+            (
+                Some(&guest),
+                "tools/list",
+                None,
+                Decision::Deny(Denial::Permission {
+                    missing: vec!["read".into()],
+                }),
+            ),
         ];
         for (p, m, t, want) in cases {
-            assert_eq!(policy.decide(p, m, t), want, "{m} {t:?} as {:?}", p.map(|p| &p.permissions));
+            assert_eq!(
+                policy.decide(p, m, t),
+                want,
+                "{m} {t:?} as {:?}",
+                p.map(|p| &p.permissions)
+            );
         }
         assert!(policy.visible(Some(&reader), "tools/list", "echo"));
         assert!(!policy.visible(Some(&reader), "tools/list", "other"));
@@ -244,6 +342,9 @@ mod tests {
         assert!(!policy.visible(None, "tools/list", "echo"));
         assert_eq!(policy.scopes_supported(), vec!["execute".to_string()]);
         let closed = Policy::default();
-        assert_eq!(closed.decide(None, "initialize", None), Decision::Deny(Denial::Unauthenticated));
+        assert_eq!(
+            closed.decide(None, "initialize", None),
+            Decision::Deny(Denial::Unauthenticated)
+        );
     }
 }

@@ -59,6 +59,7 @@ impl AuthMethod {
 
 /// Request limits attached to a principal (seed 001's `rateLimit` plus a daily quota).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Limits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_minute: Option<u32>,
@@ -117,7 +118,9 @@ impl Principal {
 
     /// Whether the principal holds `perm`: `*` holds everything, `admin` holds `read` and `write`.
     pub fn has_permission(&self, perm: &str) -> bool {
-        self.permissions.iter().any(|p| p == "*" || p == perm || (p == "admin" && matches!(perm, "read" | "write")))
+        self.permissions
+            .iter()
+            .any(|p| p == "*" || p == perm || (p == "admin" && matches!(perm, "read" | "write")))
     }
 
     pub fn has_scope(&self, scope: &str) -> bool {

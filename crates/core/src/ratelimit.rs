@@ -57,7 +57,11 @@ impl Gcra {
         let t = period_us / i64::from(limit.max(1));
         let tau = period_us - t;
         let tat = self.tat.max(now);
-        if tat - now > tau { Err(tat - now - tau) } else { Ok(tat + t) }
+        if tat - now > tau {
+            Err(tat - now - tau)
+        } else {
+            Ok(tat + t)
+        }
     }
     fn remaining(&self, limit: u32, period_us: i64, now: i64) -> u32 {
         let t = period_us / i64::from(limit.max(1));
@@ -84,10 +88,16 @@ impl Windows {
             retry_after_s: ((wait_us + 999_999) / 1_000_000).max(1) as u64,
         };
         if let Some(l) = limits.per_minute {
-            next.minute.tat = self.minute.try_take(l, MINUTE_US, now.mono_us).map_err(|w| refuse("per-minute", l, w))?;
+            next.minute.tat = self
+                .minute
+                .try_take(l, MINUTE_US, now.mono_us)
+                .map_err(|w| refuse("per-minute", l, w))?;
         }
         if let Some(l) = limits.per_hour {
-            next.hour.tat = self.hour.try_take(l, HOUR_US, now.mono_us).map_err(|w| refuse("per-hour", l, w))?;
+            next.hour.tat = self
+                .hour
+                .try_take(l, HOUR_US, now.mono_us)
+                .map_err(|w| refuse("per-hour", l, w))?;
         }
         if let Some(l) = limits.per_day {
             let day = now.unix_s.div_euclid(86_400);
@@ -115,7 +125,9 @@ pub struct LocalLimiter {
 
 impl Default for LocalLimiter {
     fn default() -> Self {
-        LocalLimiter { shards: (0..32).map(|_| Mutex::new(HashMap::new())).collect() }
+        LocalLimiter {
+            shards: (0..32).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
     }
 }
 
@@ -161,7 +173,9 @@ impl RateLimiter for LocalLimiter {
         Remaining {
             per_minute: limits.per_minute.map(|l| w.minute.remaining(l, MINUTE_US, now.mono_us)),
             per_hour: limits.per_hour.map(|l| w.hour.remaining(l, HOUR_US, now.mono_us)),
-            per_day: limits.per_day.map(|l| l.saturating_sub(if w.day.0 == day { w.day.1 } else { 0 })),
+            per_day: limits
+                .per_day
+                .map(|l| l.saturating_sub(if w.day.0 == day { w.day.1 } else { 0 })),
         }
     }
 }
@@ -171,13 +185,19 @@ mod tests {
     use super::*;
 
     fn at(s: i64) -> Now {
-        Now { mono_us: s * 1_000_000, unix_s: 1_699_920_000 + s }
+        Now {
+            mono_us: s * 1_000_000,
+            unix_s: 1_699_920_000 + s,
+        }
     }
 
     #[test]
     fn per_minute_allows_a_burst_then_the_rate() {
         let l = LocalLimiter::default();
-        let lim = Limits { per_minute: Some(3), ..Limits::default() };
+        let lim = Limits {
+            per_minute: Some(3),
+            ..Limits::default()
+        };
         for _ in 0..3 {
             assert!(l.check("k", &lim, None, at(0)).is_ok());
         }
@@ -191,7 +211,11 @@ mod tests {
     #[test]
     fn hourly_and_daily_windows() {
         let l = LocalLimiter::default();
-        let lim = Limits { per_minute: Some(100), per_hour: Some(2), per_day: Some(3) };
+        let lim = Limits {
+            per_minute: Some(100),
+            per_hour: Some(2),
+            per_day: Some(3),
+        };
         assert!(l.check("k", &lim, None, at(0)).is_ok());
         assert!(l.check("k", &lim, None, at(1)).is_ok());
         let e = l.check("k", &lim, None, at(2)).unwrap_err();
@@ -207,8 +231,14 @@ mod tests {
     #[test]
     fn a_refused_request_is_not_counted_anywhere() {
         let l = LocalLimiter::default();
-        let own = Limits { per_minute: Some(10), ..Limits::default() };
-        let tool = Limits { per_minute: Some(1), ..Limits::default() };
+        let own = Limits {
+            per_minute: Some(10),
+            ..Limits::default()
+        };
+        let tool = Limits {
+            per_minute: Some(1),
+            ..Limits::default()
+        };
         assert!(l.check("k", &own, Some(("t", &tool)), at(0)).is_ok());
         let e = l.check("k", &own, Some(("t", &tool)), at(0)).unwrap_err();
         assert_eq!(e.tool.as_deref(), Some("t"));
@@ -222,7 +252,10 @@ mod tests {
     #[test]
     fn exact_under_concurrency() {
         let l = std::sync::Arc::new(LocalLimiter::default());
-        let lim = Limits { per_minute: Some(500), ..Limits::default() };
+        let lim = Limits {
+            per_minute: Some(500),
+            ..Limits::default()
+        };
         let ok = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
         let threads: Vec<_> = (0..8)
             .map(|_| {

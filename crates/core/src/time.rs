@@ -4,11 +4,24 @@
 /// allowed) into Unix seconds.
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
         return None;
     }
@@ -60,7 +73,12 @@ pub fn format_rfc3339(t: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 #[cfg(test)]
@@ -72,7 +90,14 @@ mod tests {
         assert_eq!(parse_rfc3339("2025-12-31T23:59:59Z"), Some(1767225599));
         assert_eq!(parse_rfc3339("2025-12-31T23:59:59.123+01:00"), Some(1767225599 - 3600));
         assert_eq!(format_rfc3339(1767225599), "2025-12-31T23:59:59Z");
-        for bad in ["", "2025-13-01T00:00:00Z", "2025-12-31", "2025-12-31T23:59:59", "2025-12-31T23:59:59+0100", "2025-12-31T23:59:59.Z"] {
+        for bad in [
+            "",
+            "2025-13-01T00:00:00Z",
+            "2025-12-31",
+            "2025-12-31T23:59:59",
+            "2025-12-31T23:59:59+0100",
+            "2025-12-31T23:59:59.Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

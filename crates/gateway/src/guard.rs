@@ -110,11 +110,7 @@ mod tests {
         let bad = [
             ("evil.example:3210", None, Refusal::ForbiddenHost),
             ("127.0.0.1.evil.example", None, Refusal::ForbiddenHost),
-            (
-                "127.0.0.1:3210",
-                Some("http://evil.example"),
-                Refusal::ForbiddenOrigin,
-            ),
+            ("127.0.0.1:3210", Some("http://evil.example"), Refusal::ForbiddenOrigin),
             ("127.0.0.1:3210", Some("null"), Refusal::ForbiddenOrigin),
             (
                 "127.0.0.1:3210",
@@ -127,11 +123,7 @@ mod tests {
         }
         let listed = cfg(&["https://app.example"]);
         assert_eq!(
-            check(
-                &listed,
-                &uri,
-                &req("localhost", Some("https://app.example"))
-            ),
+            check(&listed, &uri, &req("localhost", Some("https://app.example"))),
             Ok(())
         );
         assert_eq!(

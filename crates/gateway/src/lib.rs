@@ -4,8 +4,12 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod audit;
+pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod guard;
+pub mod lists;
 pub mod metrics;
 pub mod pipeline;
 pub mod refusal;

@@ -47,11 +47,7 @@ const METHODS: &[&str] = &[
 
 /// The metric label for a method: itself when it is a known MCP method, otherwise "other".
 pub fn method_label(method: &str) -> &'static str {
-    METHODS
-        .iter()
-        .find(|m| **m == method)
-        .copied()
-        .unwrap_or("other")
+    METHODS.iter().find(|m| **m == method).copied().unwrap_or("other")
 }
 
 impl Default for Metrics {
@@ -102,9 +98,7 @@ impl Metrics {
     }
 
     pub fn observe(&self, method: &'static str, outcome: &'static str, elapsed: Duration) {
-        self.requests
-            .get_or_create(&CallLabels { method, outcome })
-            .inc();
+        self.requests.get_or_create(&CallLabels { method, outcome }).inc();
         self.latency.observe(elapsed.as_secs_f64());
     }
 

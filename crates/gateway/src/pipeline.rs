@@ -1,116 +1,256 @@
 //! The request pipeline for `/mcp`, written in order in one place. Each step says why it sits
-//! where it does; later steps (authentication, authorization, limits, delegation, audit) slot in
-//! at the marked points and reuse what earlier steps established.
+//! where it does. Every message ends in exactly one audit record: a refusal (`auth` event) or a
+//! call that went upstream (`call` event).
 
 use crate::Gateway;
+use crate::auth::extract::{self, Found, Location, Presented};
+use crate::clock;
 use crate::guard;
+use crate::lists;
 use crate::metrics::method_label;
 use crate::refusal::{Refusal, json_response};
+use crate::sessions::Lookup;
 use crate::upstream::{Forward, SESSION_HEADER, header_str};
 use axum::body::Body;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
+use mcpgate_core::audit::AuditRecord;
 use mcpgate_core::jsonrpc::{self, Kind, Message, code};
+use mcpgate_core::policy::{Decision, Denial};
+use mcpgate_core::principal::Principal;
+use serde_json::value::RawValue;
+use std::net::SocketAddr;
 use std::time::Instant;
 
-/// What the pipeline did with a message, for metrics and logs.
-pub struct Handled {
-    pub response: Response,
-    pub method: &'static str,
-    pub outcome: &'static str,
+/// What the pipeline learned about a request, for the audit record at its end.
+#[derive(Default)]
+struct Trace {
+    method: Option<String>,
+    tool: Option<String>,
+    principal: Option<Principal>,
 }
 
+type Refused = (Refusal, Option<Box<RawValue>>);
+
 impl Gateway {
-    pub async fn handle_post(&self, parts: Parts, body: Body) -> Handled {
+    pub async fn handle_post(&self, parts: Parts, body: Body) -> Response {
         let started = Instant::now();
-        let mut method = "unparsed";
-        let result = self.post_steps(&parts, body, &mut method).await;
-        let (response, outcome) = match result {
+        let request_id = request_id(&parts.headers);
+        let mut trace = Trace::default();
+        let result = self.post_steps(&parts, body, &mut trace).await;
+        let (mut response, outcome, reason) = match result {
             Ok(r) => {
                 let outcome = if r.status().is_success() {
                     "ok"
                 } else {
                     "upstream_error"
                 };
-                (r, outcome)
+                (r, outcome, outcome)
             }
             Err((refusal, id)) => {
                 let label = refusal.label();
                 if let Refusal::UpstreamUnavailable { detail } = &refusal {
-                    tracing::warn!(%detail, "upstream unavailable");
+                    tracing::warn!(%detail, request_id = %request_id, "upstream unavailable");
                 }
-                (refusal.into_response(id.as_deref()), label)
+                let outcome = match refusal {
+                    Refusal::RateLimited(_) => "limited",
+                    _ => "refused",
+                };
+                (refusal.into_response(id.as_deref()), outcome, label)
             }
         };
-        self.metrics.observe(method, outcome, started.elapsed());
-        Handled {
-            response,
-            method,
-            outcome,
+        let elapsed = started.elapsed();
+        let method = trace.method.as_deref().unwrap_or("");
+        self.metrics.observe(
+            method_label(method),
+            if outcome == "refused" { reason } else { outcome },
+            elapsed,
+        );
+        self.audit_record(&request_id, &parts, &trace, outcome, reason, response.status(), elapsed);
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", v);
         }
+        response
     }
 
-    async fn post_steps(
-        &self,
-        parts: &Parts,
-        body: Body,
-        method_out: &mut &'static str,
-    ) -> Result<Response, (Refusal, Option<Box<serde_json::value::RawValue>>)> {
+    async fn post_steps(&self, parts: &Parts, body: Body, trace: &mut Trace) -> Result<Response, Refused> {
         let no_id = |r: Refusal| (r, None);
         // 1. DNS rebinding first: a forged Host or a foreign page's Origin gets nothing else.
         guard::check(&self.config.http, &parts.uri, &parts.headers).map_err(no_id)?;
         // 2. Transport rules before reading the body, so a wrong client costs us nothing.
         check_content_type(&parts.headers).map_err(no_id)?;
-        check_accept(&parts.headers, true).map_err(no_id)?;
+        check_accept(&parts.headers).map_err(no_id)?;
         // 3. The body, bounded: the limit is enforced while reading, never after.
         let limit = self.config.http.max_body_bytes;
         let bytes: Bytes = axum::body::to_bytes(body, limit)
             .await
             .map_err(|_| no_id(Refusal::PayloadTooLarge { limit }))?;
         // 4. Read only what the gateway needs: kind, id, method, target.
-        let msg = Message::parse(&bytes).map_err(|e| {
+        let parsed = Message::parse(&bytes).map_err(|e| {
             no_id(Refusal::Malformed {
                 code: e.code(),
                 message: e.to_string(),
             })
         })?;
-        *method_out = method_label(msg.method());
-        let id = || msg.id.map(|r| r.to_owned());
-        // 5. Sessions: only ids this gateway saw issued are accepted.
-        let session = header_str(&parts.headers, SESSION_HEADER);
-        if let Some(s) = session
-            && !self.sessions.touch(s)
-        {
-            return Err((Refusal::SessionNotFound, id()));
-        }
-        // (Authentication, authorization, rate limits and credential stripping go here.)
+        let id = parsed.id.map(|r| r.to_owned());
+        let with_id = |r: Refusal| (r, id.clone());
+        trace.method = parsed.method.as_deref().map(str::to_string);
+        trace.tool = parsed.target().map(|t| t.into_owned());
+        let is_call = parsed.kind == Kind::Request && parsed.method() == "tools/call";
 
-        // 6. The 2026-07-28 discovery probe: answered with a JSON-RPC error unless the upstream
-        //    answers it, so new clients fall back to initialize instead of hanging.
-        if msg.kind == Kind::Request && msg.method() == "server/discover" {
-            return Ok(self.discover(&msg, &bytes, parts).await);
+        // 5. Who is calling. The credential is looked for in the allowed places only; whatever
+        //    carried it is never forwarded (headers are not copied upstream; the query string is
+        //    dropped; a tool argument is cut out below).
+        let (presented, tool_arg_key) = self.find_credential(parts, &parsed).map_err(&with_id)?;
+        let principal = self
+            .auth
+            .authenticate(presented.as_ref(), clock::unix_s())
+            .await
+            .map_err(|f| match f {
+                crate::auth::AuthFailure::VerifierUnavailable => with_id(Refusal::VerifierUnavailable),
+                f => with_id(Refusal::Unauthenticated { failure: Some(f) }),
+            })?;
+        trace.principal = principal.clone();
+        // 6. Tenancy: the tenant comes from the credential; a header that disagrees is refused.
+        if let (Some(p), Some(sent)) = (&principal, header_str(&parts.headers, "x-tenant-id"))
+            && p.tenant.as_deref().is_some_and(|t| t != sent)
+        {
+            return Err(with_id(Refusal::TenantMismatch));
         }
-        // 7. Forward.
+        // 7. Sessions: only ids this gateway issued, and only to the principal that opened them.
+        let session = header_str(&parts.headers, SESSION_HEADER);
+        let principal_id = principal.as_ref().map(|p| p.id.as_str());
+        if let Some(s) = session {
+            match self.sessions.check(s, principal_id) {
+                Lookup::Ok => {}
+                Lookup::Unknown => return Err(with_id(Refusal::SessionNotFound)),
+                Lookup::OwnedByOther => return Err(with_id(Refusal::SessionOwnedByOther)),
+            }
+        }
+        // 8. Authorization. The gateway's own whoami tool is open to every caller it knows.
+        let tool = trace.tool.as_deref();
+        let whoami = is_call && tool.is_some() && self.auth.cfg.whoami_tool.as_deref() == tool;
+        if !whoami || principal.is_none() {
+            match self.config.policy.decide(principal.as_ref(), parsed.method(), tool) {
+                Decision::Allow | Decision::Public => {}
+                Decision::Deny(d) => return Err(with_id(denial_refusal(d, principal.as_ref(), parsed.method(), tool))),
+            }
+        }
+        // 9. Limits, after authorization so refused calls do not spend the caller's budget.
+        if let Some(p) = &principal
+            && parsed.kind == Kind::Request
+        {
+            let limits = p.limits.or(self.config.limits.default);
+            let tool_limits = if is_call {
+                tool.and_then(|t| self.config.limits.for_tool(t).map(|l| (t, l)))
+            } else {
+                None
+            };
+            self.limiter
+                .check(&p.id, &limits, tool_limits, clock::now())
+                .map_err(|l| with_id(Refusal::RateLimited(l)))?;
+        }
+        // 10. Answered by the gateway itself.
+        if whoami && let (Some(p), Some(rid)) = (&principal, parsed.id) {
+            return Ok(self.whoami_result(p, rid));
+        }
+        if parsed.kind == Kind::Request && parsed.method() == "server/discover" {
+            return Ok(self.discover(&parsed, &bytes, parts).await);
+        }
+        // 11. Cut a tool-argument credential out of the body before it can go anywhere.
+        let stripped = if tool_arg_key {
+            Some(strip_tool_arg_key(&parsed).map_err(&with_id)?)
+        } else {
+            None
+        };
+        let bytes = stripped.as_ref().unwrap_or(&bytes);
+        let msg = if stripped.is_some() {
+            Message::parse(bytes).map_err(|_| with_id(Refusal::UpstreamGarbled))?
+        } else {
+            parsed
+        };
+        // 12. Forward.
         let response = self
             .upstream
             .post(Forward {
                 msg: &msg,
-                body: &bytes,
+                body: bytes,
                 session,
                 client_headers: &parts.headers,
                 inject: &[],
             })
             .await
-            .map_err(|r| (r, id()))?;
-        // 8. A new session: remember it so later requests can be checked against it.
+            .map_err(&with_id)?;
+        // 13. Lists show only what this caller may use (and the whoami tool).
+        let response = if lists::is_list(msg.method()) {
+            let extra = (msg.method() == "tools/list")
+                .then_some(())
+                .and(self.auth.cfg.whoami_tool.as_deref())
+                .map(lists::whoami_tool);
+            let policy = &self.config.policy;
+            let p = principal.as_ref();
+            lists::filter(
+                response,
+                msg.method(),
+                |name| policy.visible(p, msg.method(), name),
+                extra,
+            )
+            .await
+            .map_err(&with_id)?
+        } else {
+            response
+        };
+        // 14. A new session belongs to whoever opened it.
         if msg.method() == "initialize"
             && let Some(new_id) = header_str(response.headers(), SESSION_HEADER)
         {
-            self.sessions.open(new_id);
+            self.sessions.open(new_id, principal_id);
         }
         Ok(response)
+    }
+
+    /// The credential, from the places this configuration accepts. The flag says a tool argument
+    /// carried it (so the body must be rewritten).
+    fn find_credential(&self, parts: &Parts, msg: &Message<'_>) -> Result<(Option<Presented>, bool), Refusal> {
+        let cfg = &self.auth.cfg;
+        let arg_key = if cfg.allow_tool_arg_key && msg.method() == "tools/call" {
+            tool_arg_key(msg)
+        } else {
+            None
+        };
+        let has_arg = arg_key.is_some();
+        let found = match extract::from_headers(&parts.headers) {
+            Found::Credential(p) => Some(p),
+            Found::Malformed(why) => {
+                return Err(Refusal::Unauthenticated {
+                    failure: Some(crate::auth::AuthFailure::Malformed(why)),
+                });
+            }
+            Found::None => None,
+        };
+        let found = found
+            .or_else(|| {
+                cfg.allow_query_key
+                    .then(|| extract::from_query(parts.uri.query()))
+                    .flatten()
+            })
+            .or(arg_key);
+        Ok((found, has_arg))
+    }
+
+    fn whoami_result(&self, p: &Principal, id: &RawValue) -> Response {
+        let limits = p.limits.or(self.config.limits.default);
+        let remaining = self.limiter.remaining(&p.id, &limits, clock::now());
+        let info = whoami_json(p, &limits, &remaining);
+        let text = serde_json::to_string_pretty(&info).unwrap_or_default();
+        let result = serde_json::json!({
+            "content": [{ "type": "text", "text": text }],
+            "structuredContent": info,
+        });
+        let raw = serde_json::value::to_raw_value(&result).unwrap_or_default();
+        json_response(StatusCode::OK, jsonrpc::result_body(id, &raw))
     }
 
     async fn discover(&self, msg: &Message<'_>, bytes: &Bytes, parts: &Parts) -> Response {
@@ -141,28 +281,206 @@ impl Gateway {
         }
     }
 
-    pub async fn handle_get(&self, parts: Parts) -> Result<Response, Refusal> {
+    /// Authenticates a request that carries no JSON-RPC message (GET, DELETE, status pages).
+    pub async fn authenticate_plain(&self, parts: &Parts) -> Result<Option<Principal>, Refusal> {
+        let presented = match extract::from_headers(&parts.headers) {
+            Found::Credential(p) => Some(p),
+            Found::Malformed(why) => {
+                return Err(Refusal::Unauthenticated {
+                    failure: Some(crate::auth::AuthFailure::Malformed(why)),
+                });
+            }
+            Found::None => self
+                .auth
+                .cfg
+                .allow_query_key
+                .then(|| extract::from_query(parts.uri.query()))
+                .flatten(),
+        };
+        self.auth
+            .authenticate(presented.as_ref(), clock::unix_s())
+            .await
+            .map_err(|f| match f {
+                crate::auth::AuthFailure::VerifierUnavailable => Refusal::VerifierUnavailable,
+                f => Refusal::Unauthenticated { failure: Some(f) },
+            })
+    }
+
+    async fn session_for(&self, parts: &Parts) -> Result<(Option<String>, Option<Principal>), Refusal> {
         guard::check(&self.config.http, &parts.uri, &parts.headers)?;
+        let principal = self.authenticate_plain(parts).await?;
+        let session = header_str(&parts.headers, SESSION_HEADER).map(str::to_string);
+        if let Some(s) = &session {
+            match self.sessions.check(s, principal.as_ref().map(|p| p.id.as_str())) {
+                Lookup::Ok => {}
+                Lookup::Unknown => return Err(Refusal::SessionNotFound),
+                Lookup::OwnedByOther => return Err(Refusal::SessionOwnedByOther),
+            }
+        } else if principal.is_none() && !self.config.policy.has_public() {
+            return Err(Refusal::Unauthenticated { failure: None });
+        }
+        Ok((session, principal))
+    }
+
+    pub async fn handle_get(&self, parts: Parts) -> Result<Response, Refusal> {
+        let (session, _) = self.session_for(&parts).await?;
         if !accepts(&parts.headers, "text/event-stream") {
             return Err(Refusal::MethodNotAllowed);
         }
-        let session = header_str(&parts.headers, SESSION_HEADER);
-        if let Some(s) = session
-            && !self.sessions.touch(s)
-        {
-            return Err(Refusal::SessionNotFound);
-        }
-        self.upstream.get(session, &parts.headers).await
+        self.upstream.get(session.as_deref(), &parts.headers).await
     }
 
     pub async fn handle_delete(&self, parts: Parts) -> Result<Response, Refusal> {
-        guard::check(&self.config.http, &parts.uri, &parts.headers)?;
-        let session = header_str(&parts.headers, SESSION_HEADER).ok_or(Refusal::SessionRequired)?;
-        if !self.sessions.close(session) {
-            return Err(Refusal::SessionNotFound);
-        }
-        self.upstream.delete(session, &parts.headers).await
+        let (session, _) = self.session_for(&parts).await?;
+        let session = session.ok_or(Refusal::SessionRequired)?;
+        self.sessions.close(&session);
+        self.upstream.delete(&session, &parts.headers).await
     }
+
+    #[allow(clippy::too_many_arguments)]
+    fn audit_record(
+        &self,
+        request_id: &str,
+        parts: &Parts,
+        trace: &Trace,
+        outcome: &str,
+        reason: &str,
+        status: StatusCode,
+        elapsed: std::time::Duration,
+    ) {
+        let p = trace.principal.as_ref();
+        let decision = match outcome {
+            "ok" => "allow",
+            "limited" => "limited",
+            "refused" => "deny",
+            _ => "error",
+        };
+        self.audit.record(AuditRecord {
+            time_ms: clock::unix_ms(),
+            request_id: request_id.to_string(),
+            event: if decision == "deny" || decision == "limited" {
+                "auth"
+            } else {
+                "call"
+            }
+            .into(),
+            principal: p.map(|p| p.id.clone()),
+            key_id: p.and_then(|p| p.key_id.clone()),
+            user_id: p.map(|p| p.user_id.clone()),
+            tenant: p.and_then(|p| p.tenant.clone()),
+            auth_method: p.map(|p| p.method.as_str().to_string()),
+            client_addr: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+            mcp_method: trace.method.as_deref().map(|m| printable(m, 64)),
+            tool: trace.tool.as_deref().map(|t| printable(t, 128)),
+            decision: decision.into(),
+            reason: reason.into(),
+            status: status.as_u16(),
+            latency_us: elapsed.as_micros() as u64,
+        });
+    }
+}
+
+/// What the caller is told when the policy says no.
+fn denial_refusal(d: Denial, p: Option<&Principal>, method: &str, tool: Option<&str>) -> Refusal {
+    let what = match tool {
+        Some(t) => format!("{method} {}", printable(t, 64)),
+        None => method.to_string(),
+    };
+    match d {
+        Denial::Unauthenticated => Refusal::Unauthenticated { failure: None },
+        Denial::Role { needed } => Refusal::Forbidden {
+            message: format!(
+                "insufficient role: {what} needs role {} or higher; your role is {}",
+                needed.as_str(),
+                p.map(|p| p.role.as_str()).unwrap_or("none")
+            ),
+        },
+        Denial::Permission { missing } => Refusal::Forbidden {
+            message: format!(
+                "insufficient permission: {what} needs permission {}; your key has [{}]",
+                missing.join(", "),
+                p.map(|p| p.permissions.join(", ")).unwrap_or_default()
+            ),
+        },
+        Denial::Scope { missing } => Refusal::InsufficientScope { scopes: missing },
+        Denial::Denied => Refusal::Forbidden {
+            message: format!("{what} is not allowed through this gateway"),
+        },
+    }
+}
+
+pub fn whoami_json(
+    p: &Principal,
+    limits: &mcpgate_core::principal::Limits,
+    remaining: &mcpgate_core::ratelimit::Remaining,
+) -> serde_json::Value {
+    serde_json::json!({
+        "principal": p.id,
+        "user_id": p.user_id,
+        "name": p.name,
+        "tenant": p.tenant,
+        "role": p.role.as_str(),
+        "permissions": p.permissions,
+        "scopes": p.scopes,
+        "auth_method": p.method.as_str(),
+        "key_id": p.key_id,
+        "expires_at": p.expires_at.map(mcpgate_core::time::format_rfc3339),
+        "limits": limits,
+        "remaining": remaining,
+    })
+}
+
+/// A tools/call `api_key` argument (seed 000), when the option is on.
+fn tool_arg_key(msg: &Message<'_>) -> Option<Presented> {
+    #[derive(serde::Deserialize)]
+    struct Args {
+        #[serde(default)]
+        api_key: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(default)]
+        arguments: Option<Args>,
+    }
+    let p: Params = serde_json::from_str(msg.params?.get()).ok()?;
+    let key = p.arguments?.api_key.filter(|k| !k.is_empty())?;
+    Some(Presented {
+        secret: mcpgate_core::redact::Secret::new(key),
+        from: Location::ToolArg,
+    })
+}
+
+/// The message without `params.arguments.api_key`.
+fn strip_tool_arg_key(msg: &Message<'_>) -> Result<Bytes, Refusal> {
+    let mut params: serde_json::Value =
+        serde_json::from_str(msg.params.map(|p| p.get()).unwrap_or("{}")).map_err(|_| Refusal::UpstreamGarbled)?;
+    if let Some(args) = params.get_mut("arguments").and_then(|a| a.as_object_mut()) {
+        args.remove("api_key");
+    }
+    let out = serde_json::json!({ "jsonrpc": "2.0", "id": msg.id, "method": msg.method(), "params": params });
+    serde_json::to_vec(&out)
+        .map(Bytes::from)
+        .map_err(|_| Refusal::UpstreamGarbled)
+}
+
+/// A request id: the caller's `X-Request-Id` when it is short and printable, else a new one.
+fn request_id(headers: &HeaderMap) -> String {
+    if let Some(v) = header_str(headers, "x-request-id")
+        && !v.is_empty()
+        && v.len() <= 64
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
+        return v.to_string();
+    }
+    let r: u64 = rand::random();
+    format!("{r:016x}")
+}
+
+fn printable(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
@@ -177,11 +495,8 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {
 
 /// Clients must accept JSON and SSE. A missing Accept or `*/*` is taken as accepting both: simple
 /// HTTP clients (curl, connectors) send nothing more.
-fn check_accept(headers: &HeaderMap, _post: bool) -> Result<(), Refusal> {
-    let Some(accept) = header_str(headers, header::ACCEPT.as_str()) else {
-        return Ok(());
-    };
-    if accepts(headers, "application/json") || accept.contains("text/event-stream") {
+fn check_accept(headers: &HeaderMap) -> Result<(), Refusal> {
+    if accepts(headers, "application/json") || accepts(headers, "text/event-stream") {
         Ok(())
     } else {
         Err(Refusal::NotAcceptable)

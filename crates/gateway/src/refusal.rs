@@ -2,10 +2,12 @@
 //! HTTP response: status, headers the spec wants, and a JSON-RPC error body that tells the caller
 //! what to do. No message here ever contains a credential.
 
+use crate::auth::AuthFailure;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use mcpgate_core::jsonrpc::{self, code};
+use mcpgate_core::ratelimit::Limited;
 use serde_json::value::RawValue;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,25 @@ pub enum Refusal {
     MethodNotFound {
         method: String,
     },
+    /// No usable credential: 401 with a `WWW-Authenticate` challenge.
+    Unauthenticated {
+        failure: Option<AuthFailure>,
+    },
+    /// The external key verifier could not answer.
+    VerifierUnavailable,
+    /// Authenticated, but the policy says no; the message says what is missing.
+    Forbidden {
+        message: String,
+    },
+    /// An OAuth scope is missing: 403 with `insufficient_scope` so clients can step up.
+    InsufficientScope {
+        scopes: Vec<String>,
+    },
+    RateLimited(Limited),
+    TenantMismatch,
+    SessionOwnedByOther,
+    /// An upstream answer the gateway had to read (a list to filter) was not readable.
+    UpstreamGarbled,
 }
 
 impl Refusal {
@@ -102,6 +123,56 @@ impl Refusal {
                 code::METHOD_NOT_FOUND,
                 format!("method not supported by this server: {}", printable(method)),
             ),
+            Refusal::Unauthenticated { failure } => {
+                let message = match failure {
+                    None => "missing API key: send it in the X-API-Key header (or Authorization: Bearer <key>)".to_string(),
+                    Some(AuthFailure::Malformed(why)) => format!("unreadable credential: {why}"),
+                    Some(AuthFailure::Invalid | AuthFailure::Revoked) => {
+                        "invalid API key: check it, or ask for a new one (mcpgate keys create)".to_string()
+                    }
+                    Some(AuthFailure::Expired) => "expired API key: rotate it (mcpgate keys rotate) or ask for a new one".to_string(),
+                    Some(AuthFailure::VerifierUnavailable) => "the key verifier is unavailable; retry shortly".to_string(),
+                };
+                (StatusCode::UNAUTHORIZED, code::UNAUTHORIZED, message)
+            }
+            Refusal::VerifierUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::UPSTREAM_UNAVAILABLE,
+                "the key verifier is unavailable; retry shortly".into(),
+            ),
+            Refusal::Forbidden { message } => (StatusCode::FORBIDDEN, code::FORBIDDEN, message.clone()),
+            Refusal::InsufficientScope { scopes } => (
+                StatusCode::FORBIDDEN,
+                code::FORBIDDEN,
+                format!("insufficient scope: this call needs the scope(s) {}; request them and retry", scopes.join(" ")),
+            ),
+            Refusal::RateLimited(l) => {
+                let whose = match &l.tool {
+                    Some(t) => format!("for tool {}", printable(t)),
+                    None => "for this key".to_string(),
+                };
+                let message = if l.window == "daily quota" {
+                    format!("daily quota of {} requests {whose} is used up (insufficient credits); retry after {} s", l.limit, l.retry_after_s)
+                } else {
+                    format!("rate limit exceeded: {} limit of {} requests {whose}; retry after {} s", l.window, l.limit, l.retry_after_s)
+                };
+                (StatusCode::TOO_MANY_REQUESTS, code::RATE_LIMITED, message)
+            }
+            Refusal::TenantMismatch => (
+                StatusCode::FORBIDDEN,
+                code::FORBIDDEN,
+                "X-Tenant-ID does not match the tenant of your credential; drop the header or use a credential of that tenant".into(),
+            ),
+            Refusal::SessionOwnedByOther => (
+                StatusCode::FORBIDDEN,
+                code::FORBIDDEN,
+                "this session belongs to another principal; send initialize to start your own".into(),
+            ),
+            Refusal::UpstreamGarbled => (
+                StatusCode::BAD_GATEWAY,
+                code::UPSTREAM_UNAVAILABLE,
+                "the upstream MCP server sent an answer the gateway could not read".into(),
+            ),
         }
     }
 
@@ -121,12 +192,39 @@ impl Refusal {
             Refusal::UpstreamTimeout => "upstream_timeout",
             Refusal::MethodNotAllowed => "method_not_allowed",
             Refusal::MethodNotFound { .. } => "method_not_found",
+            Refusal::Unauthenticated { failure: None } => "missing_credential",
+            Refusal::Unauthenticated { failure: Some(f) } => f.reason(),
+            Refusal::VerifierUnavailable => "verifier_unavailable",
+            Refusal::Forbidden { .. } => "forbidden",
+            Refusal::InsufficientScope { .. } => "insufficient_scope",
+            Refusal::RateLimited(_) => "rate_limited",
+            Refusal::TenantMismatch => "tenant_mismatch",
+            Refusal::SessionOwnedByOther => "session_owner_mismatch",
+            Refusal::UpstreamGarbled => "upstream_garbled",
         }
     }
 
     pub fn into_response(self, id: Option<&RawValue>) -> Response {
         let (status, rpc_code, message) = self.parts();
-        json_response(status, jsonrpc::error_body(id, rpc_code, &message, None))
+        let mut resp = json_response(status, jsonrpc::error_body(id, rpc_code, &message, None));
+        let challenge = match &self {
+            Refusal::Unauthenticated { failure: None } => Some("Bearer realm=\"mcpgate\"".to_string()),
+            Refusal::Unauthenticated { failure: Some(_) } => {
+                Some("Bearer realm=\"mcpgate\", error=\"invalid_token\", error_description=\"the credential is invalid or expired\"".to_string())
+            }
+            Refusal::InsufficientScope { scopes } => {
+                Some(format!("Bearer realm=\"mcpgate\", error=\"insufficient_scope\", scope=\"{}\"", scopes.join(" ")))
+            }
+            _ => None,
+        };
+        if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
+        }
+        if let Refusal::RateLimited(l) = &self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(l.retry_after_s));
+        }
+        resp
     }
 }
 
@@ -138,9 +236,7 @@ fn printable(s: &str) -> String {
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }

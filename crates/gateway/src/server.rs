@@ -1,5 +1,9 @@
-//! The router and the server loop. Handlers are thin adapters over [`Gateway`]'s pipeline.
+//! The gateway's assembly, the router and the server loop. Handlers are thin adapters over
+//! [`Gateway`]'s pipeline.
 
+use crate::audit::AuditSink;
+use crate::auth::Auth;
+use crate::auth::registry::KeyRegistry;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::refusal::Refusal;
@@ -11,6 +15,10 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use mcpgate_core::keys::{KeyRecord, parse_seed_keys};
+use mcpgate_core::principal::Principal;
+use mcpgate_core::ratelimit::{LocalLimiter, RateLimiter};
+use mcpgate_store::sqlite::SqliteStore;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,12 +31,73 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     pub sessions: SessionRegistry,
     pub started: Instant,
+    pub auth: Auth,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub audit: AuditSink,
+    pub store: Arc<SqliteStore>,
+}
+
+/// The keys configured outside the store: `MCP_API_KEYS` (seed 001) and the keys file.
+fn fixed_keys(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<KeyRecord>, String> {
+    let now = crate::clock::unix_s();
+    let mut loaded = Vec::new();
+    if config.auth.api_keys_env
+        && let Some(json) = env(crate::config::raw::env::MCP_API_KEYS).filter(|j| !j.trim().is_empty())
+    {
+        loaded.extend(parse_seed_keys(&json, "MCP_API_KEYS", now)?);
+    }
+    if let Some(path) = &config.auth.keys_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("auth.keys_file: cannot read {}: {e}", path.display()))?;
+        let mut keys = parse_seed_keys(&text, "auth.keys_file", now)?;
+        for k in &mut keys {
+            k.record.source = "file".into();
+        }
+        loaded.extend(keys);
+    }
+    let weak = loaded.iter().filter(|k| k.weak).count();
+    if weak > 0 {
+        tracing::warn!(
+            "{weak} configured API key(s) are not generated mcp_<keyId>_<secret> keys with a 256-bit secret; \
+             they work, but replace them with `mcpgate keys create`"
+        );
+    }
+    Ok(loaded.into_iter().map(|k| k.record).collect())
 }
 
 impl Gateway {
-    /// Builds the gateway; must run inside a Tokio runtime (stdio upstreams start background work).
-    pub fn new(config: Config) -> Result<Arc<Gateway>, String> {
+    /// Builds the gateway; must run inside a Tokio runtime (stdio upstreams, the key watcher and
+    /// the audit writer start background work). `env` reads environment variables.
+    pub fn new(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Arc<Gateway>, String> {
         let metrics = Arc::new(Metrics::new());
+        let store = Arc::new(SqliteStore::open(&config.store_path).map_err(|e| e.to_string())?);
+        let keys = Arc::new(KeyRegistry::new(fixed_keys(&config, env)?, Some(store.clone()))?);
+        tokio::spawn(keys.clone().watch());
+        let auth = Auth::new(config.auth.clone(), keys, env)?;
+        if config.auth.allow_query_key {
+            tracing::warn!(
+                "auth.allow_query_key is on: keys in URLs end up in proxy and browser logs, and the MCP \
+                 specification forbids them; prefer the X-API-Key header wherever the client allows it"
+            );
+        }
+        if config.auth.allow_tool_arg_key {
+            tracing::warn!(
+                "auth.allow_tool_arg_key is on: keys in tool arguments pass through the model's context; \
+                 the MCP specification forbids credentials there"
+            );
+        }
+        if auth.single_user_mode() {
+            tracing::warn!(
+                "a server-side default key is set: requests without a credential run as that key's owner (single-user mode)"
+            );
+        }
+        if let Some(role) = config.auth.default_role {
+            tracing::warn!(
+                "callers without a credential get role {} (MCP_DEFAULT_ROLE)",
+                role.as_str()
+            );
+        }
+        let audit = AuditSink::start(&config.audit, Some(store.clone() as Arc<dyn mcpgate_store::AuditStore>))?;
         let upstream = Upstream::new(&config.upstream, metrics.clone())?;
         Ok(Arc::new(Gateway {
             config,
@@ -36,6 +105,10 @@ impl Gateway {
             metrics,
             sessions: SessionRegistry::default(),
             started: Instant::now(),
+            auth,
+            limiter: Arc::new(LocalLimiter::default()),
+            audit,
+            store,
         }))
     }
 
@@ -43,12 +116,10 @@ impl Gateway {
         Router::new()
             .route(
                 "/mcp",
-                get(mcp_get)
-                    .post(mcp_post)
-                    .delete(mcp_delete)
-                    .fallback(mcp_other),
+                get(mcp_get).post(mcp_post).delete(mcp_delete).fallback(mcp_other),
             )
             .route("/mcp/status", get(status))
+            .route("/auth/me", get(me))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
@@ -58,21 +129,17 @@ impl Gateway {
 
 async fn mcp_post(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    gw.handle_post(parts, body).await.response
+    gw.handle_post(parts, body).await
 }
 
 async fn mcp_get(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
-    gw.handle_get(parts)
-        .await
-        .unwrap_or_else(|r| r.into_response(None))
+    gw.handle_get(parts).await.unwrap_or_else(|r| r.into_response(None))
 }
 
 async fn mcp_delete(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
-    gw.handle_delete(parts)
-        .await
-        .unwrap_or_else(|r| r.into_response(None))
+    gw.handle_delete(parts).await.unwrap_or_else(|r| r.into_response(None))
 }
 
 async fn mcp_other() -> Response {
@@ -82,9 +149,30 @@ async fn mcp_other() -> Response {
     r
 }
 
+/// Guard and authentication for the gateway's own JSON pages: they need a credential.
+async fn known_caller(gw: &Gateway, req: Request) -> Result<Principal, Response> {
+    let (parts, _) = req.into_parts();
+    crate::guard::check(&gw.config.http, &parts.uri, &parts.headers).map_err(|r| r.into_response(None))?;
+    match gw.authenticate_plain(&parts).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(Refusal::Unauthenticated { failure: None }.into_response(None)),
+        Err(r) => Err(r.into_response(None)),
+    }
+}
+
+async fn me(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    let p = match known_caller(&gw, req).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let limits = p.limits.or(gw.config.limits.default);
+    let remaining = gw.limiter.remaining(&p.id, &limits, crate::clock::now());
+    axum::Json(crate::pipeline::whoami_json(&p, &limits, &remaining)).into_response()
+}
+
 async fn status(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
-    if let Err(r) = crate::guard::check(&gw.config.http, req.uri(), req.headers()) {
-        return r.into_response(None);
+    if let Err(r) = known_caller(&gw, req).await {
+        return r;
     }
     let body = serde_json::json!({
         "name": "mcpgate",
@@ -93,7 +181,8 @@ async fn status(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         "upstream": gw.upstream.status(),
         "ready": gw.upstream.ready().await,
         "sessions": gw.sessions.len(),
-        "auth": { "methods": Vec::<&str>::new() },
+        "auth": { "methods": gw.auth.methods(), "keys": gw.auth.keys.len() },
+        "audit": { "dropped": gw.audit.dropped.load(std::sync::atomic::Ordering::Relaxed) },
     });
     axum::Json(body).into_response()
 }
@@ -119,19 +208,22 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
     r
 }
 
-/// Serves on `listener` until `shutdown` completes, then stops upstream children.
+/// Serves on `listener` until `shutdown` completes; then stops upstream children, writes the
+/// audit records still queued and the keys' last-used times.
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let reaper = tokio::spawn(forget_idle_sessions(Arc::downgrade(&gw)));
-    let app = gw.router();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = gw
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     reaper.abort();
     gw.upstream.shutdown();
+    gw.audit.close().await;
+    gw.auth.keys.flush_used_now();
     result
 }
 

@@ -1,6 +1,7 @@
-//! The sessions this gateway has seen opened, whatever the upstream: a session id the gateway did
-//! not see issued is refused, so ids cannot be guessed or carried over from elsewhere. Entries idle
-//! longer than the configured timeout are forgotten.
+//! The sessions this gateway has seen opened, whatever the upstream, and who opened each. A
+//! session id the gateway did not see issued is refused, so ids cannot be guessed or carried over;
+//! a session is bound to the principal that opened it. Entries idle longer than the configured
+//! timeout are forgotten.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,37 +14,45 @@ pub struct SessionRegistry {
 
 struct Entry {
     last_seen: Instant,
+    /// The principal that opened the session (`None`: opened without a credential).
+    owner: Option<String>,
+}
+
+/// What the registry knows of a presented session id.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Unknown,
+    OwnedByOther,
+    Ok,
 }
 
 impl SessionRegistry {
-    pub fn open(&self, id: &str) {
+    pub fn open(&self, id: &str, owner: Option<&str>) {
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
         m.insert(
             id.to_string(),
             Entry {
                 last_seen: Instant::now(),
+                owner: owner.map(str::to_string),
             },
         );
     }
 
-    /// True when the session is known; marks it used.
-    pub fn touch(&self, id: &str) -> bool {
+    /// Whether `principal` may use the session; marks it used when so.
+    pub fn check(&self, id: &str, principal: Option<&str>) -> Lookup {
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
         match m.get_mut(id) {
+            None => Lookup::Unknown,
+            Some(e) if e.owner.as_deref() != principal => Lookup::OwnedByOther,
             Some(e) => {
                 e.last_seen = Instant::now();
-                true
+                Lookup::Ok
             }
-            None => false,
         }
     }
 
     pub fn close(&self, id: &str) -> bool {
-        self.map
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id)
-            .is_some()
+        self.map.lock().unwrap_or_else(|e| e.into_inner()).remove(id).is_some()
     }
 
     pub fn len(&self) -> usize {
@@ -59,5 +68,21 @@ impl SessionRegistry {
         let before = m.len();
         m.retain(|_, e| e.last_seen.elapsed() < limit);
         before - m.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn sessions_are_bound_to_their_opener() {
+        let r = SessionRegistry::default();
+        r.open("s1", Some("key:a"));
+        assert_eq!(r.check("s1", Some("key:a")), Lookup::Ok);
+        assert_eq!(r.check("s1", Some("key:b")), Lookup::OwnedByOther);
+        assert_eq!(r.check("s1", None), Lookup::OwnedByOther);
+        assert_eq!(r.check("s2", Some("key:a")), Lookup::Unknown);
+        assert!(r.close("s1"));
+        assert_eq!(r.check("s1", Some("key:a")), Lookup::Unknown);
     }
 }

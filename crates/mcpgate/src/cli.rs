@@ -5,7 +5,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "mcpgate", version, about = "Authentication, authorization, quotas and audit in front of any MCP server")]
+#[command(
+    name = "mcpgate",
+    version,
+    about = "Authentication, authorization, quotas and audit in front of any MCP server"
+)]
 pub struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text", env = "MCPGATE_LOG_FORMAT")]
@@ -29,9 +33,115 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Create, list, show, revoke and rotate API keys in the embedded store.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Query the audit log.
+    Audit(AuditArgs),
     /// Serve the built-in demo MCP server over stdio (what `serve --demo` runs behind the gateway).
     #[command(hide = true)]
     DemoUpstream,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct StoreArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// SQLite store file (default: store.path from the config, else mcpgate.db).
+    #[arg(long, env = "MCPGATE_STORE")]
+    pub store: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once and only its hash is kept.
+    Create(CreateKey),
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one key's record and last use.
+    Show {
+        key_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a key at once (a running gateway sees it within a second).
+    Revoke {
+        key_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Issue a new key with the same grants; the old one stays valid for the overlap window.
+    Rotate {
+        key_id: String,
+        /// How long the old key keeps working (e.g. 24h, 7d, 0s).
+        #[arg(long, default_value = "24h")]
+        overlap: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct CreateKey {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// A label for people (e.g. "ChatGPT Connector").
+    #[arg(long)]
+    pub name: String,
+    /// The user the key acts for.
+    #[arg(long)]
+    pub user: String,
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// guest, user, developer or admin.
+    #[arg(long, default_value = "user")]
+    pub role: String,
+    /// Comma-separated permissions: read, write, admin, * or your own.
+    #[arg(long, value_delimiter = ',', default_value = "read")]
+    pub permissions: Vec<String>,
+    #[arg(long)]
+    pub per_minute: Option<u32>,
+    #[arg(long)]
+    pub per_hour: Option<u32>,
+    /// Daily quota.
+    #[arg(long)]
+    pub per_day: Option<u32>,
+    /// Lifetime, e.g. 90d; or use --expires-at.
+    #[arg(long, conflicts_with = "expires_at")]
+    pub expires_in: Option<String>,
+    /// RFC 3339 time, e.g. 2026-12-31T23:59:59Z.
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    /// Print JSON (the key and its id) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Only records since this long ago (e.g. 1h, 2d) or this RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub tool: Option<String>,
+    /// allow, deny, limited or error.
+    #[arg(long)]
+    pub outcome: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -60,9 +170,16 @@ pub struct ServeArgs {
     /// Host header values to accept (repeatable; default: loopback names).
     #[arg(long = "allowed-host")]
     pub allowed_hosts: Vec<String>,
-    /// Put the built-in demo MCP server behind the gateway.
+    /// Put the built-in demo MCP server behind the gateway (and create demo keys on first run).
     #[arg(long)]
     pub demo: bool,
+    /// SQLite store file for keys and audit.
+    #[arg(long, env = "MCPGATE_STORE")]
+    pub store: Option<PathBuf>,
+    /// Turn authentication off: every caller is an anonymous admin. For local trials and
+    /// benchmarks only.
+    #[arg(long)]
+    pub no_auth: bool,
 }
 
 #[derive(Subcommand, Debug)]

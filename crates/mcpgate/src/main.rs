@@ -7,9 +7,17 @@ use clap::Parser;
 use cli::{Cli, Command, ConfigCommand, LogFormat};
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Seed 001: DEBUG=auth:* switches on detailed authentication tracing (secrets stay redacted).
+    if std::env::var("DEBUG").is_ok_and(|d| d.split(',').any(|p| p.trim().starts_with("auth")))
+        && let Ok(d) = "mcpgate::auth=debug".parse()
+    {
+        filter = filter.add_directive(d);
+    }
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -29,7 +37,11 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => commands::serve::run(args).await,
-            Command::Config { command: ConfigCommand::Check(args) } => commands::config::check(&args),
+            Command::Config {
+                command: ConfigCommand::Check(args),
+            } => commands::config::check(&args),
+            Command::Keys { command } => commands::keys::run(command),
+            Command::Audit(args) => commands::audit::run(args),
             Command::DemoUpstream => mcpgate_demo::serve_stdio(mcpgate_demo::Profile::Demo).await,
         }
     });

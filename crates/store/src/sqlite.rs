@@ -9,8 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+const MIGRATIONS: &[&str] = &["CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
      INSERT INTO meta VALUES ('keys_version', 0);
      CREATE TABLE api_keys (
         key_id TEXT PRIMARY KEY, hash TEXT NOT NULL, name TEXT NOT NULL, user_id TEXT NOT NULL,
@@ -23,8 +22,7 @@ const MIGRATIONS: &[&str] = &[
         auth_method TEXT, client_addr TEXT, mcp_method TEXT, tool TEXT, decision TEXT NOT NULL,
         reason TEXT NOT NULL, status INTEGER NOT NULL, latency_us INTEGER NOT NULL);
      CREATE INDEX audit_time ON audit(time_ms);
-     CREATE INDEX audit_user ON audit(user_id, time_ms);",
-];
+     CREATE INDEX audit_user ON audit(user_id, time_ms);"];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -36,9 +34,12 @@ fn backend(e: rusqlite::Error) -> StoreError {
 
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore> {
-        let conn = Connection::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;")
-            .map_err(backend)?;
+        let conn =
+            Connection::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
+        )
+        .map_err(backend)?;
         let store = SqliteStore { conn: Mutex::new(conn) };
         store.migrate()?;
         Ok(store)
@@ -50,18 +51,22 @@ impl SqliteStore {
 
     fn migrate(&self) -> Result<()> {
         let mut conn = self.conn();
-        let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)).map_err(backend)? as usize;
+        let current: usize = conn
+            .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .map_err(backend)? as usize;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
             let tx = conn.transaction().map_err(backend)?;
             tx.execute_batch(sql).map_err(backend)?;
-            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1)).map_err(backend)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+                .map_err(backend)?;
             tx.commit().map_err(backend)?;
         }
         Ok(())
     }
 
     fn bump(conn: &Connection) -> Result<()> {
-        conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'keys_version'", []).map_err(backend)?;
+        conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'keys_version'", [])
+            .map_err(backend)?;
         Ok(())
     }
 }
@@ -69,7 +74,10 @@ impl SqliteStore {
 fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
     let role: String = r.get("role")?;
     let perms: String = r.get("permissions")?;
-    let opt_u32 = |name: &str| -> rusqlite::Result<Option<u32>> { Ok(r.get::<_, Option<i64>>(name)?.map(|v| v.clamp(0, i64::from(u32::MAX)) as u32)) };
+    let opt_u32 = |name: &str| -> rusqlite::Result<Option<u32>> {
+        Ok(r.get::<_, Option<i64>>(name)?
+            .map(|v| v.clamp(0, i64::from(u32::MAX)) as u32))
+    };
     Ok(KeyRecord {
         key_id: r.get("key_id")?,
         hash: r.get("hash")?,
@@ -78,7 +86,11 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
         tenant: r.get("tenant")?,
         role: Role::parse(&role).unwrap_or(Role::Guest),
         permissions: serde_json::from_str(&perms).unwrap_or_default(),
-        limits: Limits { per_minute: opt_u32("per_minute")?, per_hour: opt_u32("per_hour")?, per_day: opt_u32("per_day")? },
+        limits: Limits {
+            per_minute: opt_u32("per_minute")?,
+            per_hour: opt_u32("per_hour")?,
+            per_day: opt_u32("per_day")?,
+        },
         expires_at: r.get("expires_at")?,
         created_at: r.get("created_at")?,
         revoked: r.get::<_, i64>("revoked")? != 0,
@@ -89,7 +101,9 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
 impl KeyStore for SqliteStore {
     fn list_keys(&self) -> Result<Vec<KeyRecord>> {
         let conn = self.conn();
-        let mut st = conn.prepare("SELECT * FROM api_keys ORDER BY created_at, key_id").map_err(backend)?;
+        let mut st = conn
+            .prepare("SELECT * FROM api_keys ORDER BY created_at, key_id")
+            .map_err(backend)?;
         let rows = st.query_map([], key_from_row).map_err(backend)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
     }
@@ -123,14 +137,21 @@ impl KeyStore for SqliteStore {
 
     fn revoke_key(&self, key_id: &str) -> Result<bool> {
         let conn = self.conn();
-        let n = conn.execute("UPDATE api_keys SET revoked = 1 WHERE key_id = ?1", [key_id]).map_err(backend)?;
+        let n = conn
+            .execute("UPDATE api_keys SET revoked = 1 WHERE key_id = ?1", [key_id])
+            .map_err(backend)?;
         Self::bump(&conn)?;
         Ok(n > 0)
     }
 
     fn set_key_expiry(&self, key_id: &str, expires_at: Option<i64>) -> Result<bool> {
         let conn = self.conn();
-        let n = conn.execute("UPDATE api_keys SET expires_at = ?2 WHERE key_id = ?1", params![key_id, expires_at]).map_err(backend)?;
+        let n = conn
+            .execute(
+                "UPDATE api_keys SET expires_at = ?2 WHERE key_id = ?1",
+                params![key_id, expires_at],
+            )
+            .map_err(backend)?;
         Self::bump(&conn)?;
         Ok(n > 0)
     }
@@ -139,23 +160,29 @@ impl KeyStore for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(backend)?;
         for (id, at) in used {
-            tx.execute("UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE key_id = ?1", params![id, at])
-                .map_err(backend)?;
+            tx.execute(
+                "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE key_id = ?1",
+                params![id, at],
+            )
+            .map_err(backend)?;
         }
         tx.commit().map_err(backend)
     }
 
     fn last_used(&self, key_id: &str) -> Result<Option<i64>> {
         let conn = self.conn();
-        conn.query_row("SELECT last_used_at FROM api_keys WHERE key_id = ?1", [key_id], |r| r.get(0))
-            .optional()
-            .map(|v| v.flatten())
-            .map_err(backend)
+        conn.query_row("SELECT last_used_at FROM api_keys WHERE key_id = ?1", [key_id], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map(|v| v.flatten())
+        .map_err(backend)
     }
 
     fn keys_version(&self) -> Result<i64> {
         let conn = self.conn();
-        conn.query_row("SELECT value FROM meta WHERE name = 'keys_version'", [], |r| r.get(0)).map_err(backend)
+        conn.query_row("SELECT value FROM meta WHERE name = 'keys_version'", [], |r| r.get(0))
+            .map_err(backend)
     }
 }
 
@@ -172,8 +199,21 @@ impl AuditStore for SqliteStore {
                 .map_err(backend)?;
             for r in records {
                 st.execute(params![
-                    r.time_ms, r.request_id, r.event, r.principal, r.key_id, r.user_id, r.tenant, r.auth_method,
-                    r.client_addr, r.mcp_method, r.tool, r.decision, r.reason, r.status, r.latency_us as i64
+                    r.time_ms,
+                    r.request_id,
+                    r.event,
+                    r.principal,
+                    r.key_id,
+                    r.user_id,
+                    r.tenant,
+                    r.auth_method,
+                    r.client_addr,
+                    r.mcp_method,
+                    r.tool,
+                    r.decision,
+                    r.reason,
+                    r.status,
+                    r.latency_us as i64
                 ])
                 .map_err(backend)?;
             }
@@ -231,7 +271,11 @@ mod tests {
             tenant: Some("t1".into()),
             role: Role::Developer,
             permissions: vec!["read".into(), "write".into()],
-            limits: Limits { per_minute: Some(5), per_hour: None, per_day: Some(9) },
+            limits: Limits {
+                per_minute: Some(5),
+                per_hour: None,
+                per_day: Some(9),
+            },
             expires_at: Some(99),
             created_at: 1,
             revoked: false,
@@ -282,12 +326,20 @@ mod tests {
             status: 200,
             latency_us: 10,
         };
-        s.append(&[rec(1, "alice", "allow"), rec(2, "bob", "deny"), rec(3, "alice", "deny")]).unwrap();
+        s.append(&[rec(1, "alice", "allow"), rec(2, "bob", "deny"), rec(3, "alice", "deny")])
+            .unwrap();
         let all = s.query(&AuditQuery::default()).unwrap();
         assert_eq!(all.iter().map(|r| r.time_ms).collect::<Vec<_>>(), vec![1, 2, 3]);
-        let q = AuditQuery { user: Some("alice".into()), decision: Some("deny".into()), ..Default::default() };
+        let q = AuditQuery {
+            user: Some("alice".into()),
+            decision: Some("deny".into()),
+            ..Default::default()
+        };
         assert_eq!(s.query(&q).unwrap(), vec![rec(3, "alice", "deny")]);
-        let q = AuditQuery { since_ms: Some(2), ..Default::default() };
+        let q = AuditQuery {
+            since_ms: Some(2),
+            ..Default::default()
+        };
         assert_eq!(s.query(&q).unwrap().len(), 2);
     }
 }

@@ -3,6 +3,8 @@
 
 pub mod raw;
 
+use mcpgate_core::policy::{Policy, Rule};
+use mcpgate_core::principal::{Limits, Role};
 use raw::RawConfig;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,6 +22,63 @@ pub struct Config {
     pub http: HttpConfig,
     /// Sessions unused this long are forgotten (and their stdio child stopped).
     pub session_idle_timeout: Duration,
+    pub auth: AuthConfig,
+    pub policy: Policy,
+    pub limits: LimitsConfig,
+    pub store_path: PathBuf,
+    pub audit: AuditConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub api_keys_env: bool,
+    pub keys_file: Option<PathBuf>,
+    pub default_role: Option<Role>,
+    pub default_permissions: Vec<String>,
+    pub default_key_env: Vec<String>,
+    pub allow_query_key: bool,
+    pub allow_tool_arg_key: bool,
+    pub whoami_tool: Option<String>,
+    pub external: Option<ExternalConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExternalConfig {
+    pub url: reqwest::Url,
+    pub header: axum::http::HeaderName,
+    pub template: String,
+    pub user_id_path: String,
+    pub role_path: Option<String>,
+    pub permissions_path: Option<String>,
+    pub tenant_path: Option<String>,
+    pub name_path: Option<String>,
+    pub default_role: Role,
+    pub default_permissions: Vec<String>,
+    pub cache_ttl: Duration,
+    pub negative_cache_ttl: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LimitsConfig {
+    pub default: Limits,
+    pub tools: Vec<(Vec<String>, Limits)>,
+}
+
+impl LimitsConfig {
+    /// The per-tool limits for `tool`: the first entry whose globs match.
+    pub fn for_tool(&self, tool: &str) -> Option<&Limits> {
+        self.tools
+            .iter()
+            .find(|(globs, _)| globs.iter().any(|g| mcpgate_core::policy::glob(g, tool)))
+            .map(|(_, l)| l)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    pub store: bool,
+    pub jsonl: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,10 +168,7 @@ impl Config {
         }
         let session_idle_timeout = Duration::from_secs(up.idle_session_timeout_s.unwrap_or(1800));
         if session_idle_timeout.is_zero() {
-            return Err(err(
-                "upstream.idle_session_timeout_s",
-                "must be greater than 0",
-            ));
+            return Err(err("upstream.idle_session_timeout_s", "must be greater than 0"));
         }
         let upstream = match (up.url, up.command) {
             (Some(_), Some(_)) => {
@@ -131,9 +187,7 @@ impl Config {
                 let parsed = reqwest::Url::parse(&url).map_err(|e| {
                     err(
                         "upstream.url",
-                        format!(
-                            "{url:?} is not a URL ({e}); write e.g. \"http://127.0.0.1:8000/mcp\""
-                        ),
+                        format!("{url:?} is not a URL ({e}); write e.g. \"http://127.0.0.1:8000/mcp\""),
                     )
                 })?;
                 if !matches!(parsed.scheme(), "http" | "https") {
@@ -146,14 +200,10 @@ impl Config {
                 })
             }
             (None, Some(cmd)) => {
-                let mut words = shlex::split(&cmd).ok_or_else(|| {
-                    err("upstream.command", "unbalanced quotes in the command line")
-                })?;
+                let mut words = shlex::split(&cmd)
+                    .ok_or_else(|| err("upstream.command", "unbalanced quotes in the command line"))?;
                 if words.is_empty() {
-                    return Err(err(
-                        "upstream.command",
-                        "is empty; write the program and its arguments",
-                    ));
+                    return Err(err("upstream.command", "is empty; write the program and its arguments"));
                 }
                 let program = words.remove(0);
                 words.extend(up.args);
@@ -165,9 +215,7 @@ impl Config {
                     request_timeout,
                     idle_timeout: session_idle_timeout,
                     max_sessions: up.max_sessions.unwrap_or(1000),
-                    restart_backoff_max: Duration::from_millis(
-                        up.restart_backoff_max_ms.unwrap_or(30_000),
-                    ),
+                    restart_backoff_max: Duration::from_millis(up.restart_backoff_max_ms.unwrap_or(30_000)),
                 })
             }
         };
@@ -199,7 +247,48 @@ impl Config {
         if max_body_bytes < 1024 {
             return Err(err("http.max_body_bytes", "must be at least 1024"));
         }
+        let auth = validate_auth(raw.auth)?;
+        let policy = validate_policy(raw.policy.rules)?;
+        let limits = LimitsConfig {
+            default: raw.limits.default,
+            tools: raw
+                .limits
+                .tools
+                .into_iter()
+                .map(|t| {
+                    (
+                        t.tools,
+                        Limits {
+                            per_minute: t.per_minute,
+                            per_hour: t.per_hour,
+                            per_day: t.per_day,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        for (globs, l) in &limits.tools {
+            if globs.is_empty() {
+                return Err(err("limits.tools", "each entry needs `tools = [\"glob\", …]`"));
+            }
+            if [l.per_minute, l.per_hour, l.per_day].contains(&Some(0)) {
+                return Err(err(
+                    "limits.tools",
+                    "a limit of 0 would refuse every call; use a policy rule with deny = true",
+                ));
+            }
+        }
+        let store_path = PathBuf::from(raw.store.path.unwrap_or_else(|| "mcpgate.db".into()));
+        let audit = AuditConfig {
+            store: raw.audit.store.unwrap_or(true),
+            jsonl: raw.audit.jsonl.map(PathBuf::from),
+        };
         Ok(Config {
+            auth,
+            policy,
+            limits,
+            store_path,
+            audit,
             listen,
             public_url,
             upstream,
@@ -211,6 +300,106 @@ impl Config {
             session_idle_timeout,
         })
     }
+}
+
+fn parse_role(field: &'static str, r: &str) -> Result<Role, ConfigError> {
+    Role::parse(r).ok_or_else(|| {
+        err(
+            field,
+            format!("{r:?} is not a role; use guest, user, developer or admin"),
+        )
+    })
+}
+
+fn validate_auth(a: raw::RawAuth) -> Result<AuthConfig, ConfigError> {
+    let default_role = match a.default_role.as_deref() {
+        None | Some("") | Some("none") => None,
+        Some(r) => Some(parse_role("auth.default_role (MCP_DEFAULT_ROLE)", r)?),
+    };
+    for name in &a.default_key_env {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(err(
+                "auth.default_key_env",
+                format!("{name:?} is not an environment variable name"),
+            ));
+        }
+    }
+    let external = match a.external {
+        None => None,
+        Some(e) => {
+            let url = reqwest::Url::parse(&e.url)
+                .map_err(|x| err("auth.external.url", format!("{:?} is not a URL ({x})", e.url)))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(err("auth.external.url", "must start with http:// or https://"));
+            }
+            let header_text = e.header.unwrap_or_else(|| "authorization".into());
+            let header = axum::http::HeaderName::from_bytes(header_text.as_bytes())
+                .map_err(|_| err("auth.external.header", format!("{header_text:?} is not a header name")))?;
+            let template = e.template.unwrap_or_else(|| "Bearer {key}".into());
+            if !template.contains("{key}") {
+                return Err(err("auth.external.template", "must contain {key}"));
+            }
+            Some(ExternalConfig {
+                url,
+                header,
+                template,
+                user_id_path: e.user_id_path.unwrap_or_else(|| "id".into()),
+                role_path: e.role_path,
+                permissions_path: e.permissions_path,
+                tenant_path: e.tenant_path,
+                name_path: e.name_path,
+                default_role: match e.default_role.as_deref() {
+                    Some(r) => parse_role("auth.external.default_role", r)?,
+                    None => Role::User,
+                },
+                default_permissions: if e.default_permissions.is_empty() {
+                    vec!["read".into()]
+                } else {
+                    e.default_permissions
+                },
+                cache_ttl: Duration::from_secs(e.cache_ttl_s.unwrap_or(60)),
+                negative_cache_ttl: Duration::from_secs(e.negative_cache_ttl_s.unwrap_or(10)),
+                timeout: Duration::from_millis(e.timeout_ms.unwrap_or(3000)),
+            })
+        }
+    };
+    let whoami_tool = match a.whoami_tool {
+        None => Some("whoami".to_string()),
+        Some(s) if s.is_empty() => None,
+        Some(s) => Some(s),
+    };
+    Ok(AuthConfig {
+        api_keys_env: a.api_keys_env.unwrap_or(true),
+        keys_file: a.keys_file.map(PathBuf::from),
+        default_role,
+        default_permissions: a.default_permissions.unwrap_or_else(|| vec!["read".into()]),
+        default_key_env: a.default_key_env,
+        allow_query_key: a.allow_query_key,
+        allow_tool_arg_key: a.allow_tool_arg_key,
+        whoami_tool,
+        external,
+    })
+}
+
+fn validate_policy(rules: Vec<Rule>) -> Result<Policy, ConfigError> {
+    for (i, r) in rules.iter().enumerate() {
+        if r.public && (r.role.is_some() || !r.permissions.is_empty() || !r.scopes.is_empty()) {
+            return Err(err(
+                "policy.rules",
+                format!(
+                    "rule #{}: a public rule cannot also require a role, permissions or scopes",
+                    i + 1
+                ),
+            ));
+        }
+        if r.public && r.deny {
+            return Err(err(
+                "policy.rules",
+                format!("rule #{}: public and deny contradict each other", i + 1),
+            ));
+        }
+    }
+    Ok(Policy::new(rules))
 }
 
 #[cfg(test)]
@@ -249,15 +438,9 @@ mod tests {
     fn errors_name_the_field() {
         let cases = [
             ("lisen = \"x\"", "unknown field"),
-            (
-                "listen = \"nope\"\n[upstream]\nurl=\"http://a/\"",
-                "listen:",
-            ),
+            ("listen = \"nope\"\n[upstream]\nurl=\"http://a/\"", "listen:"),
             ("[upstream]\nurl = \"ftp://a\"", "upstream.url:"),
-            (
-                "[upstream]\nurl = \"http://a\"\ncommand = \"x\"",
-                "upstream:",
-            ),
+            ("[upstream]\nurl = \"http://a\"\ncommand = \"x\"", "upstream:"),
             ("", "no upstream"),
             ("[upstream]\ncommand = \"'unbalanced\"", "upstream.command:"),
             (

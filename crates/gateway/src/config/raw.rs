@@ -16,6 +16,108 @@ pub struct RawConfig {
     pub upstream: RawUpstream,
     #[serde(default)]
     pub http: RawHttp,
+    #[serde(default)]
+    pub auth: RawAuth,
+    #[serde(default)]
+    pub policy: RawPolicy,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub audit: RawAudit,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// Read seed 001's `MCP_API_KEYS` JSON from the environment (default true).
+    pub api_keys_env: Option<bool>,
+    /// A JSON file of keys in the same shape as `MCP_API_KEYS`.
+    pub keys_file: Option<String>,
+    /// Role for callers with no credential (`MCP_DEFAULT_ROLE`); unset: they are refused.
+    pub default_role: Option<String>,
+    /// Permissions of callers with no credential when `default_role` is set (default `["read"]`).
+    pub default_permissions: Option<Vec<String>>,
+    /// Environment variables tried in order for a server-side default key (seed 000); empty: off.
+    #[serde(default)]
+    pub default_key_env: Vec<String>,
+    /// Accept `?api_key=` in the URL. The MCP spec forbids credentials in URLs: opt-in only.
+    #[serde(default)]
+    pub allow_query_key: bool,
+    /// Accept an `api_key` argument in `tools/call` (seed 000). Opt-in only.
+    #[serde(default)]
+    pub allow_tool_arg_key: bool,
+    /// Name of the gateway's own who-am-I tool; empty switches it off (default `whoami`).
+    pub whoami_tool: Option<String>,
+    pub external: Option<RawExternal>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExternal {
+    /// Endpoint of the vendor's API that answers for a valid key (e.g. `GET /me`).
+    pub url: String,
+    /// Header that carries the key (default `Authorization`).
+    pub header: Option<String>,
+    /// Value template; `{key}` is replaced by the key (default `Bearer {key}`).
+    pub template: Option<String>,
+    /// Dotted paths into the JSON answer.
+    pub user_id_path: Option<String>,
+    pub role_path: Option<String>,
+    pub permissions_path: Option<String>,
+    pub tenant_path: Option<String>,
+    pub name_path: Option<String>,
+    /// Role and permissions when the answer has none.
+    pub default_role: Option<String>,
+    #[serde(default)]
+    pub default_permissions: Vec<String>,
+    pub cache_ttl_s: Option<u64>,
+    pub negative_cache_ttl_s: Option<u64>,
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    #[serde(default)]
+    pub rules: Vec<mcpgate_core::policy::Rule>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Limits for every principal whose key sets none.
+    #[serde(default)]
+    pub default: mcpgate_core::principal::Limits,
+    #[serde(default)]
+    pub tools: Vec<RawToolLimit>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToolLimit {
+    pub tools: Vec<String>,
+    pub per_minute: Option<u32>,
+    pub per_hour: Option<u32>,
+    pub per_day: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// SQLite file for keys and audit (default `mcpgate.db` next to the config file, or in the
+    /// working directory).
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// Write audit records to the embedded store (default true).
+    pub store: Option<bool>,
+    /// Also append them as JSON lines to this file.
+    pub jsonl: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -61,6 +163,14 @@ pub mod env {
     pub const ALLOWED_ORIGINS: &str = "MCPGATE_ALLOWED_ORIGINS";
     pub const MAX_BODY_BYTES: &str = "MCPGATE_MAX_BODY_BYTES";
     pub const REQUEST_TIMEOUT_MS: &str = "MCPGATE_REQUEST_TIMEOUT_MS";
+    pub const STORE_PATH: &str = "MCPGATE_STORE";
+    pub const AUDIT_JSONL: &str = "MCPGATE_AUDIT_JSONL";
+    /// Seed 001: the key registry as JSON.
+    pub const MCP_API_KEYS: &str = "MCP_API_KEYS";
+    /// Seed 001/004: role for callers without a credential.
+    pub const MCP_DEFAULT_ROLE: &str = "MCP_DEFAULT_ROLE";
+    /// Seed 001: `DEBUG=auth:*` switches on detailed authentication tracing.
+    pub const DEBUG: &str = "DEBUG";
 }
 
 /// Values given on the command line; `None` leaves the lower layers in force.
@@ -71,6 +181,11 @@ pub struct Overrides {
     pub upstream_url: Option<String>,
     pub upstream_cmd: Option<String>,
     pub allowed_hosts: Option<Vec<String>>,
+    pub store_path: Option<String>,
+    /// Rules tried before the configured ones (the demo's).
+    pub prepend_rules: Vec<mcpgate_core::policy::Rule>,
+    /// Authentication off: every caller is an anonymous admin with every permission.
+    pub no_auth: bool,
 }
 
 impl RawConfig {
@@ -107,21 +222,24 @@ impl RawConfig {
             self.http.allowed_origins = Some(list(v));
         }
         if let Some(v) = get(env::MAX_BODY_BYTES) {
-            let n = v.parse().map_err(|_| {
-                format!(
-                    "{}: expected a number of bytes, got {v:?}",
-                    env::MAX_BODY_BYTES
-                )
-            })?;
+            let n = v
+                .parse()
+                .map_err(|_| format!("{}: expected a number of bytes, got {v:?}", env::MAX_BODY_BYTES))?;
             self.http.max_body_bytes = Some(n);
         }
+        if let Some(v) = get(env::MCP_DEFAULT_ROLE) {
+            self.auth.default_role = Some(v);
+        }
+        if let Some(v) = get(env::STORE_PATH) {
+            self.store.path = Some(v);
+        }
+        if let Some(v) = get(env::AUDIT_JSONL) {
+            self.audit.jsonl = Some(v);
+        }
         if let Some(v) = get(env::REQUEST_TIMEOUT_MS) {
-            let n = v.parse().map_err(|_| {
-                format!(
-                    "{}: expected milliseconds, got {v:?}",
-                    env::REQUEST_TIMEOUT_MS
-                )
-            })?;
+            let n = v
+                .parse()
+                .map_err(|_| format!("{}: expected milliseconds, got {v:?}", env::REQUEST_TIMEOUT_MS))?;
             self.upstream.request_timeout_ms = Some(n);
         }
         Ok(())
@@ -144,6 +262,18 @@ impl RawConfig {
         }
         if let Some(v) = &o.allowed_hosts {
             self.http.allowed_hosts = Some(v.clone());
+        }
+        if let Some(v) = &o.store_path {
+            self.store.path = Some(v.clone());
+        }
+        if !o.prepend_rules.is_empty() {
+            let mut rules = o.prepend_rules.clone();
+            rules.append(&mut self.policy.rules);
+            self.policy.rules = rules;
+        }
+        if o.no_auth {
+            self.auth.default_role = Some("admin".into());
+            self.auth.default_permissions = Some(vec!["*".into()]);
         }
     }
 }

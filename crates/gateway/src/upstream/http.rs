@@ -20,12 +20,7 @@ pub struct HttpUpstream {
 
 /// Response headers worth returning to the client; the rest (upstream auth challenges, cookies,
 /// server banners) stay behind the gateway.
-const PASS_BACK: &[&str] = &[
-    "content-type",
-    SESSION_HEADER,
-    PROTOCOL_HEADER,
-    "cache-control",
-];
+const PASS_BACK: &[&str] = &["content-type", SESSION_HEADER, PROTOCOL_HEADER, "cache-control"];
 
 impl HttpUpstream {
     pub fn new(cfg: HttpUpstreamConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
@@ -36,18 +31,10 @@ impl HttpUpstream {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(HttpUpstream {
-            cfg,
-            client,
-            metrics,
-        })
+        Ok(HttpUpstream { cfg, client, metrics })
     }
 
-    fn request(
-        &self,
-        method: reqwest::Method,
-        client_headers: &HeaderMap,
-    ) -> reqwest::RequestBuilder {
+    fn request(&self, method: reqwest::Method, client_headers: &HeaderMap) -> reqwest::RequestBuilder {
         let mut rb = self
             .client
             .request(method, self.cfg.url.clone())
@@ -70,17 +57,12 @@ impl HttpUpstream {
         self.send(rb.body(f.body.clone())).await
     }
 
-    pub async fn get(
-        &self,
-        _session: Option<&str>,
-        headers: &HeaderMap,
-    ) -> Result<Response, Refusal> {
+    pub async fn get(&self, _session: Option<&str>, headers: &HeaderMap) -> Result<Response, Refusal> {
         self.send(self.request(reqwest::Method::GET, headers)).await
     }
 
     pub async fn delete(&self, _session: &str, headers: &HeaderMap) -> Result<Response, Refusal> {
-        self.send(self.request(reqwest::Method::DELETE, headers))
-            .await
+        self.send(self.request(reqwest::Method::DELETE, headers)).await
     }
 
     async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Response, Refusal> {
@@ -97,8 +79,7 @@ impl HttpUpstream {
             }
             Ok(Ok(r)) => r,
         };
-        let status =
-            StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         let mut headers = HeaderMap::new();
         for name in PASS_BACK {
             if let Some(v) = resp.headers().get(*name)
@@ -120,11 +101,7 @@ impl HttpUpstream {
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         matches!(
-            tokio::time::timeout(
-                self.cfg.connect_timeout,
-                tokio::net::TcpStream::connect((host, port))
-            )
-            .await,
+            tokio::time::timeout(self.cfg.connect_timeout, tokio::net::TcpStream::connect((host, port))).await,
             Ok(Ok(_))
         )
     }

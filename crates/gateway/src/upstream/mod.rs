@@ -37,9 +37,7 @@ impl Upstream {
     pub fn new(cfg: &UpstreamConfig, metrics: Arc<Metrics>) -> Result<Upstream, String> {
         Ok(match cfg {
             UpstreamConfig::Http(c) => Upstream::Http(http::HttpUpstream::new(c.clone(), metrics)?),
-            UpstreamConfig::Stdio(c) => {
-                Upstream::Stdio(stdio::StdioUpstream::new(c.clone(), metrics))
-            }
+            UpstreamConfig::Stdio(c) => Upstream::Stdio(stdio::StdioUpstream::new(c.clone(), metrics)),
         })
     }
 
@@ -50,11 +48,7 @@ impl Upstream {
         }
     }
 
-    pub async fn get(
-        &self,
-        session: Option<&str>,
-        headers: &HeaderMap,
-    ) -> Result<Response, Refusal> {
+    pub async fn get(&self, session: Option<&str>, headers: &HeaderMap) -> Result<Response, Refusal> {
         match self {
             Upstream::Http(u) => u.get(session, headers).await,
             Upstream::Stdio(u) => u.get(session),

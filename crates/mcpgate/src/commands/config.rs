@@ -1,22 +1,47 @@
-//! `mcpgate config check`: runs only the validation that `serve` runs at start-up.
+//! `mcpgate config check`, and the loading that `serve` and the store commands share: file, then
+//! environment, then flags, then validation. A relative store path is taken relative to the
+//! config file, so the store sits next to the config that names it.
 
 use crate::cli::ConfigArgs;
 use anyhow::{Context, Result};
 use mcpgate_gateway::config::raw::{Overrides, RawConfig};
 use mcpgate_gateway::config::{Config, UpstreamConfig};
+use std::path::PathBuf;
 
-/// Reads the file (if any), applies the environment, then `overrides`, and validates.
-pub fn load(args: &ConfigArgs, overrides: &Overrides) -> Result<Config> {
+fn read_raw(args: &ConfigArgs) -> Result<RawConfig> {
     let mut raw = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-            RawConfig::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+            let mut raw = RawConfig::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            if let (Some(dir), Some(p)) = (path.parent(), raw.store.path.as_deref())
+                && PathBuf::from(p).is_relative()
+            {
+                raw.store.path = Some(dir.join(p).to_string_lossy().into_owned());
+            }
+            if let (Some(dir), None) = (path.parent(), raw.store.path.as_deref()) {
+                raw.store.path = Some(dir.join("mcpgate.db").to_string_lossy().into_owned());
+            }
+            raw
         }
         None => RawConfig::default(),
     };
     raw.apply_env(|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
+    Ok(raw)
+}
+
+/// Reads the file (if any), applies the environment, then `overrides`, and validates.
+pub fn load(args: &ConfigArgs, overrides: &Overrides) -> Result<Config> {
+    let mut raw = read_raw(args)?;
     raw.apply_overrides(overrides);
     Config::validate(raw).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+}
+
+/// The store path the configuration names, without requiring the rest to be complete (the
+/// key and audit commands need no upstream).
+pub fn load_store_path(args: &ConfigArgs) -> Result<PathBuf> {
+    let raw = read_raw(args)?;
+    Ok(PathBuf::from(raw.store.path.unwrap_or_else(|| "mcpgate.db".into())))
 }
 
 pub fn check(args: &ConfigArgs) -> Result<()> {
@@ -29,5 +54,10 @@ pub fn check(args: &ConfigArgs) -> Result<()> {
         UpstreamConfig::Stdio(s) => println!("  upstream: stdio {} ({} args)", s.program, s.args.len()),
     }
     println!("  allowed hosts: {}", cfg.http.allowed_hosts.join(", "));
+    println!("  store:    {}", cfg.store_path.display());
+    println!("  policy:   {} rule(s)", cfg.policy.rules.len());
+    if let Some(role) = cfg.auth.default_role {
+        println!("  anonymous callers: role {}", role.as_str());
+    }
     Ok(())
 }

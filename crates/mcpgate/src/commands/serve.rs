@@ -12,21 +12,46 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         upstream_url: args.upstream_url,
         upstream_cmd: args.upstream_cmd,
         allowed_hosts: (!args.allowed_hosts.is_empty()).then_some(args.allowed_hosts),
+        store_path: args.store.map(|p| p.to_string_lossy().into_owned()),
+        prepend_rules: Vec::new(),
+        no_auth: args.no_auth,
     };
     if args.demo {
         let exe = std::env::current_exe().context("cannot find the mcpgate executable for the demo upstream")?;
         let exe = shell_quote(&exe.to_string_lossy());
         overrides.upstream_cmd = Some(format!("{exe} demo-upstream"));
+        overrides.prepend_rules = super::demo::rules();
     }
     let config = super::config::load(&args.config, &overrides)?;
+    let demo_keys = if args.demo {
+        super::demo::ensure_keys(&config.store_path)?
+    } else {
+        Vec::new()
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let gw = Gateway::new(config).map_err(anyhow::Error::msg)?;
-    tracing::info!(upstream = gw.upstream.kind(), "mcpgate {} listening on http://{addr}/mcp", mcpgate_gateway::server::VERSION);
+    if args.no_auth {
+        tracing::warn!("authentication is OFF (--no-auth): every caller is an anonymous admin");
+    }
+    let gw = Gateway::new(config, &|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
+    tracing::info!(
+        upstream = gw.upstream.kind(),
+        "mcpgate {} listening on http://{addr}/mcp",
+        mcpgate_gateway::server::VERSION
+    );
     if args.demo {
-        eprintln!("mcpgate demo: MCP endpoint http://{addr}/mcp (built-in demo upstream: echo, add, slow, ask_name, summarize)");
+        eprintln!(
+            "\nmcpgate demo — MCP endpoint http://{addr}/mcp (demo tools: echo, add, slow, ask_name, summarize, inspect, crash)"
+        );
+        for line in &demo_keys {
+            eprintln!("  {line}");
+        }
+        eprintln!(
+            "  try: curl -s -H \"X-API-Key: <admin key>\" http://{addr}/mcp/status\n       \
+             npx @modelcontextprotocol/inspector --cli http://{addr}/mcp --transport http --header \"X-API-Key: <key>\" --method tools/list\n"
+        );
     }
     mcpgate_gateway::serve(gw, listener, shutdown_signal()).await?;
     tracing::info!("mcpgate stopped");

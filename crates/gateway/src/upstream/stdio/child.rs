@@ -101,12 +101,11 @@ pub async fn supervise(
         };
         // Let the reader deliver what the child wrote before it died.
         let _ = tokio::time::timeout(Duration::from_millis(500), reader).await;
-        let status = exit
-            .map(|s| s.to_string())
-            .unwrap_or_else(|e| e.to_string());
+        let status = exit.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
         metrics.upstream_errors.inc();
         tracing::warn!(session = %short(&session.id), %status, "upstream process exited; restarting");
-        session.fail_all("the upstream MCP server process exited during this call; it is being restarted, retry the call");
+        session
+            .fail_all("the upstream MCP server process exited during this call; it is being restarted, retry the call");
         // Messages queued for the dead child are dropped: their calls were just failed.
         while rx.try_recv().is_ok() {}
         if born.elapsed() >= HEALTHY_AFTER {
@@ -133,11 +132,7 @@ async fn read_stdout(session: Arc<Session>, stdout: tokio::process::ChildStdout)
     let mut line = Vec::with_capacity(4096);
     loop {
         line.clear();
-        match (&mut reader)
-            .take(MAX_LINE as u64)
-            .read_until(b'\n', &mut line)
-            .await
-        {
+        match (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut line).await {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }

@@ -70,17 +70,10 @@ impl StdioUpstream {
         if is_init {
             return Err(Refusal::Malformed {
                 code: code::INVALID_REQUEST,
-                message:
-                    "initialize starts a new session; send it without an Mcp-Session-Id header"
-                        .into(),
+                message: "initialize starts a new session; send it without an Mcp-Session-Id header".into(),
             });
         }
-        let session = self
-            .inner
-            .sessions()
-            .get(id)
-            .cloned()
-            .ok_or(Refusal::SessionNotFound)?;
+        let session = self.inner.sessions().get(id).cloned().ok_or(Refusal::SessionNotFound)?;
         session.touch();
         match f.msg.kind {
             Kind::Request => session.call(f.msg).await,
@@ -105,20 +98,10 @@ impl StdioUpstream {
             started_tx,
         ));
         match started_rx.await {
-            Ok(Ok(())) => {
-                *self
-                    .inner
-                    .last_spawn_error
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = None
-            }
+            Ok(Ok(())) => *self.inner.last_spawn_error.lock().unwrap_or_else(|e| e.into_inner()) = None,
             Ok(Err(why)) => {
                 tracing::error!("{why}");
-                *self
-                    .inner
-                    .last_spawn_error
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
+                *self.inner.last_spawn_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(why.clone());
                 self.inner.metrics.upstream_errors.inc();
                 return Err(Refusal::UpstreamUnavailable { detail: why });
             }
@@ -145,12 +128,7 @@ impl StdioUpstream {
 
     pub fn get(&self, session: Option<&str>) -> Result<Response, Refusal> {
         let id = session.ok_or(Refusal::SessionRequired)?;
-        let s = self
-            .inner
-            .sessions()
-            .get(id)
-            .cloned()
-            .ok_or(Refusal::SessionNotFound)?;
+        let s = self.inner.sessions().get(id).cloned().ok_or(Refusal::SessionNotFound)?;
         s.touch();
         Ok(s.open_stream())
     }

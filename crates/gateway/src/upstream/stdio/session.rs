@@ -37,11 +37,7 @@ fn raw_u64(n: u64) -> Box<RawValue> {
 }
 
 impl Session {
-    pub fn new(
-        id: String,
-        to_child: mpsc::UnboundedSender<Bytes>,
-        request_timeout: Duration,
-    ) -> Self {
+    pub fn new(id: String, to_child: mpsc::UnboundedSender<Bytes>, request_timeout: Duration) -> Self {
         Session {
             id,
             routing: Mutex::new(Routing::default()),
@@ -72,10 +68,7 @@ impl Session {
     }
 
     pub fn init_params(&self) -> Option<Bytes> {
-        self.init_params
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.init_params.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn send_line(&self, mut line: Vec<u8>) -> bool {
@@ -88,15 +81,10 @@ impl Session {
     pub async fn call(self: &Arc<Self>, msg: &Message<'_>) -> Result<Response, Refusal> {
         let client_id: Box<RawValue> = msg.id.map(|r| r.to_owned()).unwrap_or_default();
         if msg.method() == "initialize" {
-            let params = msg
-                .params
-                .map(|p| Bytes::copy_from_slice(p.get().as_bytes()));
+            let params = msg.params.map(|p| Bytes::copy_from_slice(p.get().as_bytes()));
             *self.init_params.lock().unwrap_or_else(|e| e.into_inner()) = params;
         }
-        let (gid, mut rx) = self.register(
-            client_id.clone(),
-            msg.progress_token().map(|t| t.get().to_string()),
-        );
+        let (gid, mut rx) = self.register(client_id.clone(), msg.progress_token().map(|t| t.get().to_string()));
         if !self.send_line(jsonrpc::with_id(msg, &raw_u64(gid))) {
             self.routing().remove(gid);
             return Err(Refusal::UpstreamUnavailable {
@@ -130,9 +118,7 @@ impl Session {
         let tail = stream::unfold(state, move |state| async move {
             let (mut rx, guard, client_id) = state?;
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(Out::Event(ev))) => {
-                    Some((Ok(sse::event(&ev)), Some((rx, guard, client_id))))
-                }
+                Ok(Some(Out::Event(ev))) => Some((Ok(sse::event(&ev)), Some((rx, guard, client_id)))),
                 Ok(Some(Out::Final(body))) => Some((Ok(sse::event(&body)), None)),
                 Ok(None) => None,
                 Err(_) => {
@@ -146,13 +132,9 @@ impl Session {
                 }
             }
         });
-        let mut resp = Response::new(Body::from_stream(futures_util::StreamExt::chain(
-            head, tail,
-        )));
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(sse::CONTENT_TYPE),
-        );
+        let mut resp = Response::new(Body::from_stream(futures_util::StreamExt::chain(head, tail)));
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(sse::CONTENT_TYPE));
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         Ok(resp)
@@ -177,10 +159,7 @@ impl Session {
     }
 
     /// Sends the remembered `initialize` to a restarted child and waits for its answer.
-    pub async fn replay_initialize(
-        &self,
-        stdin: &mut (impl tokio::io::AsyncWrite + Unpin),
-    ) -> Result<(), String> {
+    pub async fn replay_initialize(&self, stdin: &mut (impl tokio::io::AsyncWrite + Unpin)) -> Result<(), String> {
         use tokio::io::AsyncWriteExt;
         let Some(params) = self.init_params() else {
             return Ok(());
@@ -188,8 +167,7 @@ impl Session {
         let (gid, mut rx) = self.register(raw_u64(0), None);
         let mut line = Vec::with_capacity(params.len() + 64);
         line.extend_from_slice(
-            format!("{{\"jsonrpc\":\"2.0\",\"id\":{gid},\"method\":\"initialize\",\"params\":")
-                .as_bytes(),
+            format!("{{\"jsonrpc\":\"2.0\",\"id\":{gid},\"method\":\"initialize\",\"params\":").as_bytes(),
         );
         line.extend_from_slice(&params);
         line.extend_from_slice(b"}\n");
@@ -224,9 +202,7 @@ impl Session {
                     #[serde(default)]
                     reason: Option<String>,
                 }
-                let parsed = msg
-                    .params
-                    .and_then(|p| serde_json::from_str::<P<'_>>(p.get()).ok());
+                let parsed = msg.params.and_then(|p| serde_json::from_str::<P<'_>>(p.get()).ok());
                 let gid = parsed
                     .as_ref()
                     .and_then(|p| self.routing().find_by_client_id(p.request_id.get()));
@@ -273,23 +249,18 @@ impl Session {
             token,
         };
         let ticks = tokio::time::interval(Duration::from_secs(15));
-        let body = stream::unfold(
-            (rx, guard, ticks),
-            |(mut rx, guard, mut ticks)| async move {
-                tokio::select! {
-                    m = rx.recv() => match m {
-                        Some(Out::Event(ev) | Out::Final(ev)) => Some((Ok::<_, std::convert::Infallible>(sse::event(&ev)), (rx, guard, ticks))),
-                        None => None,
-                    },
-                    _ = ticks.tick() => Some((Ok(sse::keep_alive()), (rx, guard, ticks))),
-                }
-            },
-        );
+        let body = stream::unfold((rx, guard, ticks), |(mut rx, guard, mut ticks)| async move {
+            tokio::select! {
+                m = rx.recv() => match m {
+                    Some(Out::Event(ev) | Out::Final(ev)) => Some((Ok::<_, std::convert::Infallible>(sse::event(&ev)), (rx, guard, ticks))),
+                    None => None,
+                },
+                _ = ticks.tick() => Some((Ok(sse::keep_alive()), (rx, guard, ticks))),
+            }
+        });
         let mut resp = Response::new(Body::from_stream(body));
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(sse::CONTENT_TYPE),
-        );
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(sse::CONTENT_TYPE));
         resp.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         resp
@@ -352,8 +323,7 @@ impl Session {
     /// Fails every call in flight with an error that says why (the child exited).
     pub fn fail_all(&self, why: &str) {
         for p in self.routing().drain() {
-            let body =
-                jsonrpc::error_body(Some(&p.client_id), code::UPSTREAM_UNAVAILABLE, why, None);
+            let body = jsonrpc::error_body(Some(&p.client_id), code::UPSTREAM_UNAVAILABLE, why, None);
             let _ = p.tx.send(Out::Final(Bytes::from(body)));
         }
     }

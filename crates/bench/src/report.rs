@@ -1,0 +1,339 @@
+//! `report`: reads a `bench/run` work directory and writes `latest.json` and `latest.md`.
+//!
+//! Work directory layout, one folder per target:
+//! `TARGET/meta.json` (`name`, `description`, `status`, `rss_hwm_kib`), `TARGET/probe.json`,
+//! `TARGET/probe-reuse.json`, `TARGET/sat-N.json` (saturation runs), `TARGET/lat-N.json`
+//! (fixed-rate runs); each `*.json` but meta is a `load --json` or `probe --json` output.
+//! Every reported number is the median over the repetitions, taken metric by metric.
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+pub struct Opts {
+    pub work: PathBuf,
+    pub targets: Vec<String>,
+    pub out_dir: PathBuf,
+    pub command: String,
+    pub date: String,
+    pub settings: Vec<(String, String)>,
+}
+
+fn read(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+fn runs(dir: &Path, prefix: &str) -> Vec<Value> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(prefix) && n.ends_with(".json"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files.iter().filter_map(|p| read(p)).collect()
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+fn med(runs: &[Value], ptr: &str) -> Value {
+    median(
+        runs.iter()
+            .filter_map(|r| r.pointer(ptr).and_then(Value::as_f64))
+            .collect(),
+    )
+    .map_or(Value::Null, |m| json!((m * 10.0).round() / 10.0))
+}
+
+fn sum(vals: &[&Value], ptr: &str) -> u64 {
+    vals.iter().filter_map(|r| r.pointer(ptr).and_then(Value::as_u64)).sum()
+}
+
+fn summarize(runs: &[Value]) -> Value {
+    let mut cpu = serde_json::Map::new();
+    if let Some(first) = runs.first().and_then(|r| r.get("cpu")).and_then(Value::as_object) {
+        for name in first.keys() {
+            cpu.insert(
+                name.clone(),
+                json!({
+                    "us_per_req": med(runs, &format!("/cpu/{name}/us_per_req")),
+                    "cores": med(runs, &format!("/cpu/{name}/cores")),
+                }),
+            );
+        }
+    }
+    json!({
+        "reps": runs.len(),
+        "rps": med(runs, "/rps"),
+        "p50_us": med(runs, "/latency/p50_us"),
+        "p90_us": med(runs, "/latency/p90_us"),
+        "p99_us": med(runs, "/latency/p99_us"),
+        "p999_us": med(runs, "/latency/p999_us"),
+        "cpu": cpu,
+        "runs": runs,
+    })
+}
+
+fn machine() -> Value {
+    let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    json!({"nproc": nproc, "mem_total_mib": mem_kib / 1024, "cpu_model": model, "kernel": kernel})
+}
+
+pub fn run(o: &Opts) -> Result<()> {
+    let mut targets = Vec::new();
+    for name in &o.targets {
+        let dir = o.work.join(name);
+        let meta = read(&dir.join("meta.json")).unwrap_or_else(|| json!({"status": "no results"}));
+        let sat = runs(&dir, "sat-");
+        let lat = runs(&dir, "lat-");
+        let probe = read(&dir.join("probe.json"));
+        let probe_reuse = read(&dir.join("probe-reuse.json"));
+        let mut all: Vec<&Value> = sat.iter().chain(lat.iter()).collect();
+        all.extend(probe.iter().chain(probe_reuse.iter()));
+        let errors = sum(&all, "/errors") + sum(&all, "/init_errors");
+        let crossed = sum(&all, "/crossed");
+        let rss = meta
+            .get("rss_hwm_kib")
+            .and_then(Value::as_f64)
+            .map(|k| (k / 1024.0 * 10.0).round() / 10.0);
+        targets.push(json!({
+            "name": name,
+            "description": meta.get("description").cloned().unwrap_or(Value::Null),
+            "status": meta.get("status").cloned().unwrap_or(json!("ok")),
+            "saturation": summarize(&sat),
+            "latency": summarize(&lat),
+            "rss_hwm_mib": rss,
+            "errors": errors,
+            "crossed": crossed,
+            "probe": probe,
+            "probe_reuse_ids": probe_reuse,
+        }));
+    }
+    let direct = targets
+        .iter()
+        .find(|t| t["name"] == "direct")
+        .and_then(|t| t.pointer("/saturation/rps").and_then(Value::as_f64));
+    for t in &mut targets {
+        let ratio = match (direct, t.pointer("/saturation/rps").and_then(Value::as_f64)) {
+            (Some(d), Some(r)) if d > 0.0 => json!((r / d * 1000.0).round() / 1000.0),
+            _ => Value::Null,
+        };
+        t["ratio_to_direct"] = ratio;
+    }
+    let settings: serde_json::Map<String, Value> = o
+        .settings
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+        .collect();
+    let doc = json!({
+        "date": o.date,
+        "command": o.command,
+        "machine": machine(),
+        "settings": settings,
+        "targets": targets,
+    });
+    std::fs::create_dir_all(&o.out_dir).with_context(|| format!("create {}", o.out_dir.display()))?;
+    std::fs::write(
+        o.out_dir.join("latest.json"),
+        serde_json::to_string_pretty(&doc)? + "\n",
+    )?;
+    let md = markdown(&doc);
+    std::fs::write(o.out_dir.join("latest.md"), &md)?;
+    print!("{md}");
+    Ok(())
+}
+
+fn num(v: Option<&Value>) -> String {
+    match v.and_then(Value::as_f64) {
+        Some(x) if x.fract() == 0.0 || x >= 1000.0 => format!("{}", x.round()),
+        Some(x) => format!("{x:.1}"),
+        None => "—".into(),
+    }
+}
+
+fn markdown(doc: &Value) -> String {
+    let s = |p: &str| doc.pointer(p).and_then(Value::as_str).unwrap_or("").to_owned();
+    let set = |k: &str| {
+        doc.pointer(&format!("/settings/{k}"))
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    };
+    let m = &doc["machine"];
+    let mut out = String::new();
+    let _ = writeln!(out, "# mcpgate benchmark\n");
+    let _ = writeln!(out, "- date: {}", s("/date"));
+    let _ = writeln!(
+        out,
+        "- machine: {} cores (nproc), {} MiB memory, {}, Linux {}",
+        m["nproc"],
+        m["mem_total_mib"],
+        m["cpu_model"].as_str().unwrap_or("?"),
+        m["kernel"].as_str().unwrap_or("?")
+    );
+    let _ = writeln!(out, "- command: `{}`", s("/command"));
+    if let Some(obj) = doc["settings"].as_object() {
+        let list: Vec<String> = obj
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+            .collect();
+        let _ = writeln!(out, "- settings: {}", list.join(", "));
+    }
+    let _ = writeln!(
+        out,
+        "\nreq/s: closed loop, {} connections, {} s after {} s warmup. Latency: open loop at {} req/s over {} connections \
+         (timed from when each request was due). CPU µs/req: utime+stime of the target process (the gateway; the \
+         upstream itself for `direct`) during the saturation window ÷ successful requests. Peak RSS: VmHWM of that \
+         process at the end. Every number is the median of {} repetitions. errors/crossed: all load runs + the probes.\n",
+        set("connections"),
+        set("secs"),
+        set("warmup"),
+        set("rate"),
+        set("rate_connections"),
+        set("reps")
+    );
+    let _ = writeln!(
+        out,
+        "| target | req/s | ratio to direct | p50 µs | p90 µs | p99 µs | CPU µs/req | peak RSS MiB | errors | crossed |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let targets = doc["targets"].as_array().cloned().unwrap_or_default();
+    for t in &targets {
+        let status = t["status"].as_str().unwrap_or("ok");
+        let name = if status == "ok" {
+            t["name"].as_str().unwrap_or("?").to_owned()
+        } else {
+            format!("{} ({status})", t["name"].as_str().unwrap_or("?"))
+        };
+        let ratio = t["ratio_to_direct"].as_f64().map_or("—".into(), |r| format!("{r:.2}"));
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {ratio} | {} | {} | {} | {} | {} | {} | {} |",
+            num(t.pointer("/saturation/rps")),
+            num(t.pointer("/latency/p50_us")),
+            num(t.pointer("/latency/p90_us")),
+            num(t.pointer("/latency/p99_us")),
+            num(t.pointer("/saturation/cpu/target/us_per_req")),
+            num(t.get("rss_hwm_mib")),
+            t["errors"],
+            t["crossed"],
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nWhere the CPU goes at saturation (µs per request, and cores busy, medians):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| target | target µs/req | upstream µs/req | loadgen µs/req | cores: target / upstream / loadgen |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---|");
+    for t in &targets {
+        let c = |who: &str, what: &str| num(t.pointer(&format!("/saturation/cpu/{who}/{what}")));
+        let same = t["name"] == "direct";
+        let up = |what: &str| {
+            if same {
+                "(= target)".to_owned()
+            } else {
+                c("upstream", what)
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} / {} / {} |",
+            t["name"].as_str().unwrap_or("?"),
+            c("target", "us_per_req"),
+            up("us_per_req"),
+            c("loadgen", "us_per_req"),
+            c("target", "cores"),
+            up("cores"),
+            c("loadgen", "cores"),
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nCorrectness probes (concurrent calls, unique texts; ok / errors / crossed):\n"
+    );
+    for t in &targets {
+        let p = |k: &str| {
+            let v = &t[k];
+            if v.is_null() {
+                "not run".to_owned()
+            } else {
+                format!(
+                    "{} calls, {} concurrent over {} sessions: {} / {} / {}",
+                    v["calls"], v["concurrency"], v["sessions"], v["ok"], v["errors"], v["crossed"]
+                )
+            }
+        };
+        let _ = writeln!(
+            out,
+            "- {}: unique ids: {}; ids reused across sessions: {}",
+            t["name"].as_str().unwrap_or("?"),
+            p("probe"),
+            p("probe_reuse_ids")
+        );
+    }
+    for t in &targets {
+        let mut samples: Vec<String> = Vec::new();
+        for key in ["/probe/samples", "/probe_reuse_ids/samples"] {
+            if let Some(a) = t.pointer(key).and_then(Value::as_array) {
+                samples.extend(a.iter().filter_map(Value::as_str).map(str::to_owned));
+            }
+        }
+        for ph in ["saturation", "latency"] {
+            if let Some(runs) = t.pointer(&format!("/{ph}/runs")).and_then(Value::as_array) {
+                for r in runs {
+                    if let Some(a) = r["error_samples"].as_array() {
+                        samples.extend(a.iter().filter_map(Value::as_str).map(str::to_owned));
+                    }
+                }
+            }
+        }
+        samples.truncate(3);
+        if !samples.is_empty() {
+            let _ = writeln!(out, "\nSample errors for {}:", t["name"].as_str().unwrap_or("?"));
+            for e in samples {
+                let _ = writeln!(out, "- `{}`", e.replace('`', "'"));
+            }
+        }
+    }
+    out
+}

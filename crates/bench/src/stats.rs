@@ -1,0 +1,81 @@
+//! Latency percentiles (sorted samples) and process CPU time from /proc.
+
+use serde::Serialize;
+
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct Latency {
+    pub samples: usize,
+    pub mean_us: f64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub max_us: f64,
+}
+
+/// Percentiles of latencies given in nanoseconds (sorts `ns` in place; nearest-rank).
+pub fn latency(ns: &mut [u64]) -> Latency {
+    if ns.is_empty() {
+        return Latency::default();
+    }
+    ns.sort_unstable();
+    let at = |q: f64| {
+        let rank = ((q * ns.len() as f64).ceil() as usize).clamp(1, ns.len());
+        us(ns[rank - 1])
+    };
+    let sum: u128 = ns.iter().map(|&v| u128::from(v)).sum();
+    Latency {
+        samples: ns.len(),
+        mean_us: round1(sum as f64 / ns.len() as f64 / 1000.0),
+        p50_us: at(0.50),
+        p90_us: at(0.90),
+        p99_us: at(0.99),
+        p999_us: at(0.999),
+        max_us: at(1.0),
+    }
+}
+
+fn us(ns: u64) -> f64 {
+    round1(ns as f64 / 1000.0)
+}
+
+pub fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+/// utime + stime of a process (`None`: this one) in microseconds, from /proc/PID/stat.
+/// Linux reports them in USER_HZ ticks, which is 100 per second on every supported architecture.
+pub fn cpu_us(pid: Option<u32>) -> Option<u64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the `(comm)`: state is field 3, utime field 14, stime field 15.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) * 10_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_nearest_rank() {
+        let mut v: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+        let l = latency(&mut v);
+        assert_eq!(l.p50_us, 50.0);
+        assert_eq!(l.p90_us, 90.0);
+        assert_eq!(l.p99_us, 99.0);
+        assert_eq!(l.max_us, 100.0);
+        assert_eq!(l.samples, 100);
+    }
+
+    #[test]
+    fn own_cpu_time_is_readable() {
+        assert!(cpu_us(None).is_some());
+    }
+}

@@ -1,0 +1,77 @@
+//! Which tool set the server exposes.
+//!
+//! The demo set is what a person trying mcpgate sees; it stays small so a `tools/list` through the
+//! gateway is readable. The conformance suite needs two dozen more fixed names, which would only
+//! be noise in a demo, so they are opt-in.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The set of tools, resources and prompts the server exposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profile {
+    /// The demo tools (`echo`, `add`, `slow`, `ask_name`, `summarize`, `crash`, `inspect`), the
+    /// `demo://readme` resource and the `greeting` prompt.
+    #[default]
+    Demo,
+    /// Everything in [`Profile::Demo`] plus what the official conformance suite's server
+    /// scenarios call (`test_*` tools, `test://` resources, `test_*` prompts, completions).
+    Conformance,
+}
+
+impl Profile {
+    /// Whether the conformance suite's fixtures are exposed.
+    pub fn includes_conformance(self) -> bool {
+        matches!(self, Profile::Conformance)
+    }
+
+    /// The name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Demo => "demo",
+            Profile::Conformance => "conformance",
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A profile name that is neither `demo` nor `conformance`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownProfile(pub String);
+
+impl fmt::Display for UnknownProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown profile `{}`: expected `demo` or `conformance`", self.0)
+    }
+}
+
+impl std::error::Error for UnknownProfile {}
+
+impl FromStr for Profile {
+    type Err = UnknownProfile;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "demo" => Ok(Profile::Demo),
+            "conformance" => Ok(Profile::Conformance),
+            other => Err(UnknownProfile(other.to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_names_and_rejects_others() {
+        assert_eq!("demo".parse::<Profile>(), Ok(Profile::Demo));
+        assert_eq!("conformance".parse::<Profile>(), Ok(Profile::Conformance));
+        assert!("Demo".parse::<Profile>().is_err());
+    }
+}

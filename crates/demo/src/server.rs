@@ -1,0 +1,236 @@
+//! The rmcp `ServerHandler`: routes each MCP method to the module that owns it and keeps the
+//! little state one session has (its log level and resource subscriptions).
+//!
+//! One `DemoServer` value serves one session: the stdio transport has exactly one, the HTTP
+//! transport builds one per session from the shared [`Catalog`].
+
+// Logging, sampling and elicitation are deprecated by the 2026-07-28 protocol (SEP-2577) but are
+// what every client released so far speaks, and the conformance suite tests them.
+#![allow(deprecated)]
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, CompletionInfo,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
+
+use crate::catalog::Catalog;
+use crate::{Profile, prompts, resources, tools};
+
+/// The logger name on `notifications/message`, so a client can tell these apart from the
+/// gateway's own.
+const LOGGER: &str = "mcpgate-demo";
+
+/// The demo/conformance MCP server. Cheap to clone; clones share one session's state.
+#[derive(Debug, Clone)]
+pub struct DemoServer {
+    catalog: Arc<Catalog>,
+    session: Arc<SessionState>,
+}
+
+#[derive(Debug)]
+struct SessionState {
+    /// Least severe level the client wants (`logging/setLevel`), as a [`severity`] rank.
+    min_log_level: AtomicU8,
+    /// URIs the client subscribed to with `resources/subscribe`.
+    subscriptions: Mutex<BTreeSet<String>>,
+}
+
+impl DemoServer {
+    /// A server (one session's worth of state) exposing the given profile.
+    pub fn new(profile: Profile) -> Self {
+        Self::with_catalog(Arc::new(Catalog::new(profile)))
+    }
+
+    /// A fresh session over an already-built catalog.
+    pub(crate) fn with_catalog(catalog: Arc<Catalog>) -> Self {
+        Self {
+            catalog,
+            session: Arc::new(SessionState {
+                min_log_level: AtomicU8::new(severity(LoggingLevel::Debug)),
+                subscriptions: Mutex::new(BTreeSet::new()),
+            }),
+        }
+    }
+
+    /// The profile this server exposes.
+    pub fn profile(&self) -> Profile {
+        self.catalog.profile
+    }
+
+    /// Sends `notifications/message` unless the client asked for less. Delivery failures are
+    /// only traced: a log line must never fail the tool that emits it.
+    pub(crate) async fn log(&self, peer: &Peer<RoleServer>, level: LoggingLevel, message: &str) {
+        if severity(level) < self.session.min_log_level.load(Ordering::Relaxed) {
+            return;
+        }
+        let param = LoggingMessageNotificationParam::new(level, message.into()).with_logger(LOGGER);
+        if let Err(error) = peer.notify_logging_message(param).await {
+            tracing::debug!(%error, "could not deliver a log notification");
+        }
+    }
+
+    /// The URIs this session is subscribed to, for `inspect`.
+    pub(crate) fn subscribed(&self) -> Vec<String> {
+        self.subscriptions().iter().cloned().collect()
+    }
+
+    fn subscriptions(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        // A panic while holding this lock cannot leave the set inconsistent (insert/remove are
+        // atomic from its point of view), so a poisoned lock is still safe to use.
+        self.session
+            .subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// RFC 5424 order, least severe first, so "at least this level" is a numeric comparison.
+fn severity(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+impl ServerHandler for DemoServer {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = ServerCapabilities::builder()
+            .enable_logging()
+            .enable_completions()
+            .enable_prompts()
+            .enable_resources()
+            .enable_resources_subscribe()
+            .enable_tools()
+            .build();
+        ServerConfig::new(capabilities)
+            .with_server_info(
+                Implementation::new("mcpgate-demo", env!("CARGO_PKG_VERSION")).with_title("mcpgate demo upstream"),
+            )
+            .with_instructions(
+                "Demo upstream behind mcpgate. Try `echo`, `add`, `slow` (progress), \
+                 `ask_name` (elicitation), `summarize` (sampling) and `inspect` (shows what the \
+                 gateway forwarded).",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.catalog.tools.clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.catalog.tool(name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        tools::call(self, request, context).await
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(self.catalog.resources.clone()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            self.catalog.resource_templates.clone(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        resources::read(self.profile(), &request.uri).map(Into::into)
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let message = format!("subscribed to {}", request.uri);
+        self.subscriptions().insert(request.uri);
+        self.log(&context.peer, LoggingLevel::Info, &message).await;
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let message = format!("unsubscribed from {}", request.uri);
+        self.subscriptions().remove(&request.uri);
+        self.log(&context.peer, LoggingLevel::Info, &message).await;
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(self.catalog.prompts.clone()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        prompts::get(self.profile(), &request.name, request.arguments).map(Into::into)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let values = prompts::complete(self.profile(), &request.r#ref, &request.argument);
+        let completion =
+            CompletionInfo::with_all_values(values).map_err(|reason| ErrorData::internal_error(reason, None))?;
+        Ok(CompleteResult::new(completion))
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.session
+            .min_log_level
+            .store(severity(request.level), Ordering::Relaxed);
+        Ok(())
+    }
+}

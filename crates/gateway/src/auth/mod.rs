@@ -1,0 +1,125 @@
+//! Authentication: turns what a request carries into a [`Principal`], or a reason it cannot.
+//! One place holds the order of the methods and why: the registry first (local, microseconds),
+//! the external verifier only for keys the registry does not know (a network call), the default
+//! key only when nothing was presented, and the default role last.
+
+pub mod external;
+pub mod extract;
+pub mod registry;
+
+use crate::config::AuthConfig;
+use external::{ExternalError, ExternalVerifier};
+use extract::{Location, Presented};
+use mcpgate_core::keys::KeyError;
+use mcpgate_core::principal::{AuthMethod, Principal};
+use registry::KeyRegistry;
+use std::sync::Arc;
+
+/// Why a presented credential was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    Malformed(&'static str),
+    Invalid,
+    Revoked,
+    Expired,
+    /// The external verifier could not answer: 503, never a false 401.
+    VerifierUnavailable,
+}
+
+impl AuthFailure {
+    pub fn reason(self) -> &'static str {
+        match self {
+            AuthFailure::Malformed(_) => "malformed_credential",
+            AuthFailure::Invalid => "invalid_key",
+            AuthFailure::Revoked => "revoked_key",
+            AuthFailure::Expired => "expired_key",
+            AuthFailure::VerifierUnavailable => "verifier_unavailable",
+        }
+    }
+}
+
+pub struct Auth {
+    pub cfg: AuthConfig,
+    pub keys: Arc<KeyRegistry>,
+    external: Option<ExternalVerifier>,
+    /// Read once at start-up; changing it needs a restart.
+    default_key: Option<Presented>,
+}
+
+impl Auth {
+    pub fn new(cfg: AuthConfig, keys: Arc<KeyRegistry>, env: impl Fn(&str) -> Option<String>) -> Result<Auth, String> {
+        let external = cfg.external.clone().map(ExternalVerifier::new).transpose()?;
+        let default_key = extract::default_key(&cfg.default_key_env, env);
+        Ok(Auth {
+            cfg,
+            keys,
+            external,
+            default_key,
+        })
+    }
+
+    pub fn single_user_mode(&self) -> bool {
+        self.default_key.is_some()
+    }
+
+    /// The names of the methods this gateway accepts, for `/mcp/status`.
+    pub fn methods(&self) -> Vec<&'static str> {
+        let mut m = vec!["api_key"];
+        if self.cfg.allow_query_key {
+            m.push("query_api_key");
+        }
+        if self.cfg.allow_tool_arg_key {
+            m.push("tool_argument_api_key");
+        }
+        if self.external.is_some() {
+            m.push("external_key");
+        }
+        if self.default_key.is_some() {
+            m.push("default_key");
+        }
+        if self.cfg.default_role.is_some() {
+            m.push("anonymous");
+        }
+        m
+    }
+
+    /// `Ok(None)`: no credential and no default role — the policy decides whether that is enough.
+    pub async fn authenticate(
+        &self,
+        presented: Option<&Presented>,
+        now: i64,
+    ) -> Result<Option<Principal>, AuthFailure> {
+        let presented = presented.or(self.default_key.as_ref());
+        let Some(p) = presented else {
+            return Ok(self.cfg.default_role.map(|role| {
+                let mut a = Principal::anonymous(role);
+                a.permissions = self.cfg.default_permissions.clone();
+                a
+            }));
+        };
+        let method = if p.from == Location::DefaultEnv {
+            AuthMethod::DefaultKey
+        } else {
+            AuthMethod::ApiKey
+        };
+        match self.keys.verify(p.secret.expose(), now) {
+            Ok(record) => {
+                tracing::debug!(target: "mcpgate::auth", key_id = %record.key_id, via = p.from.as_str(), "key accepted");
+                Ok(Some(record.principal(method)))
+            }
+            Err(KeyError::Revoked) => Err(AuthFailure::Revoked),
+            Err(KeyError::Expired) => Err(AuthFailure::Expired),
+            Err(KeyError::Unknown) => match &self.external {
+                None => Err(AuthFailure::Invalid),
+                Some(v) => match v.verify(&p.secret).await {
+                    Ok(principal) => {
+                        tracing::debug!(target: "mcpgate::auth", key_id = ?principal.key_id, "key accepted by the external verifier");
+                        Ok(Some(principal))
+                    }
+                    Err(ExternalError::Invalid) => Err(AuthFailure::Invalid),
+                    Err(ExternalError::Unavailable) => Err(AuthFailure::VerifierUnavailable),
+                },
+            },
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The key registry the request path reads: keys from `MCP_API_KEYS`, from a keys file and from
+//! the store, merged into one in-memory index. The store is polled for changes every second, so
+//! `mcpgate keys revoke` takes effect on a running gateway within a second.
+
+use mcpgate_core::keys::{KeyError, KeyIndex, KeyRecord};
+use mcpgate_store::KeyStore;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+pub struct KeyRegistry {
+    index: RwLock<Arc<KeyIndex>>,
+    fixed: Vec<KeyRecord>,
+    store: Option<Arc<dyn KeyStore>>,
+    version: AtomicI64,
+    used: Mutex<HashMap<String, i64>>,
+}
+
+impl KeyRegistry {
+    pub fn new(fixed: Vec<KeyRecord>, store: Option<Arc<dyn KeyStore>>) -> Result<KeyRegistry, String> {
+        let reg = KeyRegistry {
+            index: RwLock::new(Arc::new(KeyIndex::default())),
+            fixed,
+            store,
+            version: AtomicI64::new(i64::MIN),
+            used: Mutex::new(HashMap::new()),
+        };
+        reg.reload()?;
+        Ok(reg)
+    }
+
+    fn reload(&self) -> Result<(), String> {
+        let mut all = self.fixed.clone();
+        if let Some(store) = &self.store {
+            let version = store.keys_version().map_err(|e| e.to_string())?;
+            all.extend(store.list_keys().map_err(|e| e.to_string())?);
+            self.version.store(version, Ordering::Relaxed);
+        }
+        let index = Arc::new(KeyIndex::new(all));
+        *self.index.write().unwrap_or_else(|e| e.into_inner()) = index;
+        Ok(())
+    }
+
+    pub fn snapshot(&self) -> Arc<KeyIndex> {
+        self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.snapshot().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Verifies a key; on success remembers that it was used (written to the store in batches).
+    pub fn verify(&self, presented: &str, now: i64) -> Result<KeyRecord, KeyError> {
+        let index = self.snapshot();
+        let record = index.verify(presented, now)?.clone();
+        if record.source == "store" {
+            self.used
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(record.key_id.clone(), now);
+        }
+        Ok(record)
+    }
+
+    /// Reloads when the store changed and flushes last-used times; runs every second.
+    pub async fn watch(self: Arc<Self>) {
+        let Some(store) = self.store.clone() else { return };
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut flushes = 0u32;
+        loop {
+            tick.tick().await;
+            let me = self.clone();
+            let store = store.clone();
+            flushes += 1;
+            let flush = flushes % 10 == 0;
+            let _ = tokio::task::spawn_blocking(move || {
+                match store.keys_version() {
+                    Ok(v) if v != me.version.load(Ordering::Relaxed) => {
+                        if let Err(e) = me.reload() {
+                            tracing::warn!("cannot reload keys: {e}");
+                        } else {
+                            tracing::debug!(target: "mcpgate::auth", "keys reloaded from the store");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("cannot read the key store: {e}"),
+                }
+                if flush {
+                    me.flush_used(store.as_ref());
+                }
+            })
+            .await;
+        }
+    }
+
+    pub fn flush_used(&self, store: &dyn KeyStore) {
+        let used: Vec<(String, i64)> = self.used.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
+        if !used.is_empty()
+            && let Err(e) = store.touch_keys(&used)
+        {
+            tracing::warn!("cannot record key use: {e}");
+        }
+    }
+
+    /// Writes pending last-used times now (on shutdown).
+    pub fn flush_used_now(&self) {
+        if let Some(store) = &self.store {
+            self.flush_used(store.as_ref());
+        }
+    }
+
+    pub fn store(&self) -> Option<&Arc<dyn KeyStore>> {
+        self.store.as_ref()
+    }
+}

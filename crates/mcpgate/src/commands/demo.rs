@@ -1,0 +1,79 @@
+//! `serve --demo`: the built-in demo upstream, a policy that shows what keys can and cannot do,
+//! and two keys created on first run — an admin key and a read-only key.
+
+use anyhow::Result;
+use mcpgate_core::keys::KeyRecord;
+use mcpgate_core::policy::Rule;
+use mcpgate_core::principal::{Limits, Role};
+use mcpgate_store::KeyStore;
+use mcpgate_store::sqlite::SqliteStore;
+use std::io::Write;
+use std::path::Path;
+
+/// The demo's rules: the harmless tools need only `read`; `crash` needs an admin.
+pub fn rules() -> Vec<Rule> {
+    vec![
+        Rule {
+            tools: vec!["echo".into(), "add".into()],
+            permissions: vec!["read".into()],
+            ..Rule::default()
+        },
+        Rule {
+            tools: vec!["crash".into()],
+            role: Some(Role::Admin),
+            ..Rule::default()
+        },
+    ]
+}
+
+/// Creates the demo keys if the store has none named so; writes them (0600) beside the store so
+/// later runs can show them again. Returns the lines to print.
+pub fn ensure_keys(store_path: &Path) -> Result<Vec<String>> {
+    let keys_file = store_path.with_extension("demo-keys.txt");
+    let store = SqliteStore::open(store_path)?;
+    let existing = store.list_keys()?;
+    if existing.iter().any(|k| k.name == "demo admin" && !k.revoked) && keys_file.exists() {
+        let text = std::fs::read_to_string(&keys_file)?;
+        return Ok(text.lines().map(str::to_string).collect());
+    }
+    let now = mcpgate_gateway::clock::unix_s();
+    let template = |name: &str, role: Role, perms: &[&str], per_minute: Option<u32>| KeyRecord {
+        key_id: String::new(),
+        hash: String::new(),
+        name: name.into(),
+        user_id: name.replace(' ', "-"),
+        tenant: None,
+        role,
+        permissions: perms.iter().map(|s| s.to_string()).collect(),
+        limits: Limits {
+            per_minute,
+            ..Limits::default()
+        },
+        expires_at: None,
+        created_at: now,
+        revoked: false,
+        source: "store".into(),
+    };
+    let (admin, _) = super::keys::create_record(&store, template("demo admin", Role::Admin, &["*"], None))?;
+    let (reader, _) = super::keys::create_record(&store, template("demo reader", Role::User, &["read"], Some(60)))?;
+    let lines = vec![
+        format!("admin key (every tool):            {admin}"),
+        format!("read-only key (echo, add; 60/min): {reader}"),
+    ];
+    let mut f = open_private(&keys_file)?;
+    for l in &lines {
+        writeln!(f, "{l}")?;
+    }
+    Ok(lines)
+}
+
+fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+}

@@ -1,0 +1,258 @@
+# shellcheck shell=bash
+# Shared helpers for mcpgate's non-Rust end-to-end tests. Sourced by scripts/test and tests-e2e/*.sh.
+#
+# Environment (all optional):
+#   MCPGATE_TEST_CACHE   where tools are installed (default ~/.cache/mcpgate-test)
+#   MCPGATE_BIN          gateway binary (default $TARGET_DIR/release/mcpgate)
+#   MCPGATE_EXAMPLE_BIN  fixture binary (default $TARGET_DIR/release/mcpgate-example-server)
+#   MCPGATE_PROFILE_DIR  cargo profile dir used for the defaults above (default release)
+#   CARGO_TARGET_DIR     honoured like cargo does
+#   E2E_RESULTS          file that PASS/FAIL lines are appended to (scripts/test sets it)
+#   E2E_LOG_DIR          where server and client logs go (default $TARGET_DIR/e2e-logs)
+
+E2E_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$E2E_DIR/.." && pwd)"
+TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$REPO_ROOT/$TARGET_DIR" ;; esac
+CACHE="${MCPGATE_TEST_CACHE:-${HOME:-/root}/.cache/mcpgate-test}"
+
+# ---- pinned tool versions (see tests-e2e/README.md for why) -------------------------------
+NODE_VERSION="22.23.3"    # newest 22.x on the npm registry; the Inspector needs >= 22.19
+NODE_MIN="22.19.0"
+# @modelcontextprotocol/conformance and @modelcontextprotocol/inspector: tests-e2e/package.json
+# mcp (Python SDK) and its dependencies: tests-e2e/requirements.txt
+
+MCPGATE_BIN="${MCPGATE_BIN:-$TARGET_DIR/${MCPGATE_PROFILE_DIR:-release}/mcpgate}"
+MCPGATE_EXAMPLE_BIN="${MCPGATE_EXAMPLE_BIN:-$TARGET_DIR/${MCPGATE_PROFILE_DIR:-release}/mcpgate-example-server}"
+E2E_LOG_DIR="${E2E_LOG_DIR:-$TARGET_DIR/e2e-logs}"
+
+log()  { printf '%s\n' "[e2e] $*" >&2; }
+die()  { printf '%s\n' "[e2e] ERROR: $*" >&2; exit 1; }
+
+# ---- results ------------------------------------------------------------------------------
+E2E_PASSED=0
+E2E_FAILED=0
+# pass NAME / fail NAME REASON: one check each; printed, and appended to $E2E_RESULTS if set.
+pass() {
+  E2E_PASSED=$((E2E_PASSED + 1))
+  printf 'PASS %s\n' "$1"
+  if [[ -n "${E2E_RESULTS:-}" ]]; then printf 'PASS %s\n' "$1" >>"$E2E_RESULTS"; fi
+}
+fail() {
+  E2E_FAILED=$((E2E_FAILED + 1))
+  printf 'FAIL %s: %s\n' "$1" "${2:-}"
+  if [[ -n "${E2E_RESULTS:-}" ]]; then printf 'FAIL %s: %s\n' "$1" "${2:-}" >>"$E2E_RESULTS"; fi
+}
+# A suite's own closing line; scripts/test prints the overall one.
+suite_summary() {
+  printf '%s%s\n' "${E2E_RESULTS:+${E2E_SUITE:-e2e}: }" "${E2E_PASSED} passed, ${E2E_FAILED} failed"
+  [[ "$E2E_FAILED" -eq 0 ]]
+}
+
+# ---- tooling ------------------------------------------------------------------------------
+version_ge() { # version_ge A B: A >= B (dotted numeric)
+  [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" == "$2" ]]
+}
+
+node_platform_pkg() {
+  local arch
+  case "$(uname -m)" in
+    x86_64 | amd64) arch=x64 ;;
+    aarch64 | arm64) arch=arm64 ;;
+    *) die "no Node.js package for $(uname -m)" ;;
+  esac
+  printf 'node-linux-%s' "$arch"
+}
+
+# Sets NODE22 (a node >= $NODE_MIN). Uses the system node when it is new enough; otherwise
+# installs the npm registry's node-linux-<arch>@$NODE_VERSION (the binary that the `node`
+# package's preinstall step would fetch, without that indirection) into $CACHE/node-$NODE_VERSION.
+ensure_node() {
+  local sys_ver
+  sys_ver="$(node --version 2>/dev/null | sed 's/^v//' || true)"
+  if [[ -n "$sys_ver" ]] && version_ge "$sys_ver" "$NODE_MIN"; then
+    NODE22="$(command -v node)"
+    return 0
+  fi
+  local pkg dir
+  pkg="$(node_platform_pkg)"
+  dir="$CACHE/node-$NODE_VERSION"
+  NODE22="$dir/node_modules/$pkg/bin/node"
+  if [[ -x "$NODE22" ]] && [[ "$("$NODE22" --version)" == "v$NODE_VERSION" ]]; then
+    return 0
+  fi
+  command -v npm >/dev/null || die "npm is needed to fetch Node $NODE_VERSION (system node: ${sys_ver:-none})"
+  log "installing Node $NODE_VERSION ($pkg) into $dir"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  (cd "$dir" && npm install --no-save --no-audit --no-fund --ignore-scripts --loglevel=error \
+    --prefix "$dir" "$pkg@$NODE_VERSION") >&2
+  [[ -x "$NODE22" ]] || die "Node $NODE_VERSION install failed"
+}
+
+# Sets CONFORMANCE_JS and INSPECTOR_JS (run them with "$NODE22" file.js ...).
+ensure_npm_tools() {
+  ensure_node
+  local dir="$CACHE/npm-tools" stamp want
+  want="$(cat "$E2E_DIR/package.json" "$E2E_DIR/package-lock.json" | sha256sum | cut -c1-16)-node$("$NODE22" --version)"
+  CONFORMANCE_JS="$dir/node_modules/@modelcontextprotocol/conformance/dist/index.js"
+  INSPECTOR_JS="$dir/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js"
+  stamp="$(cat "$dir/.stamp" 2>/dev/null || true)"
+  if [[ "$stamp" == "$want" && -f "$CONFORMANCE_JS" && -f "$INSPECTOR_JS" ]]; then
+    return 0
+  fi
+  command -v npm >/dev/null || die "npm is needed to install the test tools"
+  log "installing conformance suite + MCP Inspector (tests-e2e/package-lock.json) into $dir"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cp "$E2E_DIR/package.json" "$E2E_DIR/package-lock.json" "$dir/"
+  # npm itself is a JS program: run it under Node 22 so engines checks see the right version.
+  (cd "$dir" && PATH="$(dirname "$NODE22"):$PATH" npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) >&2
+  [[ -f "$CONFORMANCE_JS" && -f "$INSPECTOR_JS" ]] || die "npm tools install incomplete"
+  printf '%s\n' "$want" >"$dir/.stamp"
+}
+
+# Sets VENV_PY (a Python with the pinned official `mcp` SDK).
+ensure_python_sdk() {
+  local py dir stamp want
+  py="$(command -v python3 || true)"
+  [[ -n "$py" ]] || die "python3 not found"
+  "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' ||
+    die "the mcp SDK needs Python >= 3.10 ($("$py" --version))"
+  dir="$CACHE/venv-mcp"
+  VENV_PY="$dir/bin/python"
+  want="$(sha256sum <"$E2E_DIR/requirements.txt" | cut -c1-16)-$("$py" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
+  stamp="$(cat "$dir/.stamp" 2>/dev/null || true)"
+  if [[ "$stamp" == "$want" && -x "$VENV_PY" ]]; then
+    return 0
+  fi
+  log "creating Python venv with the mcp SDK (tests-e2e/requirements.txt) in $dir"
+  rm -rf "$dir"
+  "$py" -m venv "$dir"
+  "$VENV_PY" -m pip install --quiet --disable-pip-version-check --no-input \
+    -r "$E2E_DIR/requirements.txt" >&2
+  "$VENV_PY" -c 'import mcp, mcp.client.streamable_http' || die "mcp SDK import failed"
+  printf '%s\n' "$want" >"$dir/.stamp"
+}
+
+# All tools; safe to call concurrently (flock) and fast when everything is present.
+ensure_tools() {
+  mkdir -p "$CACHE"
+  exec 9>"$CACHE/.lock"
+  flock 9
+  ensure_node
+  ensure_npm_tools
+  ensure_python_sdk
+  flock -u 9
+  exec 9>&-
+}
+
+# ---- processes ----------------------------------------------------------------------------
+E2E_PIDS=()
+E2E_TMP=""
+
+e2e_cleanup() {
+  local pid
+  for pid in "${E2E_PIDS[@]}"; do
+    # Each server runs in its own process group (setsid): end it and anything it spawned.
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${E2E_PIDS[@]}"; do
+    local i
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  E2E_PIDS=()
+  if [[ -n "$E2E_TMP" && -d "$E2E_TMP" ]]; then rm -rf "$E2E_TMP"; fi
+}
+
+# Call once per script: makes a temp dir (servers run there) and the cleanup traps.
+e2e_init() {
+  local suite="$1"
+  E2E_SUITE="$suite"
+  E2E_TMP="$(mktemp -d "${TMPDIR:-/tmp}/mcpgate-e2e-$suite.XXXXXX")"
+  E2E_SUITE_LOG_DIR="$E2E_LOG_DIR/$suite"
+  rm -rf "$E2E_SUITE_LOG_DIR"
+  mkdir -p "$E2E_SUITE_LOG_DIR"
+  trap e2e_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# spawn LOGFILE CMD...: start CMD in its own session in $E2E_TMP, stdout+stderr to LOGFILE.
+# Sets SPAWNED_PID.
+spawn() {
+  local logfile="$1"
+  shift
+  (cd "$E2E_TMP" && exec setsid "$@" </dev/null >"$logfile" 2>&1) &
+  SPAWNED_PID=$!
+  E2E_PIDS+=("$SPAWNED_PID")
+}
+
+# start_fixture NAME PROFILE: mcpgate-example-server --http 127.0.0.1:0 --profile PROFILE.
+# Sets FIXTURE_URL and FIXTURE_PID.
+start_fixture() {
+  local name="$1" profile="$2" logfile i
+  [[ -x "$MCPGATE_EXAMPLE_BIN" ]] || die "fixture binary not found: $MCPGATE_EXAMPLE_BIN (build first)"
+  logfile="$E2E_SUITE_LOG_DIR/$name.log"
+  spawn "$logfile" "$MCPGATE_EXAMPLE_BIN" --http 127.0.0.1:0 --profile "$profile"
+  FIXTURE_PID=$SPAWNED_PID
+  FIXTURE_URL=""
+  for i in $(seq 1 300); do
+    FIXTURE_URL="$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]*/mcp' "$logfile" 2>/dev/null | sed 's/^listening on //' || true)"
+    [[ -n "$FIXTURE_URL" ]] && return 0
+    if ! kill -0 "$FIXTURE_PID" 2>/dev/null; then
+      tail -n 20 "$logfile" >&2 || true
+      die "$name exited before it was listening (log: $logfile)"
+    fi
+    sleep 0.1
+  done
+  tail -n 20 "$logfile" >&2 || true
+  die "$name printed no 'listening on http://127.0.0.1:PORT/mcp' within 30s (log: $logfile)"
+}
+
+# start_gateway NAME ARGS...: mcpgate serve --listen 127.0.0.1:<free port> ARGS...; waits for
+# GET /healthz = 200. Retries on another port if the first one was taken meanwhile.
+# Sets GATEWAY_URL, GATEWAY_BASE and GATEWAY_PID.
+start_gateway() {
+  local name="$1" attempt port logfile i code
+  shift
+  [[ -x "$MCPGATE_BIN" ]] || die "gateway binary not found: $MCPGATE_BIN (build first)"
+  for attempt in 1 2 3; do
+    port="$(free_port)"
+    logfile="$E2E_SUITE_LOG_DIR/$name.log"
+    spawn "$logfile" "$MCPGATE_BIN" serve --listen "127.0.0.1:$port" "$@"
+    GATEWAY_PID=$SPAWNED_PID
+    GATEWAY_BASE="http://127.0.0.1:$port"
+    GATEWAY_URL="$GATEWAY_BASE/mcp"
+    for i in $(seq 1 600); do
+      code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$GATEWAY_BASE/healthz" 2>/dev/null || true)"
+      [[ "$code" == "200" ]] && return 0
+      if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then break; fi
+      sleep 0.1
+    done
+    if kill -0 "$GATEWAY_PID" 2>/dev/null; then
+      tail -n 30 "$logfile" >&2 || true
+      die "$name: GET /healthz did not answer 200 within 60s (log: $logfile)"
+    fi
+    if ! grep -qi 'in use' "$logfile"; then
+      tail -n 30 "$logfile" >&2 || true
+      die "$name exited during startup (log: $logfile)"
+    fi
+    log "$name: port $port was taken, retrying"
+  done
+  die "$name: could not bind a free port"
+}
+
+# The stdio upstream command line for --upstream-cmd (the binary path shell-quoted).
+fixture_stdio_cmd() {
+  printf '%q --stdio --profile %s' "$MCPGATE_EXAMPLE_BIN" "$1"
+}
