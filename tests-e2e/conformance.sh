@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The official MCP conformance suite's server scenarios against three targets:
 #   direct        mcpgate-example-server --http 127.0.0.1:0 --profile conformance
-#   upstream-url  mcpgate serve --upstream-url <that same fixture>
-#   upstream-cmd  mcpgate serve --upstream-cmd "mcpgate-example-server --stdio --profile conformance"
+#   upstream-url  mcpgate serve --no-auth --upstream-url <that same fixture>
+#   upstream-cmd  mcpgate serve --no-auth --upstream-cmd "mcpgate-example-server --stdio --profile conformance"
+# (--no-auth: the suite cannot send credentials.)
 # A scenario that passes directly must pass through the gateway (one check per scenario and
 # gateway target); each scenario that passes directly is a check too. A scenario that fails
 # directly is reported but not counted, unless MCPGATE_CONFORMANCE_STRICT=1.
@@ -94,10 +95,11 @@ start_fixture fixture-conformance conformance
 DIRECT_URL="$FIXTURE_URL"
 run_target direct "$DIRECT_URL"
 
-start_gateway gateway-upstream-url --upstream-url "$DIRECT_URL"
+# The suite cannot send credentials: the gateway runs with authentication off.
+start_gateway gateway-upstream-url --no-auth --upstream-url "$DIRECT_URL"
 run_target upstream-url "$GATEWAY_URL"
 
-start_gateway gateway-upstream-cmd --upstream-cmd "$(fixture_stdio_cmd conformance)"
+start_gateway gateway-upstream-cmd --no-auth --upstream-cmd "$(fixture_stdio_cmd conformance)"
 run_target upstream-cmd "$GATEWAY_URL"
 
 # ---- compare ----------------------------------------------------------------------------
@@ -151,6 +153,42 @@ checks() {
 }
 mark() { case "$1" in pass) echo "✅" ;; fail) echo "❌" ;; *) echo "—" ;; esac; }
 
+# Checks whose status differs between the direct run and a gateway run (e.g. SUCCESS directly,
+# INFO or WARNING through the gateway), from the suite's per-scenario checks.json files.
+diff_checks() {
+  python3 - "$E2E_SUITE_LOG_DIR" <<'PY'
+import glob, json, os, re, sys
+base = sys.argv[1]
+def load(target):
+    out = {}
+    for f in sorted(glob.glob(f"{base}/{target}.results/server-*/checks.json")):
+        m = re.match(r"server-(.+)-\d{4}-\d\d-\d\dT[\d-]+Z$", os.path.basename(os.path.dirname(f)))
+        if not m:
+            continue
+        try:
+            checks = json.load(open(f, encoding="utf-8"))
+        except Exception:
+            continue
+        out[m.group(1)] = {c.get("name") or c.get("id"): c for c in checks}  # latest run wins
+    return out
+direct = load("direct")
+lines = []
+for target, flag in (("upstream-url", "--upstream-url"), ("upstream-cmd", "--upstream-cmd")):
+    gw = load(target)
+    for scen in sorted(set(direct) & set(gw)):
+        for name in sorted(set(direct[scen]) | set(gw[scen]), key=str):
+            d, g = direct[scen].get(name), gw[scen].get(name)
+            ds, gs = (d or {}).get("status", "absent"), (g or {}).get("status", "absent")
+            if ds != gs:
+                why = (g or {}).get("errorMessage") or (g or {}).get("description") or ""
+                lines.append(f"- `{flag}` · {scen} · {name}: {ds} directly, {gs} through the gateway"
+                             + (f" ({why[:160]})" if why else ""))
+print("**Checks that differ through the gateway** (scenario verdicts above are unaffected unless a check is FAILURE):")
+print()
+print("\n".join(lines) if lines else "None: every check has the same status directly and through the gateway.")
+PY
+}
+
 mkdir -p "$(dirname "$SUMMARY_MD")"
 {
   echo "## MCP conformance suite (server scenarios)"
@@ -178,6 +216,8 @@ mkdir -p "$(dirname "$SUMMARY_MD")"
   done
   echo
   echo "</details>"
+  echo
+  diff_checks
 } >"$SUMMARY_MD"
 
 echo
@@ -187,5 +227,6 @@ for t in "${TARGETS[@]}"; do
   printf '  %-13s %2s scenarios passed, %2s failed (checks: %s passed, %s failed)\n' \
     "$t" "$(count "$t" pass)" "$(count "$t" fail)" "$cp" "$cf"
 done
+diff_checks | sed -n '3,$p' | sed 's/^/  /'
 echo "  summary: $SUMMARY_MD"
 suite_summary

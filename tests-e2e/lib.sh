@@ -183,10 +183,6 @@ e2e_init() {
   trap 'exit 143' TERM
 }
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
 # spawn LOGFILE CMD...: start CMD in its own session in $E2E_TMP, stdout+stderr to LOGFILE.
 # Sets SPAWNED_PID.
 spawn() {
@@ -219,37 +215,47 @@ start_fixture() {
   die "$name printed no 'listening on http://127.0.0.1:PORT/mcp' within 30s (log: $logfile)"
 }
 
-# start_gateway NAME ARGS...: mcpgate serve --listen 127.0.0.1:<free port> ARGS...; waits for
-# GET /healthz = 200. Retries on another port if the first one was taken meanwhile.
+# start_gateway NAME ARGS...: mcpgate serve --listen 127.0.0.1:0 --store <temp file> ARGS...,
+# with MCP_API_KEYS="$GATEWAY_KEYS_JSON" when that is set; reads the URL from its
+# "listening on http://127.0.0.1:PORT/mcp" line, then waits for GET /healthz = 200.
 # Sets GATEWAY_URL, GATEWAY_BASE and GATEWAY_PID.
 start_gateway() {
-  local name="$1" attempt port logfile i code
+  local name="$1" logfile i code
   shift
   [[ -x "$MCPGATE_BIN" ]] || die "gateway binary not found: $MCPGATE_BIN (build first)"
-  for attempt in 1 2 3; do
-    port="$(free_port)"
-    logfile="$E2E_SUITE_LOG_DIR/$name.log"
-    spawn "$logfile" "$MCPGATE_BIN" serve --listen "127.0.0.1:$port" "$@"
-    GATEWAY_PID=$SPAWNED_PID
-    GATEWAY_BASE="http://127.0.0.1:$port"
-    GATEWAY_URL="$GATEWAY_BASE/mcp"
-    for i in $(seq 1 600); do
+  logfile="$E2E_SUITE_LOG_DIR/$name.log"
+  local envs=(NO_COLOR=1)
+  if [[ -n "${GATEWAY_KEYS_JSON:-}" ]]; then envs+=("MCP_API_KEYS=$GATEWAY_KEYS_JSON"); fi
+  spawn "$logfile" env "${envs[@]}" "$MCPGATE_BIN" serve --listen 127.0.0.1:0 \
+    --store "$E2E_TMP/$name.db" "$@"
+  GATEWAY_PID=$SPAWNED_PID
+  GATEWAY_URL=""
+  for i in $(seq 1 600); do
+    if [[ -z "$GATEWAY_URL" ]]; then
+      GATEWAY_URL="$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]*/mcp' "$logfile" 2>/dev/null | sed 's/^listening on //' || true)"
+      GATEWAY_BASE="${GATEWAY_URL%/mcp}"
+    fi
+    if [[ -n "$GATEWAY_URL" ]]; then
       code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$GATEWAY_BASE/healthz" 2>/dev/null || true)"
       [[ "$code" == "200" ]] && return 0
-      if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then break; fi
-      sleep 0.1
-    done
-    if kill -0 "$GATEWAY_PID" 2>/dev/null; then
-      tail -n 30 "$logfile" >&2 || true
-      die "$name: GET /healthz did not answer 200 within 60s (log: $logfile)"
     fi
-    if ! grep -qi 'in use' "$logfile"; then
+    if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then
       tail -n 30 "$logfile" >&2 || true
       die "$name exited during startup (log: $logfile)"
     fi
-    log "$name: port $port was taken, retrying"
+    sleep 0.1
   done
-  die "$name: could not bind a free port"
+  tail -n 30 "$logfile" >&2 || true
+  die "$name: no 'listening on' line and GET /healthz = 200 within 60s (log: $logfile)"
+}
+
+# A fresh API key in mcpgate's format (mcp_<keyId>_<secret>), and an MCP_API_KEYS registry
+# (seed 001's JSON) that makes it an admin key for user "e2e".
+new_test_key() {
+  python3 -c 'import secrets; print("mcp_e2e%s_%s" % (secrets.token_hex(4), secrets.token_urlsafe(32).replace("_", "-")))'
+}
+keys_json_for() {
+  python3 -c 'import json, sys; print(json.dumps({sys.argv[1]: {"name": "e2e admin", "userId": "e2e", "role": "admin", "permissions": ["*"]}}))' "$1"
 }
 
 # The stdio upstream command line for --upstream-cmd (the binary path shell-quoted).

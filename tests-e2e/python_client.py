@@ -5,16 +5,20 @@ By default the client runs in the SDK's default mode ("auto"): it sends `server/
 (protocol 2026-07-28) first and falls back to `initialize` on a JSON-RPC error or HTTP 4xx, as
 a real user's client does. Checks: connect, tools/list (echo and add listed), tools/call echo,
 tools/call add, and a call to a tool that does not exist (must come back as an error, not a
-hang). Each check prints `PASS name` or `FAIL name: reason` (and appends the same line to
+hang); with --expect-user, the gateway's `whoami` tool must name that user. With
+--expect-auth-failure the one check is that connecting is refused promptly (HTTP 401 surfaced
+as an error), as it must be without a valid key. Each check prints `PASS name` or `FAIL name: reason` (and appends the same line to
 $E2E_RESULTS when set); the exit status is 1 if any check failed.
 
     python_client.py --url http://127.0.0.1:PORT/mcp [--header 'X-API-Key: k']... \
         [--mode auto|legacy|2026-07-28] [--label NAME] [--timeout SECONDS]
+        [--expect-user USER_ID | --expect-auth-failure]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -78,22 +82,22 @@ async def run(args: argparse.Namespace) -> None:
     http = httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(args.timeout, read=args.timeout * 2))
     async with http:
         transport = streamable_http_client(args.url, http_client=http)
+        if args.expect_auth_failure:
+            await expect_refused(transport, kwargs, args, p)
+            return
         try:
             with anyio.fail_after(args.timeout * 3):
                 async with Client(transport, **kwargs) as client:
                     session = client.session
                     how = "discover" if getattr(session, "discover_result", None) is not None else "initialize"
                     info = client.server_info
-                    record(
-                        f"{p}/connect",
-                        True,
-                    )
+                    record(f"{p}/connect", True)
                     print(
                         f"  negotiated {client.protocol_version} via {how}"
                         f" with {getattr(info, 'name', '?')} {getattr(info, 'version', '')}".rstrip(),
                         flush=True,
                     )
-                    await checks(client, p)
+                    await checks(client, p, args)
         except Exception as e:  # connect failed (or a check raised past its own handling)
             if not any(name == f"{p}/connect" for name, _, _ in RESULTS):
                 record(f"{p}/connect", False, describe(e))
@@ -101,6 +105,24 @@ async def run(args: argparse.Namespace) -> None:
                     record(f"{p}/{name}", False, "not run: no connection")
             else:
                 record(f"{p}/session", False, describe(e))
+
+
+async def expect_refused(transport: Any, kwargs: dict[str, Any], args: argparse.Namespace, p: str) -> None:
+    """Connecting must fail with an error (not hang, not succeed)."""
+    try:
+        with anyio.fail_after(args.timeout):
+            async with Client(transport, **kwargs) as client:
+                await client.list_tools()
+        record(f"{p}/refused", False, "connected and listed tools without a valid credential")
+    except TimeoutError:
+        record(f"{p}/refused", False, f"no answer within {args.timeout}s (a hang, not a refusal)")
+    except Exception as e:
+        text = describe(e)
+        if isinstance(e, MCPError) or "401" in text or "API key" in text or "unauthor" in text.lower():
+            record(f"{p}/refused", True)
+            print(f"  refused: {text[:200]}", flush=True)
+        else:
+            record(f"{p}/refused", False, f"failed, but not as an auth refusal: {text}")
 
 
 def describe(e: BaseException) -> str:
@@ -111,7 +133,7 @@ def describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
-async def checks(client: Client, p: str) -> None:
+async def checks(client: Client, p: str, args: argparse.Namespace) -> None:
     # tools/list
     try:
         listed = await client.list_tools()
@@ -152,6 +174,27 @@ async def checks(client: Client, p: str) -> None:
     except Exception as e:
         record(f"{p}/add", False, describe(e))
 
+    # the gateway's whoami tool: who the gateway authenticated us as
+    if args.expect_user is not None:
+        try:
+            r = await client.call_tool("whoami", {})
+            who = r.structured_content if isinstance(r.structured_content, dict) else {}
+            if not who:
+                for t in texts(r):
+                    try:
+                        who = json.loads(t)
+                        break
+                    except ValueError:
+                        pass
+            if r.is_error:
+                record(f"{p}/whoami", False, f"isError: {texts(r)}")
+            elif isinstance(who, dict) and who.get("user_id") == args.expect_user:
+                record(f"{p}/whoami", True)
+            else:
+                record(f"{p}/whoami", False, f"expected user_id {args.expect_user!r}, got {who or texts(r)!r}")
+        except Exception as e:
+            record(f"{p}/whoami", False, describe(e))
+
     # an unknown tool: a JSON-RPC error or an isError result, promptly
     try:
         r = await client.call_tool("no_such_tool_e2e", {})
@@ -175,6 +218,11 @@ def main() -> int:
     ap.add_argument("--mode", default=None, help="Client mode; default: the SDK's default (auto)")
     ap.add_argument("--label", default="default", help="name prefix for the checks")
     ap.add_argument("--timeout", type=float, default=20.0, help="per-request timeout in seconds")
+    ap.add_argument("--expect-user", default=None, help="check that the gateway's whoami tool names this user_id")
+    ap.add_argument(
+        "--expect-auth-failure", action="store_true",
+        help="the only check: connecting must be refused (no or a bad credential)",
+    )
     args = ap.parse_args()
     try:
         anyio.run(run, args)

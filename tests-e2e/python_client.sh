@@ -1,23 +1,21 @@
 #!/usr/bin/env bash
-# The official Python SDK client through mcpgate:
-#   mcpgate serve --upstream-cmd "mcpgate-example-server --stdio --profile demo"
-# runs tests-e2e/python_client.py in the SDK's default mode (server/discover, then initialize
-# fallback), again with an extra header (--header 'X-API-Key: ...', the path API keys will
-# take), and once in the SDK's legacy mode (initialize only).
-#
-# Environment: see lib.sh; MCPGATE_TEST_API_KEY: the key sent in the header run (default: a
-# dummy key, while the gateway runs without auth).
+# The official Python SDK client through mcpgate, with API-key authentication on:
+#   MCP_API_KEYS='{<fresh key>: admin "e2e"}' mcpgate serve --upstream-cmd \
+#     "mcpgate-example-server --stdio --profile demo"
+# tests-e2e/python_client.py runs in the SDK's default mode (server/discover, then the
+# initialize fallback) with the key in X-API-Key, again with Authorization: Bearer, once in the
+# SDK's legacy mode (initialize only), and once with no key (must be refused, not hang).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ensure_python_sdk
 e2e_init python
 
+KEY="$(new_test_key)"
+GATEWAY_KEYS_JSON="$(keys_json_for "$KEY")"
 start_gateway gateway-upstream-cmd-demo --upstream-cmd "$(fixture_stdio_cmd demo)"
 URL="$GATEWAY_URL"
 log "python SDK client against $URL"
-
-KEY="${MCPGATE_TEST_API_KEY:-mcp_e2e_notarealsecret}"
 
 # python_client.py records its own checks (stdout, and $E2E_RESULTS); count them here too.
 run_client() {
@@ -32,13 +30,15 @@ run_client() {
     esac
   done <"$out"
   if [[ "$rc" -ne 0 ]] && ! grep -q '^FAIL ' "$out"; then
-    fail "python/$*" "client exited $rc without a result (stderr: $E2E_SUITE_LOG_DIR/client.$RUNS.stderr)"
+    fail "python/run-$RUNS" "client exited $rc without a result (stderr: $E2E_SUITE_LOG_DIR/client.$RUNS.stderr)"
   fi
 }
 RUNS=0
 
-run_client --label default
-run_client --label header --header "X-API-Key: $KEY"
-run_client --label legacy --mode legacy
+run_client --label default --header "X-API-Key: $KEY" --expect-user e2e
+run_client --label bearer --header "Authorization: Bearer $KEY" --expect-user e2e
+run_client --label legacy --mode legacy --header "X-API-Key: $KEY" --expect-user e2e
+run_client --label no-key --expect-auth-failure --timeout 10
+run_client --label bad-key --header "X-API-Key: ${KEY%_*}_not-the-right-secret-0123456789abcdef" --expect-auth-failure --timeout 10
 
 suite_summary

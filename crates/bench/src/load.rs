@@ -48,6 +48,9 @@ pub struct Report {
     pub latency: Latency,
     /// CPU time (utime+stime) in the measured window per process: `loadgen` is this process.
     pub cpu: BTreeMap<String, Cpu>,
+    /// Cores kept busy in the window by everything else on the machine (system-wide busy time
+    /// minus the processes above): well above 0, the numbers are disturbed by other work.
+    pub background_cores: Option<f64>,
     pub error_samples: Vec<String>,
 }
 
@@ -117,11 +120,11 @@ pub async fn run(o: Opts) -> Result<Report> {
     let read = |pids: &[(String, u32)]| {
         let mut m: Vec<(String, Option<u32>, Option<u64>)> = vec![("loadgen".into(), None, stats::cpu_us(None))];
         m.extend(pids.iter().map(|(n, p)| (n.clone(), Some(*p), stats::cpu_us(Some(*p)))));
-        (Instant::now(), m)
+        (Instant::now(), m, stats::system_busy_us())
     };
-    let (w0, before) = read(&o.cpu_pids);
+    let (w0, before, sys0) = read(&o.cpu_pids);
     tokio::time::sleep_until(t_end.into()).await;
-    let (w1, after) = read(&o.cpu_pids);
+    let (w1, after, sys1) = read(&o.cpu_pids);
     let wall = (w1 - w0).as_secs_f64();
 
     let mut total = Tally::default();
@@ -138,8 +141,14 @@ pub async fn run(o: Opts) -> Result<Report> {
     }
     let secs = o.duration.as_secs_f64();
     let mut cpu = BTreeMap::new();
+    let mut ours = 0u64;
+    let mut seen: Vec<Option<u32>> = Vec::new();
     for ((name, pid, b), (_, _, a)) in before.into_iter().zip(after) {
         if let (Some(b), Some(a)) = (b, a) {
+            if !seen.contains(&pid) {
+                seen.push(pid);
+                ours += a.saturating_sub(b);
+            }
             let used = a.saturating_sub(b) as f64;
             cpu.insert(
                 name,
@@ -152,7 +161,14 @@ pub async fn run(o: Opts) -> Result<Report> {
             );
         }
     }
+    let background_cores = match (sys0, sys1) {
+        (Some(a), Some(b)) => {
+            Some(((b.saturating_sub(a).saturating_sub(ours)) as f64 / 1e6 / wall * 100.0).round() / 100.0)
+        }
+        _ => None,
+    };
     Ok(Report {
+        background_cores,
         url: o.url,
         mode: if o.rate.is_some() { "open" } else { "closed" },
         connections: o.connections,
@@ -317,6 +333,9 @@ pub fn text(r: &Report) -> String {
             "cpu {name}: {} ms, {} µs/req, {} cores",
             c.cpu_ms, c.us_per_req, c.cores
         );
+    }
+    if let Some(b) = r.background_cores {
+        let _ = writeln!(s, "cpu of other processes on the machine: {b} cores");
     }
     for e in &r.error_samples {
         let _ = writeln!(s, "sample error: {e}");

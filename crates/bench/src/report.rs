@@ -88,6 +88,7 @@ fn summarize(runs: &[Value]) -> Value {
         "p99_us": med(runs, "/latency/p99_us"),
         "p999_us": med(runs, "/latency/p999_us"),
         "cpu": cpu,
+        "background_cores": med(runs, "/background_cores"),
         "runs": runs,
     })
 }
@@ -277,7 +278,7 @@ fn markdown(doc: &Value) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} / {} / {} |",
+            "| {} | {} | {} | {} | {} / {} / {} | {} |",
             t["name"].as_str().unwrap_or("?"),
             c("target", "us_per_req"),
             up("us_per_req"),
@@ -285,6 +286,21 @@ fn markdown(doc: &Value) -> String {
             c("target", "cores"),
             up("cores"),
             c("loadgen", "cores"),
+            num(t.pointer("/saturation/background_cores")),
+        );
+    }
+    let busy = targets.iter().any(|t| {
+        ["saturation", "latency"].iter().any(|ph| {
+            t.pointer(&format!("/{ph}/background_cores"))
+                .and_then(Value::as_f64)
+                .is_some_and(|b| b > 0.2)
+        })
+    });
+    if busy {
+        let _ = writeln!(
+            out,
+            "\n**Warning:** other processes kept the machine busy during some runs (more than 0.2 cores); \
+             throughput and tail latency are disturbed. Rerun on a quiet machine."
         );
     }
     let _ = writeln!(

@@ -59,6 +59,17 @@ pub fn cpu_us(pid: Option<u32>) -> Option<u64> {
     Some((utime + stime) * 10_000)
 }
 
+/// CPU time all processes spent busy (user, nice, system, irq, softirq, steal), in microseconds,
+/// from the first line of /proc/stat.
+pub fn system_busy_us() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = line.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy = [0usize, 1, 2, 5, 6, 7].iter().filter_map(|&i| f.get(i)).sum::<u64>();
+    Some(busy * 10_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +88,6 @@ mod tests {
     #[test]
     fn own_cpu_time_is_readable() {
         assert!(cpu_us(None).is_some());
+        assert!(system_busy_us().is_some());
     }
 }

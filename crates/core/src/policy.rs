@@ -70,6 +70,11 @@ pub enum Decision {
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     pub rules: Vec<Rule>,
+    /// Rules whose target patterns are all literal names, by name → their positions: with
+    /// thousands of per-tool rules a decision stays a lookup, not a scan.
+    literal: std::collections::HashMap<String, Vec<usize>>,
+    /// Positions of every other rule (wildcards, or no target), in order.
+    general: Vec<usize>,
 }
 
 /// Methods every authenticated caller may use: the protocol itself, not the server's features.
@@ -89,7 +94,23 @@ fn is_listing(method: &str) -> bool {
 
 impl Policy {
     pub fn new(rules: Vec<Rule>) -> Policy {
-        Policy { rules }
+        let mut literal: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
+        let mut general = Vec::new();
+        for (i, r) in rules.iter().enumerate() {
+            let is_literal = !r.tools.is_empty() && r.tools.iter().all(|t| !t.contains(['*', '?']));
+            if is_literal {
+                for t in &r.tools {
+                    literal.entry(t.clone()).or_default().push(i);
+                }
+            } else {
+                general.push(i);
+            }
+        }
+        Policy {
+            rules,
+            literal,
+            general,
+        }
     }
 
     /// Whether any rule makes something public; then anonymous callers may open a session and
@@ -187,27 +208,37 @@ impl Policy {
     }
 }
 
-/// Glob match with `*` (any run) and `?` (one character).
+/// Glob match with `*` (any run) and `?` (one character), without allocating.
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    // Width of the UTF-8 character starting at byte `i` (so `?` eats one character).
+    let width = |i: usize| match t[i] {
+        b if b < 0x80 => 1,
+        b if b >= 0xF0 => 4,
+        b if b >= 0xE0 => 3,
+        _ => 2,
+    };
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+        if pi < p.len() && p[pi] == b'?' {
+            pi += 1;
+            ti += width(ti);
+        } else if pi < p.len() && p[pi] != b'*' && p[pi] == t[ti] {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == b'*' {
             star = Some(pi);
             mark = ti;
             pi += 1;
         } else if let Some(s) = star {
             pi = s + 1;
-            mark += 1;
+            mark += width(mark);
             ti = mark;
         } else {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == b'*' {
         pi += 1;
     }
     pi == p.len()
@@ -341,6 +372,40 @@ mod tests {
         assert!(policy.visible(None, "tools/list", "kp_health"));
         assert!(!policy.visible(None, "tools/list", "echo"));
         assert_eq!(policy.scopes_supported(), vec!["execute".to_string()]);
+        // First match wins across literal and wildcard rules.
+        let ordered = Policy::new(vec![
+            Rule {
+                tools: vec!["ad*".into()],
+                deny: true,
+                ..Rule::default()
+            },
+            Rule {
+                tools: vec!["add".into()],
+                public: true,
+                ..Rule::default()
+            },
+        ]);
+        assert_eq!(
+            ordered.decide(None, "tools/call", Some("add")),
+            Decision::Deny(Denial::Denied)
+        );
+        let ordered = Policy::new(vec![
+            Rule {
+                tools: vec!["add".into()],
+                public: true,
+                ..Rule::default()
+            },
+            Rule {
+                tools: vec!["ad*".into()],
+                deny: true,
+                ..Rule::default()
+            },
+        ]);
+        assert_eq!(ordered.decide(None, "tools/call", Some("add")), Decision::Public);
+        assert_eq!(
+            ordered.decide(Some(&admin), "tools/call", Some("adx")),
+            Decision::Deny(Denial::Denied)
+        );
         let closed = Policy::default();
         assert_eq!(
             closed.decide(None, "initialize", None),

@@ -23,7 +23,7 @@ async fn mcp_round_trips(kind: Kind) {
     let mut stack = Stack::new(kind).await;
     let name = format!("Ada-{}", nonce());
     let handler = TestClient::new(&name);
-    let (client, spy) = connect(&stack.url, handler.clone()).await;
+    let (client, spy) = stack.connect(handler.clone()).await;
 
     // tools/list
     let tools = within(STEP, "tools/list", client.list_all_tools())
@@ -134,8 +134,8 @@ async fn mcp_round_trips_http_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdio_upstream_crash_fails_the_call_and_restarts() {
     let mut stack = Stack::new(Kind::Stdio).await;
-    let (client, _spy) = connect(&stack.url, TestClient::new("crash")).await;
-    let (bystander, _spy2) = connect(&stack.url, TestClient::new("bystander")).await;
+    let (client, _spy) = stack.connect(TestClient::new("crash")).await;
+    let (bystander, _spy2) = stack.connect(TestClient::new("bystander")).await;
     assert_eq!(
         call_text(&client, "echo", json!({ "text": "before" })).await,
         Ok("before".into())
@@ -236,8 +236,7 @@ async fn bad_input(kind: Kind) {
     assert_refused("batch", &r, 400, Some(-32600));
 
     let r = Raw::send(
-        raw.http
-            .post(&raw.url)
+        raw.request(reqwest::Method::POST)
             .header("content-type", "text/plain")
             .header("accept", ACCEPT_BOTH)
             .body(ping.clone()),
@@ -269,8 +268,7 @@ async fn bad_input(kind: Kind) {
     let r = Raw::send(raw.post().header("origin", "http://evil.example").body(ping.clone())).await;
     assert_refused("forbidden Origin", &r, 403, Some(-32003));
     let r = Raw::send(
-        raw.http
-            .get(&raw.url)
+        raw.request(reqwest::Method::GET)
             .header("host", "evil.example")
             .header("accept", "text/event-stream"),
     )
@@ -294,15 +292,38 @@ async fn bad_input(kind: Kind) {
     .await;
     assert_eq!(r.status, 200, "same-site Origin refused: {r:?}");
 
+    // No credential, or a wrong one: 401 with a challenge, before anything reaches the upstream.
+    let anon = stack.raw_anonymous();
+    let r = anon
+        .rpc(None, &json!({ "jsonrpc": "2.0", "id": 4, "method": "tools/list" }))
+        .await;
+    assert_refused("no credential", &r, 401, Some(-32001));
+    assert!(
+        r.headers.get("www-authenticate").is_some(),
+        "401 without challenge: {r:?}"
+    );
+    let wrong = Raw {
+        key: Some(new_key()),
+        ..stack.raw()
+    };
+    let r = wrong
+        .rpc(None, &json!({ "jsonrpc": "2.0", "id": 4, "method": "tools/list" }))
+        .await;
+    assert_refused("unknown key", &r, 401, Some(-32001));
+    assert!(
+        !r.body.contains(wrong.key.as_deref().unwrap()),
+        "the key is echoed: {r:?}"
+    );
+
     // GET and DELETE without a session.
-    let r = Raw::send(raw.http.get(&raw.url).header("accept", "text/event-stream")).await;
+    let r = Raw::send(raw.request(reqwest::Method::GET).header("accept", "text/event-stream")).await;
     match kind {
         Kind::Stdio => assert_refused("GET without session", &r, 400, Some(-32600)),
         Kind::Http => assert!((400..500).contains(&r.status), "GET without session: {r:?}"),
     }
-    let r = Raw::send(raw.http.delete(&raw.url)).await;
+    let r = Raw::send(raw.request(reqwest::Method::DELETE)).await;
     assert_refused("DELETE without session", &r, 400, Some(-32600));
-    let r = Raw::send(raw.http.put(&raw.url).body(ping.clone())).await;
+    let r = Raw::send(raw.request(reqwest::Method::PUT).body(ping.clone())).await;
     assert_refused("PUT", &r, 405, None);
     assert!(r.headers.get("allow").is_some(), "405 without Allow: {r:?}");
 
@@ -383,8 +404,8 @@ async fn no_crossed_wires(kind: Kind) {
         START,
         "connect 32 clients",
         join_all((0..CLIENTS).map(|c| {
-            let url = stack.url.clone();
-            async move { connect(&url, TestClient::new(&format!("client-{c}"))).await.0 }
+            let stack = &stack;
+            async move { stack.connect(TestClient::new(&format!("client-{c}"))).await.0 }
         })),
     )
     .await;
@@ -514,7 +535,9 @@ async fn endpoints(kind: Kind) {
     let (s, body) = get(format!("{}/readyz", stack.base)).await;
     assert_eq!(s, 200, "{kind:?} /readyz: {body}");
 
-    let (s, body) = get(format!("{}/mcp/status", stack.base)).await;
+    let (s, _) = get(format!("{}/mcp/status", stack.base)).await;
+    assert_eq!(s, 401, "/mcp/status without a key");
+    let (s, body) = stack.page("/mcp/status").await;
     assert_eq!(s, 200, "/mcp/status: {body}");
     let status: Value = serde_json::from_str(&body).expect("/mcp/status is JSON");
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"), "{status}");
@@ -554,7 +577,7 @@ async fn endpoints(kind: Kind) {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("bad sample {line:?}"));
     assert!(n >= 1.0, "{line}");
-    let (s, status) = get(format!("{}/mcp/status", stack.base)).await;
+    let (s, status) = stack.page("/mcp/status").await;
     assert_eq!(s, 200);
     let status: Value = serde_json::from_str(&status).unwrap();
     assert!(status["sessions"].as_u64() >= Some(1), "{status}");
@@ -582,7 +605,7 @@ async fn unreachable_http_upstream_is_not_ready_and_fails_fast() {
     let mut stack = Stack::gateway(Kind::Http, &["--upstream-url", &upstream], None).await;
     let (s, body) = get(format!("{}/readyz", stack.base)).await;
     assert_eq!(s, 503, "/readyz with a closed upstream port: {body}");
-    let (_, status) = get(format!("{}/mcp/status", stack.base)).await;
+    let (_, status) = stack.page("/mcp/status").await;
     let status: Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["ready"], false, "{status}");
 
@@ -662,7 +685,16 @@ fn config_check_accepts_a_good_config() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_demo_answers_tools_list() {
     let mut stack = Stack::gateway(Kind::Stdio, &["--demo"], None).await;
-    let (client, _spy) = connect(&stack.url, TestClient::new("demo")).await;
+    // The demo prints the keys it created; use its admin key, not the harness's.
+    let line = stack.gw.wait_for_line("admin key (every tool):", START).await;
+    let admin = line.split_whitespace().last().unwrap().to_string();
+    assert!(admin.starts_with("mcp_"), "{line}");
+    let r = stack
+        .raw_anonymous()
+        .rpc(None, &json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }))
+        .await;
+    assert_eq!(r.status, 401, "the demo lets anonymous callers in: {r:?}");
+    let (client, _spy) = connect(&stack.url, Some(&admin), TestClient::new("demo")).await;
     let tools = within(STEP, "tools/list", client.list_all_tools())
         .await
         .expect("tools/list");

@@ -77,7 +77,7 @@ impl KeyRegistry {
             let me = self.clone();
             let store = store.clone();
             flushes += 1;
-            let flush = flushes % 10 == 0;
+            let flush = flushes.is_multiple_of(10);
             let _ = tokio::task::spawn_blocking(move || {
                 match store.keys_version() {
                     Ok(v) if v != me.version.load(Ordering::Relaxed) => {

@@ -133,7 +133,12 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn spawn(name: &str, mut cmd: Command) -> Proc {
+    pub fn spawn(name: &str, cmd: Command) -> Proc {
+        Proc::spawn_with_env(name, cmd, &[])
+    }
+
+    /// Spawns with the test process's `MCP_*`/`MCPGATE_*` variables removed and `env` set.
+    pub fn spawn_with_env(name: &str, mut cmd: Command, env: &[(&str, &str)]) -> Proc {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -141,9 +146,13 @@ impl Proc {
             .env("RUST_LOG", "info")
             .env_remove("RUST_BACKTRACE");
         for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("MCPGATE_") {
+            let k_str = k.to_string_lossy();
+            if k_str.starts_with("MCPGATE_") || k_str.starts_with("MCP_") {
                 cmd.env_remove(k);
             }
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
         }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -268,6 +277,8 @@ pub enum Kind {
 /// A running gateway (and, for [`Kind::Http`], the upstream it forwards to).
 pub struct Stack {
     pub gw: Proc,
+    /// An admin API key the gateway accepts (from `MCP_API_KEYS`).
+    pub key: String,
     /// `http://127.0.0.1:PORT/mcp`
     pub url: String,
     /// `http://127.0.0.1:PORT`
@@ -276,6 +287,13 @@ pub struct Stack {
     pub kind: Kind,
     pub upstream: Option<Proc>,
     pub upstream_url: Option<String>,
+    /// The gateway's working directory and store; removed on drop (after the processes).
+    pub dir: tempfile::TempDir,
+}
+
+/// A generated-format key (`mcp_<keyId>_<secret>`) with a long random secret.
+pub fn new_key() -> String {
+    format!("mcp_e2e{}_{}{}{}{}", nonce(), nonce(), nonce(), nonce(), nonce())
 }
 
 impl Stack {
@@ -294,11 +312,20 @@ impl Stack {
         }
     }
 
-    /// Starts `mcpgate serve --listen 127.0.0.1:0 ARGS` and waits until `/healthz` answers 200.
+    /// Starts `mcpgate serve --listen 127.0.0.1:0 --store TMP/mcpgate.db ARGS` in a temporary
+    /// directory, with one admin key in `MCP_API_KEYS`, and waits until `/healthz` answers 200.
     pub async fn gateway(kind: Kind, args: &[&str], upstream: Option<Proc>) -> Stack {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key = new_key();
+        let keys = json!({ key.clone(): {
+            "name": "e2e admin", "userId": "e2e", "role": "admin", "permissions": ["*"]
+        }});
         let mut cmd = Command::new(gateway_bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
-        let mut gw = Proc::spawn("mcpgate", cmd);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--store"])
+            .arg(dir.path().join("mcpgate.db"))
+            .args(args)
+            .current_dir(dir.path());
+        let mut gw = Proc::spawn_with_env("mcpgate", cmd, &[("MCP_API_KEYS", &keys.to_string())]);
         let url = gw.wait_for_listen_url().await;
         let base = url.trim_end_matches("/mcp").to_string();
         let addr: SocketAddr = base.trim_start_matches("http://").parse().expect("gateway address");
@@ -315,20 +342,51 @@ impl Stack {
         .await;
         Stack {
             gw,
+            key,
             url,
             base,
             addr,
             kind,
             upstream,
             upstream_url: None,
+            dir,
         }
     }
 
+    /// Raw HTTP that authenticates with the stack's admin key.
     pub fn raw(&self) -> Raw {
         Raw {
             http: raw_client(),
             url: self.url.clone(),
+            key: Some(self.key.clone()),
         }
+    }
+
+    /// Raw HTTP without a credential.
+    pub fn raw_anonymous(&self) -> Raw {
+        Raw {
+            key: None,
+            ..self.raw()
+        }
+    }
+
+    /// GET one of the gateway's own pages with the admin key.
+    pub async fn page(&self, path: &str) -> (u16, String) {
+        let url = format!("{}{path}", self.base);
+        let r = within(
+            STEP,
+            &format!("GET {url}"),
+            raw_client().get(&url).header("x-api-key", &self.key).send(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap_or_default())
+    }
+
+    /// Connects an rmcp client with the stack's key.
+    pub async fn connect(&self, handler: TestClient) -> (Client, SpyHttp) {
+        connect(&self.url, Some(&self.key), handler).await
     }
 
     pub async fn metrics(&self) -> String {
@@ -359,7 +417,8 @@ impl Stack {
 
 pub async fn start_http_upstream() -> (Proc, String) {
     let mut cmd = Command::new(example_bin());
-    cmd.args(["--http", "127.0.0.1:0", "--profile", "demo"]);
+    cmd.args(["--http", "127.0.0.1:0", "--profile", "demo"])
+        .current_dir(std::env::temp_dir());
     let mut up = Proc::spawn("mcpgate-example-server", cmd);
     let url = up.wait_for_listen_url().await;
     (up, url)
@@ -387,6 +446,8 @@ pub const ACCEPT_BOTH: &str = "application/json, text/event-stream";
 pub struct Raw {
     pub http: reqwest::Client,
     pub url: String,
+    /// Sent as `X-API-Key` on every request when set.
+    pub key: Option<String>,
 }
 
 /// A response: status, headers and the JSON-RPC message it carried (the final response of an
@@ -413,9 +474,18 @@ impl Reply {
 }
 
 impl Raw {
+    /// A request to the MCP endpoint carrying the key (if any) and nothing else.
+    pub fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        let rb = self.http.request(method, &self.url);
+        match &self.key {
+            Some(k) => rb.header("x-api-key", k),
+            None => rb,
+        }
+    }
+
+    /// A POST with the right content type and Accept.
     pub fn post(&self) -> reqwest::RequestBuilder {
-        self.http
-            .post(&self.url)
+        self.request(reqwest::Method::POST)
             .header("content-type", "application/json")
             .header("accept", ACCEPT_BOTH)
     }
@@ -756,12 +826,16 @@ impl StreamableHttpClient for SpyHttp {
 
 pub type Client = RunningService<RoleClient, TestClient>;
 
-/// Connects an rmcp client to `url` (initialize + initialized), bounded by [`START`].
-pub async fn connect(url: &str, handler: TestClient) -> (Client, SpyHttp) {
+/// Connects an rmcp client to `url` (initialize + initialized), bounded by [`START`]. The key
+/// goes in `Authorization: Bearer` (raw requests use `X-API-Key`: both places are exercised).
+pub async fn connect(url: &str, key: Option<&str>, handler: TestClient) -> (Client, SpyHttp) {
     let spy = SpyHttp::new();
-    let config = StreamableHttpClientTransportConfig::with_uri(url.to_string())
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_string())
         // A crash test must see the error, not a transparent new session.
         .reinit_on_expired_session(false);
+    if let Some(k) = key {
+        config = config.auth_header(k);
+    }
     let transport = StreamableHttpClientTransport::with_client(spy.clone(), config);
     let client = within(START, "rmcp client initialize", handler.serve(transport))
         .await
