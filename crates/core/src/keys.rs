@@ -53,6 +53,7 @@ impl KeyRecord {
             method,
             limits: self.limits,
             expires_at: self.expires_at,
+            upstream_credential: None,
         }
     }
 }

@@ -120,32 +120,48 @@ impl Policy {
     }
 
     /// The default requirement for a method with no matching rule.
-    fn default_rule(method: &str) -> Rule {
-        let permissions = if is_lifecycle(method) {
-            vec![]
+    fn default_rule(method: &str) -> &'static Rule {
+        static DEFAULTS: std::sync::OnceLock<[Rule; 3]> = std::sync::OnceLock::new();
+        let [lifecycle, read, write] = DEFAULTS.get_or_init(|| {
+            let rule = |perms: &[&str]| Rule {
+                role: Some(Role::Guest),
+                permissions: perms.iter().map(|p| p.to_string()).collect(),
+                ..Rule::default()
+            };
+            [rule(&[]), rule(&["read"]), rule(&["write"])]
+        });
+        if is_lifecycle(method) {
+            lifecycle
         } else if is_listing(method)
             || matches!(
                 method,
                 "resources/read" | "resources/subscribe" | "resources/unsubscribe" | "prompts/get"
             )
         {
-            vec!["read".to_string()]
+            read
         } else {
-            vec!["write".to_string()]
-        };
-        Rule {
-            role: Some(Role::Guest),
-            permissions,
-            ..Rule::default()
+            write
         }
     }
 
-    fn rule_for(&self, method: &str, target: Option<&str>) -> Rule {
-        self.rules
+    /// The first rule, in configuration order, that matches.
+    fn rule_for(&self, method: &str, target: Option<&str>) -> &Rule {
+        let literal = target.and_then(|t| self.literal.get(t)).and_then(|positions| {
+            positions
+                .iter()
+                .copied()
+                .find(|&i| self.rules[i].matches(method, target))
+        });
+        let general = self
+            .general
             .iter()
-            .find(|r| r.matches(method, target))
-            .cloned()
-            .unwrap_or_else(|| Self::default_rule(method))
+            .copied()
+            .take_while(|&i| literal.is_none_or(|l| i < l))
+            .find(|&i| self.rules[i].matches(method, target));
+        match general.or(literal) {
+            Some(i) => &self.rules[i],
+            None => Self::default_rule(method),
+        }
     }
 
     /// Decides for `principal` (`None`: no credential presented) calling `method` on `target`.

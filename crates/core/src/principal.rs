@@ -41,6 +41,9 @@ pub enum AuthMethod {
     ApiKey,
     DefaultKey,
     ExternalKey,
+    Jwt,
+    Introspection,
+    Hmac,
     Anonymous,
     Public,
 }
@@ -51,6 +54,9 @@ impl AuthMethod {
             AuthMethod::ApiKey => "api_key",
             AuthMethod::DefaultKey => "default_key",
             AuthMethod::ExternalKey => "external_key",
+            AuthMethod::Jwt => "jwt",
+            AuthMethod::Introspection => "introspection",
+            AuthMethod::Hmac => "hmac",
             AuthMethod::Anonymous => "anonymous",
             AuthMethod::Public => "public",
         }
@@ -96,6 +102,10 @@ pub struct Principal {
     pub limits: Limits,
     /// Unix seconds when the credential stops being valid.
     pub expires_at: Option<i64>,
+    /// The user's own credential for the upstream (identity delegation, seed 003), when the
+    /// verified credential carried one. Never serialized.
+    #[serde(skip)]
+    pub upstream_credential: Option<crate::redact::Secret>,
 }
 
 impl Principal {
@@ -113,6 +123,7 @@ impl Principal {
             method: AuthMethod::Anonymous,
             limits: Limits::default(),
             expires_at: None,
+            upstream_credential: None,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod guard;
 pub mod lists;
+pub mod metadata;
 pub mod metrics;
 pub mod pipeline;
 pub mod refusal;

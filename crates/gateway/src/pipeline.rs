@@ -104,15 +104,36 @@ impl Gateway {
         //    carried it is never forwarded (headers are not copied upstream; the query string is
         //    dropped; a tool argument is cut out below).
         let (presented, tool_arg_key) = self.find_credential(parts, &parsed).map_err(&with_id)?;
-        let principal = self
-            .auth
-            .authenticate(presented.as_ref(), clock::unix_s())
-            .await
-            .map_err(|f| match f {
-                crate::auth::AuthFailure::VerifierUnavailable => with_id(Refusal::VerifierUnavailable),
-                f => with_id(Refusal::Unauthenticated { failure: Some(f) }),
-            })?;
+        let refuse = |f| match f {
+            crate::auth::AuthFailure::VerifierUnavailable => with_id(Refusal::VerifierUnavailable),
+            f => with_id(Refusal::Unauthenticated { failure: Some(f) }),
+        };
+        // A signed request is checked over the exact bytes received, before anything else.
+        let principal = match self.auth.verify_signed(&parts.headers, &bytes, clock::unix_s()) {
+            Some(result) => Some(result.map_err(refuse)?),
+            None => self
+                .auth
+                .authenticate(presented.as_ref(), clock::unix_s())
+                .await
+                .map_err(refuse)?,
+        };
         trace.principal = principal.clone();
+        // Scopes every token must carry (seed 003's required_scopes); keys carry none to check.
+        if let Some(p) = &principal
+            && p.scopes.is_some()
+        {
+            let missing: Vec<String> = self
+                .auth
+                .cfg
+                .required_scopes
+                .iter()
+                .filter(|s| !p.has_scope(s))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                return Err(with_id(Refusal::InsufficientScope { scopes: missing }));
+            }
+        }
         // 6. Tenancy: the tenant comes from the credential; a header that disagrees is refused.
         if let (Some(p), Some(sent)) = (&principal, header_str(&parts.headers, "x-tenant-id"))
             && p.tenant.as_deref().is_some_and(|t| t != sent)

@@ -6,6 +6,7 @@ use crate::auth::AuthFailure;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use mcpgate_core::hmac::HmacError;
 use mcpgate_core::jsonrpc::{self, code};
 use mcpgate_core::ratelimit::Limited;
 use serde_json::value::RawValue;
@@ -132,6 +133,14 @@ impl Refusal {
                     }
                     Some(AuthFailure::Expired) => "expired API key: rotate it (mcpgate keys rotate) or ask for a new one".to_string(),
                     Some(AuthFailure::VerifierUnavailable) => "the key verifier is unavailable; retry shortly".to_string(),
+                    Some(AuthFailure::Hmac(e)) => match e {
+                        HmacError::Malformed => "X-Timestamp must be Unix seconds and X-Signature 64 hex characters".into(),
+                        HmacError::Skewed => "X-Timestamp is outside the accepted window; check the client's clock".into(),
+                        HmacError::BadSignature => {
+                            "X-Signature does not match: sign \"{X-Timestamp}.{raw body}\" with HMAC-SHA256".into()
+                        }
+                        HmacError::Replayed => "this signature was already used; sign every request anew".into(),
+                    },
                 };
                 (StatusCode::UNAUTHORIZED, code::UNAUTHORIZED, message)
             }

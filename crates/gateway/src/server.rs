@@ -123,6 +123,18 @@ impl Gateway {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
+            .route(
+                "/.well-known/oauth-protected-resource",
+                get(crate::metadata::protected_resource),
+            )
+            .route(
+                "/.well-known/oauth-protected-resource/mcp",
+                get(crate::metadata::protected_resource),
+            )
+            .layer(axum::middleware::map_response_with_state(
+                self.clone(),
+                crate::metadata::add_resource_metadata,
+            ))
             .with_state(self.clone())
     }
 }

@@ -110,6 +110,7 @@ impl ExternalVerifier {
             method: AuthMethod::ExternalKey,
             limits: Default::default(),
             expires_at: None,
+            upstream_credential: None,
         })
     }
 }

@@ -5,6 +5,10 @@
 
 pub mod external;
 pub mod extract;
+pub mod hmac;
+pub mod introspect;
+pub mod jwks;
+pub mod jwt;
 pub mod registry;
 
 use crate::config::AuthConfig;
@@ -24,6 +28,7 @@ pub enum AuthFailure {
     Expired,
     /// The external verifier could not answer: 503, never a false 401.
     VerifierUnavailable,
+    Hmac(mcpgate_core::hmac::HmacError),
 }
 
 impl AuthFailure {
@@ -34,6 +39,7 @@ impl AuthFailure {
             AuthFailure::Revoked => "revoked_key",
             AuthFailure::Expired => "expired_key",
             AuthFailure::VerifierUnavailable => "verifier_unavailable",
+            AuthFailure::Hmac(e) => e.reason(),
         }
     }
 }
@@ -42,19 +48,57 @@ pub struct Auth {
     pub cfg: AuthConfig,
     pub keys: Arc<KeyRegistry>,
     external: Option<ExternalVerifier>,
+    pub hmac: Option<hmac::HmacAuth>,
     /// Read once at start-up; changing it needs a restart.
     default_key: Option<Presented>,
 }
 
 impl Auth {
-    pub fn new(cfg: AuthConfig, keys: Arc<KeyRegistry>, env: impl Fn(&str) -> Option<String>) -> Result<Auth, String> {
+    pub fn new(cfg: AuthConfig, keys: Arc<KeyRegistry>, env: &dyn Fn(&str) -> Option<String>) -> Result<Auth, String> {
         let external = cfg.external.clone().map(ExternalVerifier::new).transpose()?;
         let default_key = extract::default_key(&cfg.default_key_env, env);
+        let hmac = cfg.hmac.clone().map(|h| hmac::HmacAuth::new(h, env)).transpose()?;
         Ok(Auth {
             cfg,
             keys,
             external,
+            hmac,
             default_key,
+        })
+    }
+
+    /// A request signed per seed 002, when it carries `X-Signature`; `None` when it does not.
+    pub fn verify_signed(
+        &self,
+        headers: &axum::http::HeaderMap,
+        body: &[u8],
+        now: i64,
+    ) -> Option<Result<Principal, AuthFailure>> {
+        let signature = headers.get(hmac::SIGNATURE)?;
+        let Some(h) = &self.hmac else {
+            return Some(Err(AuthFailure::Malformed(
+                "this gateway does not accept HMAC-signed requests",
+            )));
+        };
+        fn text(v: Option<&axum::http::HeaderValue>) -> Option<&str> {
+            v.and_then(|v| v.to_str().ok()).map(str::trim)
+        }
+        let (Some(sig), Some(ts), Some(client)) = (
+            text(Some(signature)),
+            text(headers.get(hmac::TIMESTAMP)),
+            text(headers.get(&h.key_id_header)),
+        ) else {
+            return Some(Err(AuthFailure::Malformed(
+                "a signed request needs X-Timestamp, X-Signature and the client id header",
+            )));
+        };
+        Some(match h.verify(client, ts, sig, body, now) {
+            Ok(p) => {
+                tracing::debug!(target: "mcpgate::auth", client = %client, "signed request accepted");
+                Ok(p)
+            }
+            Err(None) => Err(AuthFailure::Invalid),
+            Err(Some(e)) => Err(AuthFailure::Hmac(e)),
         })
     }
 
@@ -79,6 +123,9 @@ impl Auth {
         }
         if self.cfg.default_role.is_some() {
             m.push("anonymous");
+        }
+        if self.hmac.is_some() {
+            m.push("hmac");
         }
         m
     }

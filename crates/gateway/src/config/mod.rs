@@ -40,6 +40,10 @@ pub struct AuthConfig {
     pub allow_tool_arg_key: bool,
     pub whoami_tool: Option<String>,
     pub external: Option<ExternalConfig>,
+    /// Checked when the gateway starts (the secrets come from the environment).
+    pub hmac: Option<crate::auth::hmac::RawHmac>,
+    pub authorization_servers: Vec<String>,
+    pub required_scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -363,6 +367,16 @@ fn validate_auth(a: raw::RawAuth) -> Result<AuthConfig, ConfigError> {
             })
         }
     };
+    for s in &a.authorization_servers {
+        let u = reqwest::Url::parse(s)
+            .map_err(|e| err("auth.authorization_servers", format!("{s:?} is not a URL ({e})")))?;
+        if u.scheme() != "https" && !matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")) {
+            return Err(err(
+                "auth.authorization_servers",
+                format!("{s:?} must use https (http only on loopback)"),
+            ));
+        }
+    }
     let whoami_tool = match a.whoami_tool {
         None => Some("whoami".to_string()),
         Some(s) if s.is_empty() => None,
@@ -378,6 +392,9 @@ fn validate_auth(a: raw::RawAuth) -> Result<AuthConfig, ConfigError> {
         allow_tool_arg_key: a.allow_tool_arg_key,
         whoami_tool,
         external,
+        hmac: a.hmac,
+        authorization_servers: a.authorization_servers,
+        required_scopes: a.required_scopes,
     })
 }
 

@@ -51,6 +51,14 @@ pub struct RawAuth {
     /// Name of the gateway's own who-am-I tool; empty switches it off (default `whoami`).
     pub whoami_tool: Option<String>,
     pub external: Option<RawExternal>,
+    /// HMAC-signed requests (seed 002).
+    pub hmac: Option<crate::auth::hmac::RawHmac>,
+    /// Authorization servers named in the protected-resource metadata (RFC 9728).
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// Scopes every token must carry (seed 003's `required_scopes`).
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

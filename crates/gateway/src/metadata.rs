@@ -1,0 +1,65 @@
+//! OAuth protected-resource metadata (RFC 9728): tells MCP clients which authorization servers
+//! issue tokens for this gateway and which scopes it knows, and every challenge points at it
+//! (`WWW-Authenticate: Bearer resource_metadata="…"`), as the MCP authorization spec requires.
+
+use crate::Gateway;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+impl Gateway {
+    /// The resource identifier clients put in `resource` (RFC 8707) and tokens carry in `aud`.
+    pub fn resource(&self) -> String {
+        format!("{}/mcp", self.config.public_url)
+    }
+
+    pub fn resource_metadata_url(&self) -> String {
+        format!("{}/.well-known/oauth-protected-resource/mcp", self.config.public_url)
+    }
+
+    fn scopes_supported(&self) -> Vec<String> {
+        let mut s = self.config.policy.scopes_supported();
+        s.extend(self.config.auth.required_scopes.iter().cloned());
+        s.sort();
+        s.dedup();
+        s
+    }
+}
+
+pub async fn protected_resource(State(gw): State<Arc<Gateway>>) -> Response {
+    let body = serde_json::json!({
+        "resource": gw.resource(),
+        "authorization_servers": gw.config.auth.authorization_servers,
+        "scopes_supported": gw.scopes_supported(),
+        "bearer_methods_supported": ["header"],
+        "resource_name": "mcpgate",
+    });
+    let mut r = axum::Json(body).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+    r
+}
+
+/// Adds `resource_metadata` to every Bearer challenge the gateway sends: one place, so no 401
+/// path can forget it.
+pub async fn add_resource_metadata(State(gw): State<Arc<Gateway>>, mut resp: Response) -> Response {
+    if !matches!(resp.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        return resp;
+    }
+    let Some(challenge) = resp
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return resp;
+    };
+    if challenge.contains("resource_metadata=") {
+        return resp;
+    }
+    let with = format!("{challenge}, resource_metadata=\"{}\"", gw.resource_metadata_url());
+    if let Ok(v) = HeaderValue::from_str(&with) {
+        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    resp
+}
