@@ -12,4 +12,5 @@ pub mod policy;
 pub mod principal;
 pub mod ratelimit;
 pub mod redact;
+pub mod sealed;
 pub mod time;

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod delegation;
 pub mod guard;
 pub mod lists;
 pub mod metadata;

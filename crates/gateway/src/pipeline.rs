@@ -186,13 +186,33 @@ impl Gateway {
         } else {
             None
         };
-        let bytes = stripped.as_ref().unwrap_or(&bytes);
-        let msg = if stripped.is_some() {
-            Message::parse(bytes).map_err(|_| with_id(Refusal::UpstreamGarbled))?
-        } else {
-            parsed
+        let reparsed = match &stripped {
+            Some(b) => Some(Message::parse(b).map_err(|_| with_id(Refusal::UpstreamGarbled))?),
+            None => None,
         };
-        // 12. Forward.
+        // 12. Identity delegation: the user's own upstream credential, never the caller's.
+        let mut inject = Vec::new();
+        let mut delegated: Option<Bytes> = None;
+        if let (Some(d), Some(p)) = (&self.delegation, &principal) {
+            let credential = d.resolve(p, |k| self.auth.keys.held_credential(k));
+            if credential.is_none() && d.cfg.required && is_call {
+                return Err(with_id(Refusal::NoUpstreamCredential));
+            }
+            inject = d.headers(p, credential.as_ref());
+            if let (true, Some(arg), Some(c)) = (is_call, &d.cfg.tool_argument, &credential) {
+                let current = reparsed.as_ref().unwrap_or(&parsed);
+                let body = crate::delegation::with_tool_argument(current, arg, c)
+                    .ok_or_else(|| with_id(Refusal::UpstreamGarbled))?;
+                delegated = Some(Bytes::from(body));
+            }
+        }
+        let bytes = delegated.as_ref().or(stripped.as_ref()).unwrap_or(&bytes);
+        let msg = match (&delegated, reparsed) {
+            (Some(b), _) => Message::parse(b).map_err(|_| with_id(Refusal::UpstreamGarbled))?,
+            (None, Some(m)) => m,
+            (None, None) => parsed,
+        };
+        // 13. Forward.
         let response = self
             .upstream
             .post(Forward {
@@ -200,11 +220,11 @@ impl Gateway {
                 body: bytes,
                 session,
                 client_headers: &parts.headers,
-                inject: &[],
+                inject: &inject,
             })
             .await
             .map_err(&with_id)?;
-        // 13. Lists show only what this caller may use (and the whoami tool).
+        // 14. Lists show only what this caller may use (and the whoami tool).
         let response = if lists::is_list(msg.method()) {
             let extra = (msg.method() == "tools/list")
                 .then_some(())
@@ -223,7 +243,7 @@ impl Gateway {
         } else {
             response
         };
-        // 14. A new session belongs to whoever opened it.
+        // 15. A new session belongs to whoever opened it.
         if msg.method() == "initialize"
             && let Some(new_id) = header_str(response.headers(), SESSION_HEADER)
         {

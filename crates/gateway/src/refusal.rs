@@ -58,6 +58,8 @@ pub enum Refusal {
     SessionOwnedByOther,
     /// An upstream answer the gateway had to read (a list to filter) was not readable.
     UpstreamGarbled,
+    /// Identity delegation found no upstream credential for the caller (seed 003).
+    NoUpstreamCredential,
 }
 
 impl Refusal {
@@ -177,6 +179,13 @@ impl Refusal {
                 code::FORBIDDEN,
                 "this session belongs to another principal; send initialize to start your own".into(),
             ),
+            Refusal::NoUpstreamCredential => (
+                StatusCode::FORBIDDEN,
+                code::FORBIDDEN,
+                "No API token provided: your credential carries no upstream key and the gateway holds none for it; \
+                 ask an administrator to set one (mcpgate keys set-upstream-credential)"
+                    .into(),
+            ),
             Refusal::UpstreamGarbled => (
                 StatusCode::BAD_GATEWAY,
                 code::UPSTREAM_UNAVAILABLE,
@@ -210,6 +219,7 @@ impl Refusal {
             Refusal::TenantMismatch => "tenant_mismatch",
             Refusal::SessionOwnedByOther => "session_owner_mismatch",
             Refusal::UpstreamGarbled => "upstream_garbled",
+            Refusal::NoUpstreamCredential => "no_upstream_credential",
         }
     }
 

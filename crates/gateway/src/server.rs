@@ -35,6 +35,7 @@ pub struct Gateway {
     pub limiter: Arc<dyn RateLimiter>,
     pub audit: AuditSink,
     pub store: Arc<SqliteStore>,
+    pub delegation: Option<crate::delegation::Delegation>,
 }
 
 /// The keys configured outside the store: `MCP_API_KEYS` (seed 001) and the keys file.
@@ -71,7 +72,22 @@ impl Gateway {
     pub fn new(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Arc<Gateway>, String> {
         let metrics = Arc::new(Metrics::new());
         let store = Arc::new(SqliteStore::open(&config.store_path).map_err(|e| e.to_string())?);
-        let keys = Arc::new(KeyRegistry::new(fixed_keys(&config, env)?, Some(store.clone()))?);
+        let held = match &config.delegation {
+            Some(d) => match env(&d.encryption_key_env) {
+                Some(text) => {
+                    let key = mcpgate_core::sealed::SealingKey::parse(&text)
+                        .map_err(|e| format!("{}: {e}", d.encryption_key_env))?;
+                    Some((store.clone() as Arc<dyn mcpgate_store::CredentialStore>, key))
+                }
+                None => None,
+            },
+            None => None,
+        };
+        let keys = Arc::new(KeyRegistry::new(fixed_keys(&config, env)?, Some(store.clone()), held)?);
+        let delegation = config
+            .delegation
+            .clone()
+            .map(|d| crate::delegation::Delegation::new(d, env));
         tokio::spawn(keys.clone().watch());
         let auth = Auth::new(config.auth.clone(), keys, env)?;
         if config.auth.allow_query_key {
@@ -109,6 +125,7 @@ impl Gateway {
             limiter: Arc::new(LocalLimiter::default()),
             audit,
             store,
+            delegation,
         }))
     }
 

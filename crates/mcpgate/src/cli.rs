@@ -77,6 +77,27 @@ pub enum KeysCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Hold a user's upstream credential for this key, sealed with MCPGATE_ENCRYPTION_KEY
+    /// (identity delegation). Reads it from standard input unless --from-env is given.
+    SetUpstreamCredential {
+        key_id: String,
+        /// Read the credential from this environment variable instead of standard input.
+        #[arg(long)]
+        from_env: Option<String>,
+        /// Environment variable holding the sealing key.
+        #[arg(long, default_value = "MCPGATE_ENCRYPTION_KEY")]
+        encryption_key_env: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Forget the upstream credential held for this key.
+    ClearUpstreamCredential {
+        key_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print a new random sealing key for MCPGATE_ENCRYPTION_KEY.
+    GenEncryptionKey,
     /// Issue a new key with the same grants; the old one stays valid for the overlap window.
     Rotate {
         key_id: String,

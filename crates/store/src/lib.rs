@@ -34,6 +34,22 @@ pub trait KeyStore: Send + Sync {
     fn keys_version(&self) -> Result<i64>;
 }
 
+/// A user's upstream credential, sealed (see `mcpgate_core::sealed`); the store never sees it
+/// in the clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedCredential {
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+}
+
+/// Upstream credentials the gateway holds per key (identity delegation). Changes bump
+/// [`KeyStore::keys_version`] so running gateways reload them.
+pub trait CredentialStore: Send + Sync {
+    fn set_credential(&self, key_id: &str, sealed: &SealedCredential, now: i64) -> Result<()>;
+    fn remove_credential(&self, key_id: &str) -> Result<bool>;
+    fn list_credentials(&self) -> Result<Vec<(String, SealedCredential)>>;
+}
+
 pub trait AuditStore: Send + Sync {
     fn append(&self, records: &[AuditRecord]) -> Result<()>;
     fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>>;

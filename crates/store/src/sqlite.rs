@@ -9,7 +9,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
      INSERT INTO meta VALUES ('keys_version', 0);
      CREATE TABLE api_keys (
         key_id TEXT PRIMARY KEY, hash TEXT NOT NULL, name TEXT NOT NULL, user_id TEXT NOT NULL,
@@ -22,7 +23,10 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE meta (name TEXT PRIMARY KEY, value I
         auth_method TEXT, client_addr TEXT, mcp_method TEXT, tool TEXT, decision TEXT NOT NULL,
         reason TEXT NOT NULL, status INTEGER NOT NULL, latency_us INTEGER NOT NULL);
      CREATE INDEX audit_time ON audit(time_ms);
-     CREATE INDEX audit_user ON audit(user_id, time_ms);"];
+     CREATE INDEX audit_user ON audit(user_id, time_ms);",
+    "CREATE TABLE upstream_credentials (
+        key_id TEXT PRIMARY KEY, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, updated_at INTEGER NOT NULL);",
+];
 
 pub struct SqliteStore {
     conn: Mutex<Connection>,
@@ -186,6 +190,47 @@ impl KeyStore for SqliteStore {
     }
 }
 
+impl crate::CredentialStore for SqliteStore {
+    fn set_credential(&self, key_id: &str, sealed: &crate::SealedCredential, now: i64) -> Result<()> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO upstream_credentials (key_id, nonce, ciphertext, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(key_id) DO UPDATE SET nonce = excluded.nonce, ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+            params![key_id, sealed.nonce, sealed.ciphertext, now],
+        )
+        .map_err(backend)?;
+        Self::bump(&conn)
+    }
+
+    fn remove_credential(&self, key_id: &str) -> Result<bool> {
+        let conn = self.conn();
+        let n = conn
+            .execute("DELETE FROM upstream_credentials WHERE key_id = ?1", [key_id])
+            .map_err(backend)?;
+        Self::bump(&conn)?;
+        Ok(n > 0)
+    }
+
+    fn list_credentials(&self) -> Result<Vec<(String, crate::SealedCredential)>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT key_id, nonce, ciphertext FROM upstream_credentials")
+            .map_err(backend)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    crate::SealedCredential {
+                        nonce: r.get(1)?,
+                        ciphertext: r.get(2)?,
+                    },
+                ))
+            })
+            .map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+}
+
 impl AuditStore for SqliteStore {
     fn append(&self, records: &[AuditRecord]) -> Result<()> {
         let mut conn = self.conn();
@@ -303,6 +348,24 @@ mod tests {
         want.revoked = true;
         assert_eq!(got, want);
         assert_eq!(s.last_used("a").unwrap(), Some(42));
+    }
+
+    #[test]
+    fn held_credentials_are_stored_sealed() {
+        use crate::{CredentialStore, SealedCredential};
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("m.db")).unwrap();
+        let v0 = s.keys_version().unwrap();
+        let c = SealedCredential {
+            nonce: vec![1; 12],
+            ciphertext: vec![9; 20],
+        };
+        s.set_credential("a", &c, 1).unwrap();
+        s.set_credential("a", &c, 2).unwrap();
+        assert!(s.keys_version().unwrap() > v0);
+        assert_eq!(s.list_credentials().unwrap(), vec![("a".to_string(), c)]);
+        assert!(s.remove_credential("a").unwrap());
+        assert!(s.list_credentials().unwrap().is_empty());
     }
 
     #[test]

@@ -1,1 +1,319 @@
-//! (being written)
+//! Token introspection (RFC 7662) for opaque bearer tokens: the token is POSTed to the
+//! authorization server's introspection endpoint with the gateway's client credentials, and an
+//! `active` answer becomes a [`Principal`] (`sub`, `scope`, `client_id`, `exp`, `aud`, plus the
+//! same extension claims a JWT may carry: `tenant_id`, `roles`, `permissions`, the upstream
+//! credential paths).
+//!
+//! Answers are cached by the token's SHA-256 — an active one for `cache_ttl_s` but never past its
+//! `exp`, an inactive one for `cache_ttl_s` — so a busy client costs the server one call per TTL.
+//! An endpoint that is down, slow or answers 5xx yields `IssuerUnavailable` (503), never a false
+//! "invalid token".
+
+use super::jwks::{check_url, read_limited};
+use super::jwt::{ClaimMap, MAX_TOKEN_BYTES, TokenError};
+use base64::Engine;
+use mcpgate_core::keys::hash_hex;
+use mcpgate_core::principal::{AuthMethod, Principal};
+use mcpgate_core::redact::Secret;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+pub const DEFAULT_CACHE_TTL_S: u64 = 60;
+pub const DEFAULT_TIMEOUT_MS: u64 = 2000;
+const MAX_CACHED: usize = 10_000;
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// `[auth.introspection]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntrospection {
+    /// The RFC 7662 endpoint (https, or http to localhost).
+    pub url: String,
+    pub client_id: String,
+    /// Environment variable holding the gateway's client secret.
+    pub client_secret_env: String,
+    /// How long an answer is reused (default 60 s; an active token never past its `exp`).
+    pub cache_ttl_s: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    /// When set, the answer's `aud` must contain one of these. Unset: not checked (many
+    /// servers omit `aud` from introspection answers).
+    pub audience: Option<Vec<String>>,
+}
+
+struct Cached {
+    until: i64,
+    answer: Result<Principal, TokenError>,
+}
+
+pub struct IntrospectionVerifier {
+    url: reqwest::Url,
+    /// `Basic base64(urlencode(client_id):urlencode(secret))` (RFC 6749 §2.3.1).
+    authorization: Secret,
+    cache_ttl: i64,
+    audience: Vec<String>,
+    claims: ClaimMap,
+    client: reqwest::Client,
+    cache: RwLock<HashMap<String, Cached>>,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    active: bool,
+    exp: Option<Value>,
+    token_type: Option<String>,
+}
+
+impl IntrospectionVerifier {
+    pub fn new(raw: RawIntrospection, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let url = check_url("auth.introspection.url", &raw.url)?;
+        if raw.client_id.is_empty() {
+            return Err("auth.introspection.client_id: empty".into());
+        }
+        let secret = env(&raw.client_secret_env).filter(|s| !s.is_empty()).ok_or_else(|| {
+            format!(
+                "auth.introspection.client_secret_env: environment variable {} is not set",
+                raw.client_secret_env
+            )
+        })?;
+        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let authorization = Secret::new(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(&raw.client_id), enc(&secret)))
+        ));
+        let timeout = Duration::from_millis(raw.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
+        if timeout.is_zero() {
+            return Err("auth.introspection.timeout_ms: must be more than 0".into());
+        }
+        let audience = raw.audience.unwrap_or_default();
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            // The request carries the client secret and the token: never follow a redirect.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the introspection HTTP client: {e}"))?;
+        let claims = ClaimMap {
+            subject: vec!["sub".into(), "client_id".into()],
+            name: vec!["username".into(), "name".into(), "client_id".into()],
+            ..ClaimMap::default()
+        };
+        Ok(IntrospectionVerifier {
+            url,
+            authorization,
+            cache_ttl: i64::try_from(raw.cache_ttl_s.unwrap_or(DEFAULT_CACHE_TTL_S)).unwrap_or(i64::MAX),
+            audience,
+            claims,
+            client,
+            cache: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub async fn verify(&self, token: &str, now_unix: i64) -> Result<Principal, TokenError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Invalid("malformed"));
+        }
+        let hash = hash_hex(token);
+        if let Some(c) = self.cache.read().unwrap_or_else(|e| e.into_inner()).get(&hash)
+            && now_unix < c.until
+        {
+            return c.answer.clone();
+        }
+        let answer = self.ask(token).await?;
+        let (answer, until) = self.judge(&answer, now_unix);
+        if until > now_unix && !matches!(answer, Err(TokenError::IssuerUnavailable)) {
+            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= MAX_CACHED {
+                cache.retain(|_, c| c.until > now_unix);
+                if cache.len() >= MAX_CACHED {
+                    cache.clear();
+                }
+            }
+            cache.insert(
+                hash,
+                Cached {
+                    until,
+                    answer: answer.clone(),
+                },
+            );
+        }
+        answer
+    }
+
+    async fn ask(&self, token: &str) -> Result<Value, TokenError> {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", token)
+            .append_pair("token_type_hint", "access_token")
+            .finish();
+        let resp = self
+            .client
+            .post(self.url.clone())
+            .header(reqwest::header::AUTHORIZATION, self.authorization.expose())
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                // reqwest's error names the URL only, never the body.
+                tracing::warn!(target: "mcpgate::auth", error = %e, "introspection endpoint unreachable");
+                TokenError::IssuerUnavailable
+            })?;
+        let status = resp.status();
+        if !status.is_success() {
+            // 401/403 here means the gateway's own client credentials are wrong: not the caller's fault.
+            tracing::warn!(target: "mcpgate::auth", %status, url = %self.url, "introspection endpoint refused");
+            return Err(TokenError::IssuerUnavailable);
+        }
+        let bytes = read_limited(resp, MAX_ANSWER_BYTES).await.map_err(|e| {
+            tracing::warn!(target: "mcpgate::auth", error = %e, "introspection answer unreadable");
+            TokenError::IssuerUnavailable
+        })?;
+        serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(|| {
+                tracing::warn!(target: "mcpgate::auth", url = %self.url, "introspection answer is not a JSON object");
+                TokenError::IssuerUnavailable
+            })
+    }
+
+    /// The verdict on an answer and until when it may be reused.
+    fn judge(&self, v: &Value, now: i64) -> (Result<Principal, TokenError>, i64) {
+        let ttl_end = now.saturating_add(self.cache_ttl);
+        let Ok(a) = serde_json::from_value::<Answer>(v.clone()) else {
+            return (Err(TokenError::Invalid("inactive")), ttl_end);
+        };
+        if !a.active {
+            return (Err(TokenError::Invalid("inactive")), ttl_end);
+        }
+        let exp = match &a.exp {
+            None => None,
+            Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+            Some(_) => return (Err(TokenError::Invalid("malformed")), ttl_end),
+        };
+        if exp.is_some_and(|e| now >= e) {
+            return (Err(TokenError::Expired), ttl_end);
+        }
+        if a.token_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("refresh_token"))
+        {
+            return (Err(TokenError::Invalid("not_access_token")), ttl_end);
+        }
+        if !self.audience.is_empty() {
+            let accepted = |x: &Value| x.as_str().is_some_and(|x| self.audience.iter().any(|a| a == x));
+            let ok = match v.get("aud") {
+                Some(Value::Array(l)) => l.iter().any(accepted),
+                Some(x) => accepted(x),
+                None => false,
+            };
+            if !ok {
+                return (Err(TokenError::Invalid("wrong_audience")), ttl_end);
+            }
+        }
+        let until = exp.map_or(ttl_end, |e| e.min(ttl_end));
+        (
+            self.claims.principal(v, AuthMethod::Introspection, "introspect", exp),
+            until,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcpgate_core::principal::Role;
+    use serde_json::json;
+
+    fn verifier(audience: Option<Vec<String>>) -> IntrospectionVerifier {
+        IntrospectionVerifier::new(
+            RawIntrospection {
+                url: "https://as.example.com/introspect".into(),
+                client_id: "gate way".into(),
+                client_secret_env: "S".into(),
+                audience,
+                ..Default::default()
+            },
+            &|_| Some("p@ss:word".into()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn client_credentials_are_form_encoded_before_basic() {
+        let v = verifier(None);
+        let b64 = v.authorization.expose().strip_prefix("Basic ").unwrap();
+        let raw = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+        assert_eq!(String::from_utf8(raw).unwrap(), "gate+way:p%40ss%3Aword");
+        assert_eq!(format!("{:?}", v.authorization), "<redacted>");
+    }
+
+    #[test]
+    fn answers_map_to_principals() {
+        let v = verifier(Some(vec!["https://gw/mcp".into()]));
+        let now = 1000;
+        let (p, until) = v.judge(
+            &json!({"active": true, "sub": "alice", "scope": "read write", "client_id": "app",
+                    "exp": now + 30, "aud": ["https://gw/mcp"], "roles": ["developer"]}),
+            now,
+        );
+        let p = p.unwrap();
+        assert_eq!((p.id.as_str(), p.user_id.as_str()), ("introspect:alice", "alice"));
+        assert_eq!(p.name.as_deref(), Some("app"));
+        assert_eq!(p.scopes, Some(vec!["read".to_string(), "write".to_string()]));
+        assert_eq!(p.permissions, vec!["read".to_string(), "write".to_string()]);
+        assert_eq!(p.role, Role::Developer);
+        assert_eq!(p.method, AuthMethod::Introspection);
+        assert_eq!(until, now + 30, "never cached past exp");
+        let cases = [
+            (json!({"active": false}), TokenError::Invalid("inactive")),
+            (json!({"active": "yes"}), TokenError::Invalid("inactive")),
+            (
+                json!({"active": true, "sub": "a", "aud": "https://gw/mcp", "exp": now - 1}),
+                TokenError::Expired,
+            ),
+            (
+                json!({"active": true, "sub": "a", "aud": "other"}),
+                TokenError::Invalid("wrong_audience"),
+            ),
+            (
+                json!({"active": true, "aud": "https://gw/mcp"}),
+                TokenError::Invalid("missing_subject"),
+            ),
+            (
+                json!({"active": true, "sub": "a", "aud": "https://gw/mcp", "token_type": "refresh_token"}),
+                TokenError::Invalid("not_access_token"),
+            ),
+        ];
+        for (answer, want) in cases {
+            assert_eq!(v.judge(&answer, now).0.unwrap_err(), want, "{answer}");
+        }
+        // A client-credentials token: no sub, the client is the subject.
+        let p = verifier(None)
+            .judge(&json!({"active": true, "client_id": "svc"}), now)
+            .0
+            .unwrap();
+        assert_eq!(p.user_id, "svc");
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let raw = |url: &str| RawIntrospection {
+            url: url.into(),
+            client_id: "c".into(),
+            client_secret_env: "S".into(),
+            ..Default::default()
+        };
+        let e = IntrospectionVerifier::new(raw("http://as.example.com/i"), &|_| Some("s".into()))
+            .err()
+            .unwrap();
+        assert!(e.starts_with("auth.introspection.url:"), "{e}");
+        let e = IntrospectionVerifier::new(raw("https://as.example.com/i"), &|_| None)
+            .err()
+            .unwrap();
+        assert!(e.starts_with("auth.introspection.client_secret_env:"), "{e}");
+    }
+}

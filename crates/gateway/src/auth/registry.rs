@@ -3,7 +3,9 @@
 //! `mcpgate keys revoke` takes effect on a running gateway within a second.
 
 use mcpgate_core::keys::{KeyError, KeyIndex, KeyRecord};
-use mcpgate_store::KeyStore;
+use mcpgate_core::redact::Secret;
+use mcpgate_core::sealed::SealingKey;
+use mcpgate_store::{CredentialStore, KeyStore};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -15,19 +17,33 @@ pub struct KeyRegistry {
     store: Option<Arc<dyn KeyStore>>,
     version: AtomicI64,
     used: Mutex<HashMap<String, i64>>,
+    /// Upstream credentials held per key, opened with the sealing key (identity delegation).
+    held_store: Option<(Arc<dyn CredentialStore>, SealingKey)>,
+    held: RwLock<Arc<HashMap<String, Secret>>>,
 }
 
 impl KeyRegistry {
-    pub fn new(fixed: Vec<KeyRecord>, store: Option<Arc<dyn KeyStore>>) -> Result<KeyRegistry, String> {
+    pub fn new(
+        fixed: Vec<KeyRecord>,
+        store: Option<Arc<dyn KeyStore>>,
+        held_store: Option<(Arc<dyn CredentialStore>, SealingKey)>,
+    ) -> Result<KeyRegistry, String> {
         let reg = KeyRegistry {
             index: RwLock::new(Arc::new(KeyIndex::default())),
             fixed,
             store,
             version: AtomicI64::new(i64::MIN),
             used: Mutex::new(HashMap::new()),
+            held_store,
+            held: RwLock::new(Arc::new(HashMap::new())),
         };
         reg.reload()?;
         Ok(reg)
+    }
+
+    /// The upstream credential held for `key_id`, if any.
+    pub fn held_credential(&self, key_id: &str) -> Option<Secret> {
+        self.held.read().unwrap_or_else(|e| e.into_inner()).get(key_id).cloned()
     }
 
     fn reload(&self) -> Result<(), String> {
@@ -39,6 +55,18 @@ impl KeyRegistry {
         }
         let index = Arc::new(KeyIndex::new(all));
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = index;
+        if let Some((creds, sealing)) = &self.held_store {
+            let mut held = HashMap::new();
+            for (key_id, sealed) in creds.list_credentials().map_err(|e| e.to_string())? {
+                match sealing.open(&key_id, &sealed.nonce, &sealed.ciphertext) {
+                    Ok(plain) => {
+                        held.insert(key_id, Secret::new(String::from_utf8_lossy(&plain).into_owned()));
+                    }
+                    Err(e) => tracing::warn!(key_id = %key_id, "held upstream credential not usable: {e}"),
+                }
+            }
+            *self.held.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(held);
+        }
         Ok(())
     }
 

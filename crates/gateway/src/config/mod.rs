@@ -27,6 +27,54 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub store_path: PathBuf,
     pub audit: AuditConfig,
+    pub delegation: Option<DelegationConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DelegationConfig {
+    pub header: Option<(axum::http::HeaderName, String)>,
+    pub tool_argument: Option<String>,
+    pub claim_paths: Vec<String>,
+    pub env_fallback: Vec<String>,
+    pub required: bool,
+    pub identity_headers: bool,
+    pub encryption_key_env: String,
+}
+
+fn validate_delegation(d: raw::RawDelegation) -> Result<DelegationConfig, ConfigError> {
+    let header = match d.header {
+        None => None,
+        Some(h) => {
+            let name = axum::http::HeaderName::from_bytes(h.as_bytes())
+                .map_err(|_| err("delegation.header", format!("{h:?} is not a header name")))?;
+            let template = d.template.unwrap_or_else(|| "Bearer {credential}".into());
+            if !template.contains("{credential}") {
+                return Err(err("delegation.template", "must contain {credential}"));
+            }
+            Some((name, template))
+        }
+    };
+    if header.is_none() && d.tool_argument.is_none() {
+        return Err(err(
+            "delegation",
+            "set `header` and/or `tool_argument`: where the credential goes upstream",
+        ));
+    }
+    Ok(DelegationConfig {
+        header,
+        tool_argument: d.tool_argument,
+        claim_paths: d.claim_paths.unwrap_or_else(|| {
+            vec![
+                "kubiya_api_key".into(),
+                "api_key".into(),
+                "metadata.kubiya_api_key".into(),
+            ]
+        }),
+        env_fallback: d.env_fallback,
+        required: d.required.unwrap_or(true),
+        identity_headers: d.identity_headers,
+        encryption_key_env: d.encryption_key_env.unwrap_or_else(|| "MCPGATE_ENCRYPTION_KEY".into()),
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -282,12 +330,14 @@ impl Config {
                 ));
             }
         }
+        let delegation = raw.delegation.map(validate_delegation).transpose()?;
         let store_path = PathBuf::from(raw.store.path.unwrap_or_else(|| "mcpgate.db".into()));
         let audit = AuditConfig {
             store: raw.audit.store.unwrap_or(true),
             jsonl: raw.audit.jsonl.map(PathBuf::from),
         };
         Ok(Config {
+            delegation,
             auth,
             policy,
             limits,

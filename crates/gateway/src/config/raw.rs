@@ -26,6 +26,32 @@ pub struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub audit: RawAudit,
+    /// Identity delegation: the user's own credential toward the upstream (seed 003).
+    pub delegation: Option<RawDelegation>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelegation {
+    /// Header to carry the credential upstream (e.g. `Authorization`); unset: no header.
+    pub header: Option<String>,
+    /// Value template; `{credential}` is replaced (default `Bearer {credential}`).
+    pub template: Option<String>,
+    /// Also (or instead) put the credential into this `tools/call` argument (e.g. `api_key`).
+    pub tool_argument: Option<String>,
+    /// Token claims that may carry the credential, first found wins (seed 003).
+    pub claim_paths: Option<Vec<String>>,
+    /// Environment variables tried in order when the user has none (seed 003's `KUBIYA_API_KEY`).
+    #[serde(default)]
+    pub env_fallback: Vec<String>,
+    /// Refuse a tool call when no credential can be found for its caller (default true).
+    pub required: Option<bool>,
+    /// Send `X-MCP-User-Id`, `X-MCP-Tenant-Id`, `X-MCP-Role` and `X-MCP-Permissions` upstream.
+    #[serde(default)]
+    pub identity_headers: bool,
+    /// Environment variable holding the key that seals held credentials
+    /// (default `MCPGATE_ENCRYPTION_KEY`; 32 bytes, base64 or hex).
+    pub encryption_key_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

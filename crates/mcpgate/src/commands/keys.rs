@@ -7,8 +7,8 @@ use mcpgate_core::keys::{self, KeyRecord};
 use mcpgate_core::principal::{Limits, Role};
 use mcpgate_core::time::{format_rfc3339, parse_rfc3339};
 use mcpgate_gateway::clock::unix_s;
-use mcpgate_store::KeyStore;
 use mcpgate_store::sqlite::SqliteStore;
+use mcpgate_store::{CredentialStore, KeyStore, SealedCredential};
 
 pub fn open_store(args: &StoreArgs) -> Result<SqliteStore> {
     let path = match &args.store {
@@ -31,6 +31,23 @@ pub fn run(cmd: KeysCommand) -> Result<()> {
             Ok(())
         }
         KeysCommand::Rotate { key_id, overlap, store } => rotate(&open_store(&store)?, &key_id, &overlap),
+        KeysCommand::SetUpstreamCredential {
+            key_id,
+            from_env,
+            encryption_key_env,
+            store,
+        } => set_credential(&open_store(&store)?, &key_id, from_env.as_deref(), &encryption_key_env),
+        KeysCommand::ClearUpstreamCredential { key_id, store } => {
+            if !open_store(&store)?.remove_credential(&key_id)? {
+                bail!("no upstream credential is held for {key_id}");
+            }
+            println!("cleared the upstream credential of {key_id}");
+            Ok(())
+        }
+        KeysCommand::GenEncryptionKey => {
+            println!("{}", mcpgate_core::sealed::SealingKey::generate_text());
+            Ok(())
+        }
     }
 }
 
@@ -147,6 +164,41 @@ fn rotate(store: &SqliteStore, key_id: &str, overlap: &str) -> Result<()> {
         record.key_id,
         format_rfc3339(until)
     );
+    Ok(())
+}
+
+fn set_credential(store: &SqliteStore, key_id: &str, from_env: Option<&str>, key_env: &str) -> Result<()> {
+    if store.get_key(key_id)?.is_none() {
+        bail!("no key with id {key_id} in the store");
+    }
+    let key_text = std::env::var(key_env)
+        .with_context(|| format!("{key_env} is not set; create one with `mcpgate keys gen-encryption-key`"))?;
+    let sealing = mcpgate_core::sealed::SealingKey::parse(&key_text).map_err(|e| anyhow::anyhow!("{key_env}: {e}"))?;
+    let credential = match from_env {
+        Some(var) => std::env::var(var).with_context(|| format!("{var} is not set"))?,
+        None => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the credential from standard input")?;
+            line.trim_end_matches(['\r', '\n']).to_string()
+        }
+    };
+    if credential.is_empty() {
+        bail!("the credential is empty");
+    }
+    let (nonce, ciphertext) = sealing
+        .seal(key_id, credential.as_bytes())
+        .map_err(anyhow::Error::msg)?;
+    store.set_credential(
+        key_id,
+        &SealedCredential {
+            nonce: nonce.to_vec(),
+            ciphertext,
+        },
+        unix_s(),
+    )?;
+    eprintln!("holding an upstream credential for {key_id} (sealed); a running gateway uses it within a second");
     Ok(())
 }
 
