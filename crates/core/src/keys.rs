@@ -219,8 +219,12 @@ pub fn parse_seed_keys(json: &str, source: &str, now: i64) -> Result<Vec<LoadedK
         let weak = key_id_of(&key).is_none_or(|_| key.len() < 40);
         let key_id = match key_id_of(&key) {
             Some(id) => id.to_string(),
-            // A stable, non-reversible id for a legacy key: a prefix of its hash.
-            None => format!("legacy-{}", &hash[..12]),
+            // A stable id that says nothing about the key: derived from where and for whom it
+            // is configured, never from the key itself (a weak key's hash could be guessed).
+            None => {
+                let who = format!("{source}\u{0}{n}\u{0}{:?}\u{0}{:?}", e.name, e.user_id);
+                format!("legacy-{}", &hash_hex(&who)[..12])
+            }
         };
         let rl = e.rate_limit;
         out.push(LoadedKey {

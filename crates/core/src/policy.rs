@@ -75,6 +75,9 @@ pub struct Policy {
     literal: std::collections::HashMap<String, Vec<usize>>,
     /// Positions of every other rule (wildcards, or no target), in order.
     general: Vec<usize>,
+    /// Whether callers without a credential may open a session and list (something is public,
+    /// or keys come per tool call).
+    open_sessions: bool,
 }
 
 /// Methods every authenticated caller may use: the protocol itself, not the server's features.
@@ -106,17 +109,25 @@ impl Policy {
                 general.push(i);
             }
         }
+        let open_sessions = rules.iter().any(|r| r.public);
         Policy {
             rules,
             literal,
             general,
+            open_sessions,
         }
     }
 
     /// Whether any rule makes something public; then anonymous callers may open a session and
     /// list what is public.
     pub fn has_public(&self) -> bool {
-        self.rules.iter().any(|r| r.public)
+        self.open_sessions
+    }
+
+    /// Lets callers without a credential open sessions and list, for hosts that send a key with
+    /// each tool call instead (seed 000's per-tool `api_key`).
+    pub fn allow_anonymous_sessions(&mut self) {
+        self.open_sessions = true;
     }
 
     /// The default requirement for a method with no matching rule.

@@ -30,6 +30,8 @@ struct Trace {
     method: Option<String>,
     tool: Option<String>,
     principal: Option<Principal>,
+    /// The key id of a presented key, even when it was refused (ids are not secret).
+    key_id: Option<String>,
 }
 
 type Refused = (Refusal, Option<Box<RawValue>>);
@@ -56,6 +58,11 @@ impl Gateway {
                 }
                 let outcome = match refusal {
                     Refusal::RateLimited(_) => "limited",
+                    Refusal::UpstreamUnavailable { .. }
+                    | Refusal::UpstreamTimeout
+                    | Refusal::UpstreamGarbled
+                    | Refusal::TooManySessions
+                    | Refusal::VerifierUnavailable => "error",
                     _ => "refused",
                 };
                 (refusal.into_response(id.as_deref()), outcome, label)
@@ -65,7 +72,11 @@ impl Gateway {
         let method = trace.method.as_deref().unwrap_or("");
         self.metrics.observe(
             method_label(method),
-            if outcome == "refused" { reason } else { outcome },
+            if matches!(outcome, "refused" | "error") {
+                reason
+            } else {
+                outcome
+            },
             elapsed,
         );
         self.audit_record(&request_id, &parts, &trace, outcome, reason, response.status(), elapsed);
@@ -104,6 +115,10 @@ impl Gateway {
         //    carried it is never forwarded (headers are not copied upstream; the query string is
         //    dropped; a tool argument is cut out below).
         let (presented, tool_arg_key) = self.find_credential(parts, &parsed).map_err(&with_id)?;
+        trace.key_id = presented
+            .as_ref()
+            .and_then(|p| mcpgate_core::keys::key_id_of(p.secret.expose()))
+            .map(str::to_string);
         let refuse = |f| match f {
             crate::auth::AuthFailure::VerifierUnavailable => with_id(Refusal::VerifierUnavailable),
             f => with_id(Refusal::Unauthenticated { failure: Some(f) }),
@@ -147,7 +162,11 @@ impl Gateway {
             match self.sessions.check(s, principal_id) {
                 Lookup::Ok => {}
                 Lookup::Unknown => return Err(with_id(Refusal::SessionNotFound)),
-                Lookup::OwnedByOther => return Err(with_id(Refusal::SessionOwnedByOther)),
+                // Seed 000: a host opens the session without a key and passes one per tool call.
+                Lookup::OpenedAnonymously if presented.as_ref().is_some_and(|p| p.from == Location::ToolArg) => {}
+                Lookup::OwnedByOther | Lookup::OpenedAnonymously => {
+                    return Err(with_id(session_refusal(principal.is_some())));
+                }
             }
         }
         // 8. Authorization. The gateway's own whoami tool is open to every caller it knows.
@@ -226,16 +245,19 @@ impl Gateway {
             .map_err(&with_id)?;
         // 14. Lists show only what this caller may use (and the whoami tool).
         let response = if lists::is_list(msg.method()) {
-            let extra = (msg.method() == "tools/list")
+            let extra = (msg.method() == "tools/list" && principal.is_some())
                 .then_some(())
                 .and(self.auth.cfg.whoami_tool.as_deref())
                 .map(lists::whoami_tool);
             let policy = &self.config.policy;
             let p = principal.as_ref();
+            // Without a credential, a host that passes keys per tool call (seed 000) must still
+            // see the tools: what a key will allow cannot be known before it is sent.
+            let unfiltered = p.is_none() && self.auth.cfg.allow_tool_arg_key;
             lists::filter(
                 response,
                 msg.method(),
-                |name| policy.visible(p, msg.method(), name),
+                |name| unfiltered || policy.visible(p, msg.method(), name),
                 extra,
             )
             .await
@@ -355,7 +377,7 @@ impl Gateway {
             match self.sessions.check(s, principal.as_ref().map(|p| p.id.as_str())) {
                 Lookup::Ok => {}
                 Lookup::Unknown => return Err(Refusal::SessionNotFound),
-                Lookup::OwnedByOther => return Err(Refusal::SessionOwnedByOther),
+                Lookup::OwnedByOther | Lookup::OpenedAnonymously => return Err(session_refusal(principal.is_some())),
             }
         } else if principal.is_none() && !self.config.policy.has_public() {
             return Err(Refusal::Unauthenticated { failure: None });
@@ -406,7 +428,7 @@ impl Gateway {
             }
             .into(),
             principal: p.map(|p| p.id.clone()),
-            key_id: p.and_then(|p| p.key_id.clone()),
+            key_id: p.and_then(|p| p.key_id.clone()).or_else(|| trace.key_id.clone()),
             user_id: p.map(|p| p.user_id.clone()),
             tenant: p.and_then(|p| p.tenant.clone()),
             auth_method: p.map(|p| p.method.as_str().to_string()),
@@ -424,8 +446,22 @@ impl Gateway {
     }
 }
 
+/// A session that is not the caller's: with no credential, the caller is told to authenticate
+/// (and OAuth clients get the 401 that starts their sign-in).
+fn session_refusal(authenticated: bool) -> Refusal {
+    if authenticated {
+        Refusal::SessionOwnedByOther
+    } else {
+        Refusal::Unauthenticated { failure: None }
+    }
+}
+
 /// What the caller is told when the policy says no.
 fn denial_refusal(d: Denial, p: Option<&Principal>, method: &str, tool: Option<&str>) -> Refusal {
+    // A caller without a credential is told to send one, not what its (absent) key lacks.
+    if p.is_some_and(|p| p.method == mcpgate_core::principal::AuthMethod::Anonymous) && !matches!(d, Denial::Denied) {
+        return Refusal::Unauthenticated { failure: None };
+    }
     let what = match tool {
         Some(t) => format!("{method} {}", printable(t, 64)),
         None => method.to_string(),

@@ -239,9 +239,16 @@ impl Refusal {
         if let Some(c) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, c);
         }
-        if let Refusal::RateLimited(l) = &self {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(l.retry_after_s));
+        match &self {
+            Refusal::RateLimited(l) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(l.retry_after_s));
+            }
+            Refusal::VerifierUnavailable | Refusal::UpstreamUnavailable { .. } | Refusal::TooManySessions => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            _ => {}
         }
         resp
     }

@@ -23,6 +23,8 @@ struct Entry {
 pub enum Lookup {
     Unknown,
     OwnedByOther,
+    /// Opened without a credential; the caller now presents one.
+    OpenedAnonymously,
     Ok,
 }
 
@@ -43,6 +45,7 @@ impl SessionRegistry {
         let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
         match m.get_mut(id) {
             None => Lookup::Unknown,
+            Some(e) if e.owner.is_none() && principal.is_some() => Lookup::OpenedAnonymously,
             Some(e) if e.owner.as_deref() != principal => Lookup::OwnedByOther,
             Some(e) => {
                 e.last_seen = Instant::now();
@@ -82,6 +85,9 @@ mod tests {
         assert_eq!(r.check("s1", Some("key:b")), Lookup::OwnedByOther);
         assert_eq!(r.check("s1", None), Lookup::OwnedByOther);
         assert_eq!(r.check("s2", Some("key:a")), Lookup::Unknown);
+        r.open("anon", None);
+        assert_eq!(r.check("anon", None), Lookup::Ok);
+        assert_eq!(r.check("anon", Some("key:a")), Lookup::OpenedAnonymously);
         assert!(r.close("s1"));
         assert_eq!(r.check("s1", Some("key:a")), Lookup::Unknown);
     }

@@ -58,7 +58,7 @@ impl ExternalVerifier {
             Err(_) => return Err(ExternalError::Unavailable),
             Ok(r) if matches!(r.status().as_u16(), 401 | 403 | 404) => None,
             Ok(r) if r.status().is_success() => match r.json::<serde_json::Value>().await {
-                Ok(v) => Some(self.principal(&v, &hash).ok_or(ExternalError::Unavailable)?),
+                Ok(v) => Some(self.principal(&v).ok_or(ExternalError::Unavailable)?),
                 Err(_) => return Err(ExternalError::Unavailable),
             },
             Ok(_) => return Err(ExternalError::Unavailable),
@@ -80,7 +80,7 @@ impl ExternalVerifier {
         answer.ok_or(ExternalError::Invalid)
     }
 
-    fn principal(&self, v: &serde_json::Value, hash: &str) -> Option<Principal> {
+    fn principal(&self, v: &serde_json::Value) -> Option<Principal> {
         let user_id = text_at(v, &self.cfg.user_id_path)?;
         let role = self
             .cfg
@@ -97,16 +97,15 @@ impl ExternalVerifier {
             .and_then(|p| p.as_array())
             .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
             .unwrap_or_else(|| self.cfg.default_permissions.clone());
-        let key_id = format!("ext-{}", &hash[..12]);
         Some(Principal {
-            id: format!("key:{key_id}"),
+            id: format!("ext:{user_id}"),
             user_id,
             name: self.cfg.name_path.as_deref().and_then(|p| text_at(v, p)),
             tenant: self.cfg.tenant_path.as_deref().and_then(|p| text_at(v, p)),
             role,
             permissions,
             scopes: None,
-            key_id: Some(key_id),
+            key_id: None,
             method: AuthMethod::ExternalKey,
             limits: Default::default(),
             expires_at: None,

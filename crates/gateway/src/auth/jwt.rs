@@ -209,6 +209,9 @@ impl JwtConfig {
             (None, true, None) => return Err("auth.jwt.discovery: needs auth.jwt.issuer".into()),
             (None, false, _) => None,
         };
+        if secret.is_none() && source.is_none() && issuer.is_some() {
+            return Err("auth.jwt.discovery: false leaves no keys; set jwks_url (or secret_env for HS256)".into());
+        }
         if secret.is_none() && source.is_none() {
             return Err("auth.jwt: set secret_env (HS256) or issuer / jwks_url (RS, PS, ES, EdDSA)".into());
         }
@@ -336,8 +339,16 @@ struct RawHeader {
     crit: Option<Value>,
 }
 
+/// Pins jsonwebtoken's process-wide crypto provider to aws-lc. With exactly one backend feature
+/// this is what it picks anyway; should another crate ever enable a second backend, this keeps
+/// verification from panicking on first use (FIELD-NOTES).
+fn pin_crypto_provider() {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}
+
 impl JwtVerifier {
     pub fn new(cfg: JwtConfig) -> Result<Self, String> {
+        pin_crypto_provider();
         let hmac = cfg
             .secret
             .as_ref()
@@ -427,7 +438,9 @@ impl JwtVerifier {
         {
             return Ok(c.principal.clone());
         }
-        let (principal, exp) = self.verify_uncached(token, now_unix).await?;
+        let (principal, exp) = self.verify_uncached(token, now_unix).await.inspect_err(|e| {
+            tracing::debug!(target: "mcpgate::auth", reason = e.reason(), "JWT refused");
+        })?;
         // Never past `exp`, even though the uncached path grants leeway.
         let until = exp.min(now_unix.saturating_add(MAX_CACHE_AGE_S));
         if until > now_unix {
@@ -653,6 +666,7 @@ pub fn mint_hs256(secret: &[u8], claims: &Value) -> Result<String, String> {
     if !claims.is_object() {
         return Err("claims must be a JSON object".into());
     }
+    pin_crypto_provider();
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         claims,

@@ -300,7 +300,10 @@ impl Config {
             return Err(err("http.max_body_bytes", "must be at least 1024"));
         }
         let auth = validate_auth(raw.auth)?;
-        let policy = validate_policy(raw.policy.rules)?;
+        let mut policy = validate_policy(raw.policy.rules)?;
+        if auth.allow_tool_arg_key {
+            policy.allow_anonymous_sessions();
+        }
         let limits = LimitsConfig {
             default: raw.limits.default,
             tools: raw

@@ -259,7 +259,12 @@ impl Resp {
     }
     /// Fails with the whole response when the call did not succeed.
     pub fn ok(&self, what: &str) -> &Self {
-        assert!(self.is_ok(), "{what}: expected a result, got {} {}", self.status, self.text);
+        assert!(
+            self.is_ok(),
+            "{what}: expected a result, got {} {}",
+            self.status,
+            self.text
+        );
         self
     }
     /// The first text content of a tool result.
@@ -285,7 +290,12 @@ impl Resp {
     /// Asserts a JSON-RPC refusal: HTTP status, error code, and message fragments (all required).
     pub fn refused(&self, what: &str, status: u16, code: i64, says: &[&str]) -> &Self {
         assert_eq!(self.status.as_u16(), status, "{what}: status; body {}", self.text);
-        assert_eq!(self.code(), Some(code), "{what}: JSON-RPC error code; body {}", self.text);
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "{what}: JSON-RPC error code; body {}",
+            self.text
+        );
         let msg = self.message();
         for s in says {
             assert!(msg.contains(s), "{what}: message {msg:?} should mention {s:?}");
@@ -399,7 +409,9 @@ impl Gw {
     }
 
     pub async fn delete(&self, uri: &str, headers: Headers<'_>) -> Resp {
-        let req = Self::request("DELETE", uri, headers).body(Body::empty()).expect("request");
+        let req = Self::request("DELETE", uri, headers)
+            .body(Body::empty())
+            .expect("request");
         self.send(req).await
     }
 
@@ -460,7 +472,12 @@ impl Gw {
         let n = self
             .post_notification_at(uri, headers, &session, "notifications/initialized")
             .await;
-        assert!(n.status.is_success(), "notifications/initialized: {} {}", n.status, n.text);
+        assert!(
+            n.status.is_success(),
+            "notifications/initialized: {} {}",
+            n.status,
+            n.text
+        );
         session
     }
 
@@ -478,9 +495,22 @@ impl Gw {
         self.initialize_at("/mcp", headers).await
     }
 
-    pub async fn call_at(&self, uri: &str, headers: Headers<'_>, session: Option<&str>, tool: &str, args: Value) -> Resp {
-        self.rpc_at(uri, headers, session, "tools/call", json!({ "name": tool, "arguments": args }))
-            .await
+    pub async fn call_at(
+        &self,
+        uri: &str,
+        headers: Headers<'_>,
+        session: Option<&str>,
+        tool: &str,
+        args: Value,
+    ) -> Resp {
+        self.rpc_at(
+            uri,
+            headers,
+            session,
+            "tools/call",
+            json!({ "name": tool, "arguments": args }),
+        )
+        .await
     }
 
     pub async fn call(&self, headers: Headers<'_>, session: Option<&str>, tool: &str, args: Value) -> Resp {
