@@ -58,7 +58,8 @@ pub struct Report {
 pub struct Cpu {
     pub pid: Option<u32>,
     pub cpu_ms: f64,
-    pub us_per_req: f64,
+    /// `None` when no request succeeded.
+    pub us_per_req: Option<f64>,
     /// Average cores busy during the window.
     pub cores: f64,
 }
@@ -155,7 +156,7 @@ pub async fn run(o: Opts) -> Result<Report> {
                 Cpu {
                     pid,
                     cpu_ms: stats::round1(used / 1000.0),
-                    us_per_req: stats::round1(used / total.ok.max(1) as f64),
+                    us_per_req: (total.ok > 0).then(|| stats::round1(used / total.ok as f64)),
                     cores: (used / 1e6 / wall * 100.0).round() / 100.0,
                 },
             );
@@ -328,11 +329,8 @@ pub fn text(r: &Report) -> String {
         l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us, l.mean_us
     );
     for (name, c) in &r.cpu {
-        let _ = writeln!(
-            s,
-            "cpu {name}: {} ms, {} µs/req, {} cores",
-            c.cpu_ms, c.us_per_req, c.cores
-        );
+        let per = c.us_per_req.map_or("—".to_owned(), |v| v.to_string());
+        let _ = writeln!(s, "cpu {name}: {} ms, {per} µs/req, {} cores", c.cpu_ms, c.cores);
     }
     if let Some(b) = r.background_cores {
         let _ = writeln!(s, "cpu of other processes on the machine: {b} cores");

@@ -37,6 +37,9 @@ pub struct Report {
     pub errors: u64,
     pub crossed: u64,
     pub elapsed_ms: f64,
+    /// The slowest call (ms), connection setup included: ~1000 ms means a SYN was dropped and
+    /// retransmitted (an accept queue that overflowed under the burst of new connections).
+    pub slowest_ms: f64,
     pub samples: Vec<String>,
 }
 
@@ -80,8 +83,10 @@ pub async fn run(o: Opts) -> Result<Report> {
         let (timeout, reuse, sessions) = (o.timeout, o.reuse_ids, o.sessions);
         tasks.push(tokio::spawn(async move {
             let (mut ok, mut errors, mut crossed, mut samples) = (0u64, 0u64, 0u64, Vec::new());
+            let mut slowest = Duration::ZERO;
             barrier.wait().await;
             for j in 0..n_calls {
+                let t = Instant::now();
                 let g = k * per + j;
                 let local = if reuse { (k / sessions) * per + j } else { g };
                 let id = id_json(local);
@@ -110,8 +115,9 @@ pub async fn run(o: Opts) -> Result<Report> {
                     }
                 }
                 samples.truncate(3);
+                slowest = slowest.max(t.elapsed());
             }
-            (ok, errors, crossed, samples)
+            (ok, errors, crossed, samples, slowest)
         }));
     }
     let mut r = Report {
@@ -124,10 +130,13 @@ pub async fn run(o: Opts) -> Result<Report> {
         errors: 0,
         crossed: 0,
         elapsed_ms: 0.0,
+        slowest_ms: 0.0,
         samples: Vec::new(),
     };
+    let mut slowest = Duration::ZERO;
     for t in tasks {
-        let (ok, errors, crossed, samples) = t.await?;
+        let (ok, errors, crossed, samples, slow) = t.await?;
+        slowest = slowest.max(slow);
         r.ok += ok;
         r.errors += errors;
         r.crossed += crossed;
@@ -135,6 +144,7 @@ pub async fn run(o: Opts) -> Result<Report> {
     }
     r.samples.truncate(5);
     r.elapsed_ms = crate::stats::round1(started.elapsed().as_secs_f64() * 1000.0);
+    r.slowest_ms = crate::stats::round1(slowest.as_secs_f64() * 1000.0);
     for mut c in owners {
         c.close_session().await;
     }
@@ -145,7 +155,7 @@ pub fn text(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "probe {} — {} calls, {} concurrent, {} sessions{}: ok {}  errors {}  crossed {}  ({} ms)",
+        "probe {} — {} calls, {} concurrent, {} sessions{}: ok {}  errors {}  crossed {}  ({} ms, slowest call {} ms)",
         r.url,
         r.calls,
         r.concurrency,
@@ -158,7 +168,8 @@ pub fn text(r: &Report) -> String {
         r.ok,
         r.errors,
         r.crossed,
-        r.elapsed_ms
+        r.elapsed_ms,
+        r.slowest_ms
     );
     for e in &r.samples {
         let _ = writeln!(s, "sample: {e}");

@@ -68,6 +68,12 @@ fn sum(vals: &[&Value], ptr: &str) -> u64 {
 }
 
 fn summarize(runs: &[Value]) -> Value {
+    // Latency percentiles only from runs that had successful requests.
+    let lat: Vec<Value> = runs
+        .iter()
+        .filter(|r| r.pointer("/latency/samples").and_then(Value::as_u64).unwrap_or(0) > 0)
+        .cloned()
+        .collect();
     let mut cpu = serde_json::Map::new();
     if let Some(first) = runs.first().and_then(|r| r.get("cpu")).and_then(Value::as_object) {
         for name in first.keys() {
@@ -83,10 +89,10 @@ fn summarize(runs: &[Value]) -> Value {
     json!({
         "reps": runs.len(),
         "rps": med(runs, "/rps"),
-        "p50_us": med(runs, "/latency/p50_us"),
-        "p90_us": med(runs, "/latency/p90_us"),
-        "p99_us": med(runs, "/latency/p99_us"),
-        "p999_us": med(runs, "/latency/p999_us"),
+        "p50_us": med(&lat, "/latency/p50_us"),
+        "p90_us": med(&lat, "/latency/p90_us"),
+        "p99_us": med(&lat, "/latency/p99_us"),
+        "p999_us": med(&lat, "/latency/p999_us"),
         "cpu": cpu,
         "background_cores": med(runs, "/background_cores"),
         "runs": runs,
@@ -230,6 +236,19 @@ fn markdown(doc: &Value) -> String {
         set("rate_connections"),
         set("reps")
     );
+    let _ = writeln!(out, "Targets:\n");
+    for t in doc["targets"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "- `{}`: {}",
+            t["name"].as_str().unwrap_or("?"),
+            t["description"]
+                .as_str()
+                .filter(|d| !d.is_empty())
+                .unwrap_or("(no description)")
+        );
+    }
+    let _ = writeln!(out);
     let _ = writeln!(
         out,
         "| target | req/s | ratio to direct | p50 µs | p90 µs | p99 µs | CPU µs/req | peak RSS MiB | errors | crossed |"
@@ -263,9 +282,9 @@ fn markdown(doc: &Value) -> String {
     );
     let _ = writeln!(
         out,
-        "| target | target µs/req | upstream µs/req | loadgen µs/req | cores: target / upstream / loadgen |"
+        "| target | target µs/req | upstream µs/req | loadgen µs/req | cores: target / upstream / loadgen | other processes (cores) |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---|---:|");
     for t in &targets {
         let c = |who: &str, what: &str| num(t.pointer(&format!("/saturation/cpu/{who}/{what}")));
         let same = t["name"] == "direct";
@@ -305,7 +324,8 @@ fn markdown(doc: &Value) -> String {
     }
     let _ = writeln!(
         out,
-        "\nCorrectness probes (concurrent calls, unique texts; ok / errors / crossed):\n"
+        "\nCorrectness probes (concurrent calls, unique texts; ok / errors / crossed; a slowest call \
+         near 1000 ms is a SYN retransmit: the target's accept queue overflowed):\n"
     );
     for t in &targets {
         let p = |k: &str| {
@@ -314,8 +334,8 @@ fn markdown(doc: &Value) -> String {
                 "not run".to_owned()
             } else {
                 format!(
-                    "{} calls, {} concurrent over {} sessions: {} / {} / {}",
-                    v["calls"], v["concurrency"], v["sessions"], v["ok"], v["errors"], v["crossed"]
+                    "{} calls, {} concurrent over {} sessions: {} / {} / {} (slowest call {} ms)",
+                    v["calls"], v["concurrency"], v["sessions"], v["ok"], v["errors"], v["crossed"], v["slowest_ms"]
                 )
             }
         };

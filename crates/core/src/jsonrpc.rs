@@ -81,11 +81,15 @@ impl<'a> Message<'a> {
     /// Parses one JSON-RPC 2.0 message. Batches (arrays) are refused.
     pub fn parse(body: &'a [u8]) -> Result<Message<'a>, ParseError> {
         let first = body.iter().find(|b| !b.is_ascii_whitespace());
+        // JSON-RPC 2.0: invalid JSON is a parse error (-32700); valid JSON that is not a request
+        // object is an invalid request (-32600). Only the error path pays for telling them apart.
+        let is_json = || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
         match first {
             None => return Err(ParseError::Json("empty body".into())),
-            Some(b'[') => return Err(ParseError::Batch),
             Some(b'{') => {}
-            Some(_) => return Err(ParseError::Invalid("expected a JSON object")),
+            Some(b'[') if is_json() => return Err(ParseError::Batch),
+            Some(_) if is_json() => return Err(ParseError::Invalid("expected a JSON object")),
+            Some(_) => return Err(ParseError::Json("the body is not JSON".into())),
         }
         let env: Envelope<'a> = serde_json::from_slice(body).map_err(|e| {
             // serde's message names the position, never echoes the input.
@@ -273,6 +277,9 @@ mod tests {
             (b"{", code::PARSE_ERROR),
             (b"[{}]", code::INVALID_REQUEST),
             (b"42", code::INVALID_REQUEST),
+            (b"this is not json", code::PARSE_ERROR),
+            (b"}{", code::PARSE_ERROR),
+            (b"[1,", code::PARSE_ERROR),
             (br#"{"id":1,"method":"x"}"#, code::INVALID_REQUEST),
             (br#"{"jsonrpc":"1.0","id":1,"method":"x"}"#, code::INVALID_REQUEST),
             (br#"{"jsonrpc":"2.0","id":{},"method":"x"}"#, code::INVALID_REQUEST),

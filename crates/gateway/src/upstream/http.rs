@@ -9,13 +9,29 @@ use crate::refusal::Refusal;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use std::sync::Arc;
+use mcpgate_core::jsonrpc::{Kind, code};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct HttpUpstream {
     cfg: HttpUpstreamConfig,
     client: reqwest::Client,
     metrics: Arc<Metrics>,
+    /// `session \0 id` of every request whose answer is still streaming.
+    in_flight: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Frees an in-flight id when its answer is done (or abandoned).
+struct InFlight {
+    set: Arc<Mutex<HashSet<String>>>,
+    key: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.set.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
+    }
 }
 
 /// Response headers worth returning to the client; the rest (upstream auth challenges, cookies,
@@ -31,7 +47,12 @@ impl HttpUpstream {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(HttpUpstream { cfg, client, metrics })
+        Ok(HttpUpstream {
+            cfg,
+            client,
+            metrics,
+            in_flight: Arc::new(Mutex::new(HashSet::new())),
+        })
     }
 
     fn request(&self, method: reqwest::Method, client_headers: &HeaderMap) -> reqwest::RequestBuilder {
@@ -48,24 +69,51 @@ impl HttpUpstream {
     }
 
     pub async fn post(&self, f: Forward<'_>) -> Result<Response, Refusal> {
+        // Ids are not remapped on this path (the bytes pass through), so a second request with
+        // an id still in flight in the same session is refused: the upstream could not tell the
+        // two answers apart.
+        let in_flight = match (f.msg.kind, f.msg.id) {
+            (Kind::Request, Some(id)) => {
+                let key = format!("{}\u{0}{}", f.session.unwrap_or(""), id.get());
+                if !self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key.clone())
+                {
+                    return Err(Refusal::Malformed {
+                        code: code::INVALID_REQUEST,
+                        message: "a request with this id is still in flight in this session; use a new id".into(),
+                    });
+                }
+                Some(InFlight {
+                    set: self.in_flight.clone(),
+                    key,
+                })
+            }
+            _ => None,
+        };
         let mut rb = self
             .request(reqwest::Method::POST, f.client_headers)
             .header(header::CONTENT_TYPE, "application/json");
         for (k, v) in f.inject {
             rb = rb.header(k.clone(), v.clone());
         }
-        self.send(rb.body(f.body.clone())).await
+        self.send(rb.body(f.body.clone()), in_flight).await
     }
 
     pub async fn get(&self, _session: Option<&str>, headers: &HeaderMap) -> Result<Response, Refusal> {
-        self.send(self.request(reqwest::Method::GET, headers)).await
+        self.send(self.request(reqwest::Method::GET, headers), None).await
     }
 
     pub async fn delete(&self, _session: &str, headers: &HeaderMap) -> Result<Response, Refusal> {
-        self.send(self.request(reqwest::Method::DELETE, headers)).await
+        self.send(self.request(reqwest::Method::DELETE, headers), None).await
     }
 
-    async fn send(&self, rb: reqwest::RequestBuilder) -> Result<Response, Refusal> {
+    /// Sends and streams the answer back. A POST's answer (`in_flight` set) must end within the
+    /// request timeout; the server stream of a GET may stay open.
+    async fn send(&self, rb: reqwest::RequestBuilder, in_flight: Option<InFlight>) -> Result<Response, Refusal> {
+        let deadline = tokio::time::Instant::now() + self.cfg.request_timeout;
         let resp = match tokio::time::timeout(self.cfg.request_timeout, rb.send()).await {
             Err(_) => {
                 self.metrics.upstream_errors.inc();
@@ -88,7 +136,21 @@ impl HttpUpstream {
                 headers.insert(*name, v);
             }
         }
-        let mut out = Response::new(Body::from_stream(resp.bytes_stream()));
+        let body = resp.bytes_stream();
+        let mut out = match in_flight {
+            None => Response::new(Body::from_stream(body)),
+            Some(guard) => {
+                let bounded =
+                    futures_util::stream::unfold((Box::pin(body), guard), move |(mut body, guard)| async move {
+                        match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut body)).await {
+                            Ok(Some(chunk)) => Some((chunk, (body, guard))),
+                            // Ended, or out of time: the stream closes and the id is free again.
+                            Ok(None) | Err(_) => None,
+                        }
+                    });
+                Response::new(Body::from_stream(bounded))
+            }
+        };
         *out.status_mut() = status;
         *out.headers_mut() = headers;
         Ok(out)

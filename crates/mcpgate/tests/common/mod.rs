@@ -605,6 +605,7 @@ pub struct Seen {
 pub struct TestClient {
     pub name: String,
     pub seen: Arc<Seen>,
+    pub protocol: ProtocolVersion,
 }
 
 pub const MODEL_REPLY_PREFIX: &str = "SUMMARY:";
@@ -614,7 +615,16 @@ impl TestClient {
         TestClient {
             name: name.to_string(),
             seen: Arc::default(),
+            // The last version with `initialize` and server→client requests: what the gateway's
+            // session layer, id remapping and stream routing exist for.
+            protocol: ProtocolVersion::V_2025_11_25,
         }
+    }
+
+    /// The same client offering another protocol version in `initialize`.
+    pub fn with_protocol(mut self, v: ProtocolVersion) -> Self {
+        self.protocol = v;
+        self
     }
 
     pub fn progress_count(&self) -> usize {
@@ -670,9 +680,7 @@ impl ClientHandler for TestClient {
         caps.sampling = Some(SamplingCapability::default());
         let mut info = ClientConfig::default();
         info.capabilities = caps;
-        // The last version with `initialize` and server→client requests: what the gateway's
-        // session layer, id remapping and stream routing exist for.
-        info.protocol_version = ProtocolVersion::V_2025_11_25;
+        info.protocol_version = self.protocol.clone();
         info
     }
 }
