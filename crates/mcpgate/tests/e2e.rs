@@ -764,3 +764,141 @@ async fn serve_demo_answers_tools_list() {
     let _ = within(STEP, "close", client.cancel()).await;
     stack.assert_healthy().await;
 }
+
+// ---- 7. state on disk ---------------------------------------------------------------------------
+
+/// Starts `mcpgate serve` on the store `db` in front of the stdio demo upstream.
+async fn gateway_on(db: &std::path::Path, env: &[(&str, &str)]) -> (Proc, String) {
+    let upstream = format!("{} --stdio --profile demo", shell_quote(example_bin()));
+    let mut cmd = std::process::Command::new(gateway_bin());
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream-cmd",
+        &upstream,
+        "--store",
+    ])
+    .arg(db);
+    let mut gw = Proc::spawn_with_env("mcpgate", cmd, env);
+    let url = gw.wait_for_listen_url().await;
+    (gw, url.trim_end_matches("/mcp").to_string())
+}
+
+fn initialize_body() -> Value {
+    json!({ "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": { "name": "e2e", "version": "1" } } })
+}
+
+async fn initialize_with(base: &str, key: &str) -> u16 {
+    raw_client()
+        .post(format!("{base}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("x-api-key", key)
+        .json(&initialize_body())
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+fn audit_rows(db: &std::path::Path) -> Vec<Value> {
+    let out = std::process::Command::new(gateway_bin())
+        .args(["audit", "--json", "--limit", "1000", "--store"])
+        .arg(db)
+        .output()
+        .expect("mcpgate audit");
+    assert!(out.status.success(), "audit: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit JSON line"))
+        .collect()
+}
+
+/// Keys made with the CLI and the audit log live in the SQLite file: both survive a restart.
+/// Seed 001's exact `MCP_API_KEYS` and its curl example against `/mcp/status` work too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_audit_survive_a_restart_and_seed_001_works() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("state.db");
+    let out = std::process::Command::new(gateway_bin())
+        .args([
+            "keys",
+            "create",
+            "--name",
+            "restart test",
+            "--user",
+            "carol",
+            "--permissions",
+            "*",
+            "--store",
+        ])
+        .arg(&db)
+        .output()
+        .expect("keys create");
+    assert!(
+        out.status.success(),
+        "keys create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(key.starts_with("mcp_"), "printed key: {key:?}");
+    let seed_001 = r#"{
+  "chatgpt-connector-key": {
+    "name": "ChatGPT Connector",
+    "userId": "connector-user",
+    "role": "user",
+    "permissions": ["*"],
+    "rateLimit": { "requestsPerMinute": 100, "requestsPerHour": 1000 }
+  }
+}"#;
+    let env = [("MCP_API_KEYS", seed_001)];
+
+    let (mut gw, base) = gateway_on(&db, &env).await;
+    // Seed 001: curl -H 'X-API-Key: chatgpt-connector-key' http://localhost:3210/mcp/status
+    let status = raw_client()
+        .get(format!("{base}/mcp/status"))
+        .header("x-api-key", "chatgpt-connector-key")
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(status.status(), 200);
+    let body: Value = status.json().await.expect("status JSON");
+    assert_eq!(body["name"], "mcpgate");
+    assert_eq!(initialize_with(&base, &key).await, 200, "CLI-made key works");
+    assert_eq!(
+        initialize_with(&base, "chatgpt-connector-key").await,
+        200,
+        "seed 001 key works"
+    );
+    assert_eq!(initialize_with(&base, "wrong-key-123456").await, 401);
+    gw.stop(Duration::from_secs(5));
+    assert!(
+        gw.stderr().contains("replace them with `mcpgate keys create`"),
+        "weak seed key is warned about"
+    );
+
+    let first = audit_rows(&db);
+    let by = |rows: &[Value], user: &str| rows.iter().filter(|r| r["user_id"] == user).count();
+    assert_eq!(by(&first, "carol"), 1, "audit after a clean stop: {first:?}");
+    assert_eq!(by(&first, "connector-user"), 1);
+    assert!(first.iter().any(|r| r["decision"] == "deny" && r["status"] == 401));
+
+    let (mut gw, base) = gateway_on(&db, &env).await;
+    assert_eq!(
+        initialize_with(&base, &key).await,
+        200,
+        "the stored key survives a restart"
+    );
+    gw.stop(Duration::from_secs(5));
+    let second = audit_rows(&db);
+    assert_eq!(by(&second, "carol"), 2, "old records kept, new ones added");
+    for r in &second {
+        let line = r.to_string();
+        assert!(
+            !line.contains(&key) && !line.contains("chatgpt-connector-key"),
+            "no key in audit: {line}"
+        );
+    }
+}
