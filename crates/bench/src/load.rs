@@ -48,9 +48,12 @@ pub struct Report {
     pub latency: Latency,
     /// CPU time (utime+stime) in the measured window per process: `loadgen` is this process.
     pub cpu: BTreeMap<String, Cpu>,
-    /// Cores kept busy in the window by everything else on the machine (system-wide busy time
-    /// minus the processes above): well above 0, the numbers are disturbed by other work.
+    /// Cores kept busy in the window by other processes on the machine (machine-wide process
+    /// time minus the processes above): well above 0, the numbers are disturbed by other work.
     pub background_cores: Option<f64>,
+    /// Cores spent in interrupt context (irq + softirq) in the window: mostly the loopback TCP
+    /// traffic of the benchmark itself, which no process is charged for.
+    pub irq_cores: Option<f64>,
     pub error_samples: Vec<String>,
 }
 
@@ -121,7 +124,7 @@ pub async fn run(o: Opts) -> Result<Report> {
     let read = |pids: &[(String, u32)]| {
         let mut m: Vec<(String, Option<u32>, Option<u64>)> = vec![("loadgen".into(), None, stats::cpu_us(None))];
         m.extend(pids.iter().map(|(n, p)| (n.clone(), Some(*p), stats::cpu_us(Some(*p)))));
-        (Instant::now(), m, stats::system_busy_us())
+        (Instant::now(), m, stats::system_cpu())
     };
     let (w0, before, sys0) = read(&o.cpu_pids);
     tokio::time::sleep_until(t_end.into()).await;
@@ -162,14 +165,17 @@ pub async fn run(o: Opts) -> Result<Report> {
             );
         }
     }
-    let background_cores = match (sys0, sys1) {
-        (Some(a), Some(b)) => {
-            Some(((b.saturating_sub(a).saturating_sub(ours)) as f64 / 1e6 / wall * 100.0).round() / 100.0)
-        }
-        _ => None,
+    let cores = |us: u64| (us as f64 / 1e6 / wall * 100.0).round() / 100.0;
+    let (background_cores, irq_cores) = match (sys0, sys1) {
+        (Some(a), Some(b)) => (
+            Some(cores(b.tasks_us.saturating_sub(a.tasks_us).saturating_sub(ours))),
+            Some(cores(b.irq_us.saturating_sub(a.irq_us))),
+        ),
+        _ => (None, None),
     };
     Ok(Report {
         background_cores,
+        irq_cores,
         url: o.url,
         mode: if o.rate.is_some() { "open" } else { "closed" },
         connections: o.connections,
@@ -334,6 +340,9 @@ pub fn text(r: &Report) -> String {
     }
     if let Some(b) = r.background_cores {
         let _ = writeln!(s, "cpu of other processes on the machine: {b} cores");
+    }
+    if let Some(b) = r.irq_cores {
+        let _ = writeln!(s, "cpu in interrupt context (loopback TCP): {b} cores");
     }
     for e in &r.error_samples {
         let _ = writeln!(s, "sample error: {e}");

@@ -6,6 +6,7 @@
 //!   task) that checks every response carries its own id and text.
 //! - `probe`: a correctness probe: hundreds of concurrent calls, several connections per session.
 //! - `report`: turns a `bench/run` work directory into `latest.json` and `latest.md`.
+//! - `quiet`: waits (bounded) until other processes leave the machine nearly idle.
 //! - `free-port`: prints a free loopback TCP port.
 //!
 //! Plain std argument parsing, see `usage()`.
@@ -33,6 +34,7 @@ fn usage() -> &'static str {
                       [--header 'K: V']... [--timeout SECS] [--json]
   mcpgate-bench report --work DIR --targets A,B,... --out-dir DIR [--command CMD] [--date DATE]
                        [--setting K=V]...
+  mcpgate-bench quiet [--below CORES] [--timeout SECS]
   mcpgate-bench free-port"
 }
 
@@ -142,6 +144,24 @@ fn run(argv: Vec<String>) -> Result<ExitCode> {
             };
             f.finish()?;
             report::run(&opts)?;
+        }
+        "quiet" => {
+            let mut f = Flags::parse(rest, &[])?;
+            let below: f64 = f.parsed("below")?.unwrap_or(0.2);
+            let timeout = secs(f.parsed("timeout")?.unwrap_or(30.0))?;
+            f.finish()?;
+            let start = std::time::Instant::now();
+            loop {
+                let busy = stats::busy_cores(Duration::from_secs(1)).context("cannot read /proc/stat")?;
+                if busy < below {
+                    eprintln!("machine quiet: {busy:.2} cores busy");
+                    break;
+                }
+                if start.elapsed() >= timeout {
+                    eprintln!("machine still busy after {timeout:?}: {busy:.2} cores busy by other processes");
+                    break;
+                }
+            }
         }
         "free-port" => {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;

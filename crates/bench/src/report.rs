@@ -95,6 +95,7 @@ fn summarize(runs: &[Value]) -> Value {
         "p999_us": med(&lat, "/latency/p999_us"),
         "cpu": cpu,
         "background_cores": med(runs, "/background_cores"),
+        "irq_cores": med(runs, "/irq_cores"),
         "runs": runs,
     })
 }
@@ -278,11 +279,12 @@ fn markdown(doc: &Value) -> String {
     }
     let _ = writeln!(
         out,
-        "\nWhere the CPU goes at saturation (µs per request, and cores busy, medians):\n"
+        "\nWhere the CPU goes at saturation (µs per request, and cores busy, medians; irq = interrupt \
+         context, mostly the loopback TCP traffic, which the kernel charges to no process):\n"
     );
     let _ = writeln!(
         out,
-        "| target | target µs/req | upstream µs/req | loadgen µs/req | cores: target / upstream / loadgen | other processes (cores) |"
+        "| target | target µs/req | upstream µs/req | loadgen µs/req | cores: target / upstream / loadgen / irq | other processes (cores) |"
     );
     let _ = writeln!(out, "|---|---:|---:|---:|---|---:|");
     for t in &targets {
@@ -297,7 +299,7 @@ fn markdown(doc: &Value) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} / {} / {} | {} |",
+            "| {} | {} | {} | {} | {} / {} / {} / {} | {} |",
             t["name"].as_str().unwrap_or("?"),
             c("target", "us_per_req"),
             up("us_per_req"),
@@ -305,6 +307,7 @@ fn markdown(doc: &Value) -> String {
             c("target", "cores"),
             up("cores"),
             c("loadgen", "cores"),
+            num(t.pointer("/saturation/irq_cores")),
             num(t.pointer("/saturation/background_cores")),
         );
     }

@@ -59,15 +59,35 @@ pub fn cpu_us(pid: Option<u32>) -> Option<u64> {
     Some((utime + stime) * 10_000)
 }
 
-/// CPU time all processes spent busy (user, nice, system, irq, softirq, steal), in microseconds,
-/// from the first line of /proc/stat.
-pub fn system_busy_us() -> Option<u64> {
+/// Machine-wide CPU time from the first line of /proc/stat, in microseconds.
+#[derive(Clone, Copy)]
+pub struct SystemCpu {
+    /// Time in processes: user, nice, system (and steal).
+    pub tasks_us: u64,
+    /// Time in interrupt context (irq + softirq), which the kernel charges to no process: on
+    /// loopback it is mostly the benchmark's own TCP traffic.
+    pub irq_us: u64,
+}
+
+pub fn system_cpu() -> Option<SystemCpu> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?.strip_prefix("cpu ")?;
     let f: Vec<u64> = line.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    let sum = |idx: &[usize]| idx.iter().filter_map(|&i| f.get(i)).sum::<u64>() * 10_000;
     // user nice system idle iowait irq softirq steal ...
-    let busy = [0usize, 1, 2, 5, 6, 7].iter().filter_map(|&i| f.get(i)).sum::<u64>();
-    Some(busy * 10_000)
+    Some(SystemCpu {
+        tasks_us: sum(&[0, 1, 2, 7]),
+        irq_us: sum(&[5, 6]),
+    })
+}
+
+/// Cores kept busy (processes and interrupts) over `window`, measured by sleeping through it.
+pub fn busy_cores(window: std::time::Duration) -> Option<f64> {
+    let a = system_cpu()?;
+    std::thread::sleep(window);
+    let b = system_cpu()?;
+    let used = (b.tasks_us + b.irq_us).saturating_sub(a.tasks_us + a.irq_us);
+    Some(used as f64 / 1e6 / window.as_secs_f64())
 }
 
 #[cfg(test)]
@@ -88,6 +108,6 @@ mod tests {
     #[test]
     fn own_cpu_time_is_readable() {
         assert!(cpu_us(None).is_some());
-        assert!(system_busy_us().is_some());
+        assert!(system_cpu().is_some());
     }
 }

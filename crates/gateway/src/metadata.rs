@@ -18,6 +18,17 @@ impl Gateway {
         format!("{}/.well-known/oauth-protected-resource/mcp", self.config.public_url)
     }
 
+    /// The configured authorization servers, else the JWT issuer.
+    fn authorization_servers(&self) -> Vec<String> {
+        let mut s = self.config.auth.authorization_servers.clone();
+        if s.is_empty()
+            && let Some(iss) = self.auth.jwt.as_ref().and_then(|j| j.issuer())
+        {
+            s.push(iss.to_string());
+        }
+        s
+    }
+
     fn scopes_supported(&self) -> Vec<String> {
         let mut s = self.config.policy.scopes_supported();
         s.extend(self.config.auth.required_scopes.iter().cloned());
@@ -30,7 +41,7 @@ impl Gateway {
 pub async fn protected_resource(State(gw): State<Arc<Gateway>>) -> Response {
     let body = serde_json::json!({
         "resource": gw.resource(),
-        "authorization_servers": gw.config.auth.authorization_servers,
+        "authorization_servers": gw.authorization_servers(),
         "scopes_supported": gw.scopes_supported(),
         "bearer_methods_supported": ["header"],
         "resource_name": "mcpgate",

@@ -29,7 +29,7 @@ use std::time::Instant;
 struct Trace {
     method: Option<String>,
     tool: Option<String>,
-    principal: Option<Principal>,
+    principal: Option<std::sync::Arc<Principal>>,
     /// The key id of a presented key, even when it was refused (ids are not secret).
     key_id: Option<String>,
 }
@@ -132,6 +132,7 @@ impl Gateway {
                 .await
                 .map_err(refuse)?,
         };
+        let principal = principal.map(std::sync::Arc::new);
         trace.principal = principal.clone();
         // Scopes every token must carry (seed 003's required_scopes); keys carry none to check.
         if let Some(p) = &principal
@@ -173,9 +174,11 @@ impl Gateway {
         let tool = trace.tool.as_deref();
         let whoami = is_call && tool.is_some() && self.auth.cfg.whoami_tool.as_deref() == tool;
         if !whoami || principal.is_none() {
-            match self.config.policy.decide(principal.as_ref(), parsed.method(), tool) {
+            match self.config.policy.decide(principal.as_deref(), parsed.method(), tool) {
                 Decision::Allow | Decision::Public => {}
-                Decision::Deny(d) => return Err(with_id(denial_refusal(d, principal.as_ref(), parsed.method(), tool))),
+                Decision::Deny(d) => {
+                    return Err(with_id(denial_refusal(d, principal.as_deref(), parsed.method(), tool)));
+                }
             }
         }
         // 9. Limits, after authorization so refused calls do not spend the caller's budget.
@@ -250,7 +253,7 @@ impl Gateway {
                 .and(self.auth.cfg.whoami_tool.as_deref())
                 .map(lists::whoami_tool);
             let policy = &self.config.policy;
-            let p = principal.as_ref();
+            let p = principal.as_deref();
             // Without a credential, a host that passes keys per tool call (seed 000) must still
             // see the tools: what a key will allow cannot be known before it is sent.
             let unfiltered = p.is_none() && self.auth.cfg.allow_tool_arg_key;

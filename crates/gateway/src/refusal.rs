@@ -135,6 +135,12 @@ impl Refusal {
                     }
                     Some(AuthFailure::Expired) => "expired API key: rotate it (mcpgate keys rotate) or ask for a new one".to_string(),
                     Some(AuthFailure::VerifierUnavailable) => "the key verifier is unavailable; retry shortly".to_string(),
+                    Some(AuthFailure::Token("expired")) => {
+                        "expired token: get a new one from your identity provider and retry".into()
+                    }
+                    Some(AuthFailure::Token(reason)) => {
+                        format!("invalid token ({reason}): get a new token from your identity provider for this resource")
+                    }
                     Some(AuthFailure::Hmac(e)) => match e {
                         HmacError::Malformed => "X-Timestamp must be Unix seconds and X-Signature 64 hex characters".into(),
                         HmacError::Skewed => "X-Timestamp is outside the accepted window; check the client's clock".into(),

@@ -89,7 +89,8 @@ impl Gateway {
             .clone()
             .map(|d| crate::delegation::Delegation::new(d, env));
         tokio::spawn(keys.clone().watch());
-        let auth = Auth::new(config.auth.clone(), keys, env)?;
+        let resource = format!("{}/mcp", config.public_url);
+        let auth = Auth::new(config.auth.clone(), keys, &resource, env)?;
         if config.auth.allow_query_key {
             tracing::warn!(
                 "auth.allow_query_key is on: keys in URLs end up in proxy and browser logs, and the MCP \

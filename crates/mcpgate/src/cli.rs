@@ -40,6 +40,11 @@ pub enum Command {
     },
     /// Query the audit log.
     Audit(AuditArgs),
+    /// Test tokens for trying a setup.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Serve the built-in demo MCP server over stdio (what `serve --demo` runs behind the gateway).
     #[command(hide = true)]
     DemoUpstream,
@@ -143,6 +148,43 @@ pub struct CreateKey {
     /// Print JSON (the key and its id) instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Mint an HS256 JWT signed with the secret in an environment variable (JWT_SECRET).
+    Mint(MintArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MintArgs {
+    /// Environment variable holding the HS256 secret (at least 32 bytes).
+    #[arg(long, default_value = "JWT_SECRET")]
+    pub secret_env: String,
+    /// Subject (`sub`).
+    #[arg(long)]
+    pub sub: String,
+    /// Space-separated scopes (`scope`).
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Tenant (`tenant_id`).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Roles (`roles`), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// Audience (`aud`): the gateway's MCP URL, e.g. http://127.0.0.1:3210/mcp.
+    #[arg(long)]
+    pub aud: Option<String>,
+    /// Issuer (`iss`).
+    #[arg(long)]
+    pub iss: Option<String>,
+    /// Lifetime, e.g. 1h.
+    #[arg(long, default_value = "1h")]
+    pub ttl: String,
+    /// Extra claims as key=value (value parsed as JSON when it is JSON, else a string).
+    #[arg(long = "claim")]
+    pub claims: Vec<String>,
 }
 
 #[derive(Args, Debug)]

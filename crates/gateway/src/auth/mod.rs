@@ -29,6 +29,8 @@ pub enum AuthFailure {
     /// The external verifier could not answer: 503, never a false 401.
     VerifierUnavailable,
     Hmac(mcpgate_core::hmac::HmacError),
+    /// A bearer token (JWT or introspected) was refused; the reason is for audit.
+    Token(&'static str),
 }
 
 impl AuthFailure {
@@ -40,6 +42,7 @@ impl AuthFailure {
             AuthFailure::Expired => "expired_key",
             AuthFailure::VerifierUnavailable => "verifier_unavailable",
             AuthFailure::Hmac(e) => e.reason(),
+            AuthFailure::Token(reason) => reason,
         }
     }
 }
@@ -49,20 +52,39 @@ pub struct Auth {
     pub keys: Arc<KeyRegistry>,
     external: Option<ExternalVerifier>,
     pub hmac: Option<hmac::HmacAuth>,
+    pub jwt: Option<jwt::JwtVerifier>,
+    introspection: Option<introspect::IntrospectionVerifier>,
     /// Read once at start-up; changing it needs a restart.
     default_key: Option<Presented>,
 }
 
 impl Auth {
-    pub fn new(cfg: AuthConfig, keys: Arc<KeyRegistry>, env: &dyn Fn(&str) -> Option<String>) -> Result<Auth, String> {
+    /// `resource` is the gateway's MCP URL: the audience tokens must carry by default.
+    pub fn new(
+        cfg: AuthConfig,
+        keys: Arc<KeyRegistry>,
+        resource: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Auth, String> {
         let external = cfg.external.clone().map(ExternalVerifier::new).transpose()?;
         let default_key = extract::default_key(&cfg.default_key_env, env);
         let hmac = cfg.hmac.clone().map(|h| hmac::HmacAuth::new(h, env)).transpose()?;
+        let jwt = match cfg.jwt.clone() {
+            Some(raw) => Some(jwt::JwtVerifier::new(jwt::JwtConfig::validate(raw, resource, env)?)?),
+            None => None,
+        };
+        let introspection = cfg
+            .introspection
+            .clone()
+            .map(|r| introspect::IntrospectionVerifier::new(r, env))
+            .transpose()?;
         Ok(Auth {
             cfg,
             keys,
             external,
             hmac,
+            jwt,
+            introspection,
             default_key,
         })
     }
@@ -127,6 +149,12 @@ impl Auth {
         if self.hmac.is_some() {
             m.push("hmac");
         }
+        if self.jwt.is_some() {
+            m.push("jwt");
+        }
+        if self.introspection.is_some() {
+            m.push("introspection");
+        }
         m
     }
 
@@ -144,6 +172,19 @@ impl Auth {
                 a
             }));
         };
+        // A JWT goes to the token verifier only: never to the key registry or a third party.
+        if p.from == Location::Bearer
+            && let Some(jwt) = &self.jwt
+            && jwt::JwtVerifier::looks_like_jwt(p.secret.expose())
+        {
+            return match jwt.verify(p.secret.expose(), now).await {
+                Ok(principal) => {
+                    tracing::debug!(target: "mcpgate::auth", user = %principal.user_id, "token accepted");
+                    Ok(Some(principal))
+                }
+                Err(e) => Err(token_failure(e)),
+            };
+        }
         let method = if p.from == Location::DefaultEnv {
             AuthMethod::DefaultKey
         } else {
@@ -156,17 +197,36 @@ impl Auth {
             }
             Err(KeyError::Revoked) => Err(AuthFailure::Revoked),
             Err(KeyError::Expired) => Err(AuthFailure::Expired),
-            Err(KeyError::Unknown) => match &self.external {
-                None => Err(AuthFailure::Invalid),
-                Some(v) => match v.verify(&p.secret).await {
-                    Ok(principal) => {
-                        tracing::debug!(target: "mcpgate::auth", key_id = ?principal.key_id, "key accepted by the external verifier");
-                        Ok(Some(principal))
-                    }
-                    Err(ExternalError::Invalid) => Err(AuthFailure::Invalid),
-                    Err(ExternalError::Unavailable) => Err(AuthFailure::VerifierUnavailable),
-                },
-            },
+            Err(KeyError::Unknown) => {
+                // An opaque bearer token the registry does not know: ask the token issuer.
+                if p.from == Location::Bearer
+                    && let Some(i) = &self.introspection
+                {
+                    return match i.verify(p.secret.expose(), now).await {
+                        Ok(principal) => Ok(Some(principal)),
+                        Err(e) => Err(token_failure(e)),
+                    };
+                }
+                match &self.external {
+                    None => Err(AuthFailure::Invalid),
+                    Some(v) => match v.verify(&p.secret).await {
+                        Ok(principal) => {
+                            tracing::debug!(target: "mcpgate::auth", user = %principal.user_id, "key accepted by the external verifier");
+                            Ok(Some(principal))
+                        }
+                        Err(ExternalError::Invalid) => Err(AuthFailure::Invalid),
+                        Err(ExternalError::Unavailable) => Err(AuthFailure::VerifierUnavailable),
+                    },
+                }
+            }
         }
+    }
+}
+
+fn token_failure(e: jwt::TokenError) -> AuthFailure {
+    match e {
+        jwt::TokenError::Invalid(reason) => AuthFailure::Token(reason),
+        jwt::TokenError::Expired => AuthFailure::Token("expired"),
+        jwt::TokenError::IssuerUnavailable => AuthFailure::VerifierUnavailable,
     }
 }

@@ -90,6 +90,8 @@ pub struct AuthConfig {
     pub external: Option<ExternalConfig>,
     /// Checked when the gateway starts (the secrets come from the environment).
     pub hmac: Option<crate::auth::hmac::RawHmac>,
+    pub jwt: Option<crate::auth::jwt::RawJwt>,
+    pub introspection: Option<crate::auth::introspect::RawIntrospection>,
     pub authorization_servers: Vec<String>,
     pub required_scopes: Vec<String>,
 }
@@ -446,6 +448,8 @@ fn validate_auth(a: raw::RawAuth) -> Result<AuthConfig, ConfigError> {
         whoami_tool,
         external,
         hmac: a.hmac,
+        jwt: a.jwt,
+        introspection: a.introspection,
         authorization_servers: a.authorization_servers,
         required_scopes: a.required_scopes,
     })

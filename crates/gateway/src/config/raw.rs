@@ -79,6 +79,10 @@ pub struct RawAuth {
     pub external: Option<RawExternal>,
     /// HMAC-signed requests (seed 002).
     pub hmac: Option<crate::auth::hmac::RawHmac>,
+    /// JWT bearer tokens: HS* with a shared secret, or RS/PS/ES/EdDSA via JWKS / OIDC discovery.
+    pub jwt: Option<crate::auth::jwt::RawJwt>,
+    /// Opaque bearer tokens checked by token introspection (RFC 7662).
+    pub introspection: Option<crate::auth::introspect::RawIntrospection>,
     /// Authorization servers named in the protected-resource metadata (RFC 9728).
     #[serde(default)]
     pub authorization_servers: Vec<String>,

@@ -72,9 +72,10 @@ impl HttpUpstream {
         // Ids are not remapped on this path (the bytes pass through), so a second request with
         // an id still in flight in the same session is refused: the upstream could not tell the
         // two answers apart.
-        let in_flight = match (f.msg.kind, f.msg.id) {
-            (Kind::Request, Some(id)) => {
-                let key = format!("{}\u{0}{}", f.session.unwrap_or(""), id.get());
+        // Requests without a session come from different clients and cannot collide.
+        let in_flight = match (f.msg.kind, f.msg.id, f.session) {
+            (Kind::Request, Some(id), Some(session)) => {
+                let key = format!("{session}\u{0}{}", id.get());
                 if !self
                     .in_flight
                     .lock()

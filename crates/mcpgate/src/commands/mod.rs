@@ -5,6 +5,7 @@ pub mod config;
 pub mod demo;
 pub mod keys;
 pub mod serve;
+pub mod token;
 
 /// Parses `90s`, `15m`, `24h`, `7d` into seconds.
 pub fn parse_duration(s: &str) -> anyhow::Result<i64> {
