@@ -349,6 +349,12 @@ impl Gateway {
 
     /// Authenticates a request that carries no JSON-RPC message (GET, DELETE, status pages).
     pub async fn authenticate_plain(&self, parts: &Parts) -> Result<Option<Principal>, Refusal> {
+        // A signed client signs these bodiless requests over the empty body.
+        if let Some(signed) = self.auth.verify_signed(&parts.headers, b"", clock::unix_s()) {
+            return signed
+                .map(Some)
+                .map_err(|f| Refusal::Unauthenticated { failure: Some(f) });
+        }
         let presented = match extract::from_headers(&parts.headers) {
             Found::Credential(p) => Some(p),
             Found::Malformed(why) => {
@@ -480,7 +486,7 @@ fn denial_refusal(d: Denial, p: Option<&Principal>, method: &str, tool: Option<&
         },
         Denial::Permission { missing } => Refusal::Forbidden {
             message: format!(
-                "insufficient permission: {what} needs permission {}; your key has [{}]",
+                "insufficient permission: {what} needs permission {}; your credential has [{}]",
                 missing.join(", "),
                 p.map(|p| p.permissions.join(", ")).unwrap_or_default()
             ),

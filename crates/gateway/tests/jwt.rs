@@ -809,7 +809,7 @@ async fn claims_map_to_the_principal() {
     assert_eq!(p.upstream_credential.as_ref().map(|s| s.expose()), Some("kb-top"));
     assert_eq!(p.role, Role::Developer);
     assert_eq!(p.permissions, vec!["tools:call".to_string(), "read".to_string()]);
-    assert_eq!(p.scopes, None, "no scope claim: not scope-limited");
+    assert_eq!(p.scopes, Some(vec![]), "no scope claim: a token holds no scopes");
     assert_eq!(p.tenant, None);
 
     // No roles: user.

@@ -628,6 +628,9 @@ impl ClaimMap {
         let permissions = words(at(claims, &self.permissions))
             .or_else(|| scopes.clone())
             .unwrap_or_default();
+        // A token is always scope-limited: one with no scope claim holds no scopes (so
+        // `required_scopes` and scope rules refuse it); only API keys are not scope-limited.
+        let scopes = Some(scopes.unwrap_or_default());
         let role = words(at(claims, &self.roles))
             .unwrap_or_default()
             .iter()
@@ -722,7 +725,7 @@ mod tests {
         assert_eq!((p.id.as_str(), p.user_id.as_str()), ("jwt:user_123", "user_123"));
         assert_eq!(p.tenant.as_deref(), Some("tenant_456"));
         assert_eq!(p.role, Role::User);
-        assert_eq!(p.scopes, None);
+        assert_eq!(p.scopes, Some(vec![]));
         assert_eq!(p.expires_at, Some(now + 3600));
         assert_eq!(p.method, AuthMethod::Jwt);
     }

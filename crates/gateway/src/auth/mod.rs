@@ -119,7 +119,9 @@ impl Auth {
                 tracing::debug!(target: "mcpgate::auth", client = %client, "signed request accepted");
                 Ok(p)
             }
-            Err(None) => Err(AuthFailure::Invalid),
+            Err(None) => Err(AuthFailure::Malformed(
+                "the key-id header names no configured HMAC client",
+            )),
             Err(Some(e)) => Err(AuthFailure::Hmac(e)),
         })
     }

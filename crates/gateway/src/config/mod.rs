@@ -190,7 +190,15 @@ pub fn loopback_hosts() -> Vec<String> {
 }
 
 impl Config {
-    pub fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    pub fn validate(mut raw: RawConfig) -> Result<Config, ConfigError> {
+        // `delegation.claim_paths` says where tokens carry the user's upstream credential: the
+        // token verifiers read it from there (unless `auth.jwt.upstream_credential_claims` is set).
+        if let Some(paths) = raw.delegation.as_ref().and_then(|d| d.claim_paths.clone())
+            && let Some(jwt) = raw.auth.jwt.as_mut()
+            && jwt.upstream_credential_claims.is_none()
+        {
+            jwt.upstream_credential_claims = Some(paths);
+        }
         let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
         let listen: SocketAddr = listen_text.parse().map_err(|_| {
             err(

@@ -569,3 +569,219 @@ pub fn seed_keys_json(key: &str, user: &str, role: &str, perms: &[&str], per_min
     }
     json!({ key: entry }).to_string()
 }
+
+// ---- added for tests/tokens.rs: raw bodies, the store before start, a recording upstream,
+// ---- log capture and leak search -------------------------------------------------------------
+
+impl Setup {
+    /// The store the gateway will open, to prepare state (held credentials, keys) before start.
+    pub fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+}
+
+impl Gw {
+    /// Sends exactly these body bytes (HMAC signatures cover the raw body), with the usual MCP
+    /// headers plus `headers`.
+    pub async fn send_raw(&self, method: &str, uri: &str, headers: Headers<'_>, body: Vec<u8>) -> Resp {
+        let req = Self::request(method, uri, headers)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(Body::from(body))
+            .expect("request");
+        self.send(req).await
+    }
+
+    pub async fn post_raw(&self, uri: &str, headers: Headers<'_>, body: Vec<u8>) -> Resp {
+        self.send_raw("POST", uri, headers, body).await
+    }
+}
+
+/// One request as the upstream received it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub http_method: String,
+    /// The JSON-RPC method of the body, if it has one.
+    pub rpc_method: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// A transparent HTTP proxy in front of an upstream that records every request it forwards:
+/// proves whether the upstream was called at all, and what reached it byte for byte.
+pub struct Recorder {
+    /// Point the gateway here.
+    pub url: String,
+    seen: Arc<Mutex<Vec<Recorded>>>,
+}
+
+#[derive(Clone)]
+struct RecorderState {
+    target: String,
+    client: reqwest::Client,
+    seen: Arc<Mutex<Vec<Recorded>>>,
+}
+
+async fn recorder_forward(
+    axum::extract::State(s): axum::extract::State<RecorderState>,
+    req: Request<Body>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let rpc_method = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| v["method"].as_str().map(str::to_string));
+    s.seen.lock().unwrap_or_else(|e| e.into_inner()).push(Recorded {
+        http_method: parts.method.to_string(),
+        rpc_method,
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    });
+    let mut url = s.target.clone();
+    if let Some(q) = parts.uri.query() {
+        url = format!("{url}?{q}");
+    }
+    let mut rb = s.client.request(parts.method.clone(), url);
+    for (k, v) in &parts.headers {
+        if !matches!(
+            k.as_str(),
+            "host" | "content-length" | "connection" | "transfer-encoding"
+        ) {
+            rb = rb.header(k.clone(), v.clone());
+        }
+    }
+    let resp = match rb.body(bytes).send().await {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_GATEWAY, format!("recorder: {e}")).into_response(),
+    };
+    let mut out = axum::response::Response::builder().status(resp.status());
+    for (k, v) in resp.headers() {
+        if !matches!(k.as_str(), "content-length" | "connection" | "transfer-encoding") {
+            out = out.header(k.clone(), v.clone());
+        }
+    }
+    out.body(Body::from_stream(resp.bytes_stream()))
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+impl Recorder {
+    /// Starts the proxy on 127.0.0.1:0, forwarding to `target` (an MCP URL).
+    pub async fn start(target: &str) -> Recorder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind recorder");
+        let addr = listener.local_addr().expect("recorder addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let state = RecorderState {
+            target: target.to_string(),
+            client: reqwest::Client::new(),
+            seen: seen.clone(),
+        };
+        let app = axum::Router::new().fallback(recorder_forward).with_state(state);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Recorder {
+            url: format!("http://{addr}/mcp"),
+            seen,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// How many requests with this JSON-RPC method reached the upstream.
+    pub fn count(&self, rpc_method: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.rpc_method.as_deref() == Some(rpc_method))
+            .count()
+    }
+
+    /// Everything the upstream received (headers and bodies), for searching.
+    pub fn dump(&self) -> String {
+        self.requests()
+            .iter()
+            .map(|r| format!("{} {:?}\n{}", r.http_method, r.headers, r.body))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Log output captured from a TRACE subscriber installed for the current thread (use a
+/// `current_thread` runtime so the gateway, its upstream and their tasks all log through it).
+pub struct LogCapture {
+    buf: Arc<Mutex<Vec<u8>>>,
+    _guard: tracing::dispatcher::DefaultGuard,
+    _second: tracing::Dispatch,
+}
+
+#[derive(Clone)]
+struct CaptureWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    pub fn install() -> LogCapture {
+        let _ = tracing_log::LogTracer::init();
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = CaptureWriter(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        // A second live dispatcher makes tracing-core compute callsite interest over every
+        // dispatcher; with only one, a callsite first hit on another test's thread (no
+        // subscriber) is cached as "never" and this subscriber would miss it.
+        let second = tracing::Dispatch::new(tracing_subscriber::registry());
+        let guard = tracing::dispatcher::set_default(&tracing::Dispatch::new(subscriber));
+        LogCapture {
+            buf,
+            _guard: guard,
+            _second: second,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+/// Every (secret, place) pair where the secret occurs, with some context around it.
+pub fn find_leaks(secrets: &[(String, String)], places: &[(&str, &str)]) -> Vec<String> {
+    let mut leaks = Vec::new();
+    for (what, secret) in secrets {
+        assert!(
+            !secret.is_empty(),
+            "empty secret {what}: the search would match anything"
+        );
+        for (place, text) in places {
+            if let Some(at) = text.find(secret.as_str()) {
+                let from = text[..at].char_indices().rev().nth(200).map_or(0, |(i, _)| i);
+                let excerpt: String = text[from..].chars().take(300).collect();
+                leaks.push(format!("{what} in {place}: …{excerpt}…"));
+            }
+        }
+    }
+    leaks
+}
