@@ -28,9 +28,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     } else {
         Vec::new()
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     if args.no_auth {
         tracing::warn!("authentication is OFF (--no-auth): every caller is an anonymous admin");
@@ -56,6 +54,20 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     mcpgate_gateway::serve(gw, listener, shutdown_signal()).await?;
     tracing::info!("mcpgate stopped");
     Ok(())
+}
+
+/// Binds with a deep accept queue: a burst of clients connecting at once must not overflow it
+/// (an overflow costs each dropped client a one-second SYN retransmit).
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 fn shell_quote(s: &str) -> String {
