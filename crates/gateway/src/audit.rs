@@ -37,6 +37,9 @@ impl AuditSink {
         let store = if cfg.store { store } else { None };
         let (tx, rx) = mpsc::channel(CAPACITY);
         let stop = CancellationToken::new();
+        if let (Some(store), Some(keep)) = (store.clone(), cfg.retention) {
+            tokio::spawn(prune_loop(Arc::downgrade(&store), keep, stop.clone()));
+        }
         let writer = tokio::spawn(write_loop(rx, store, file, stop.clone()));
         Ok(AuditSink {
             tx,
@@ -58,6 +61,24 @@ impl AuditSink {
         self.stop.cancel();
         if let Some(w) = self.writer.lock().await.take() {
             let _ = w.await;
+        }
+    }
+}
+
+/// Deletes records past the retention period: at start, then hourly.
+async fn prune_loop(store: std::sync::Weak<dyn AuditStore>, keep: std::time::Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(store) = store.upgrade() else { return };
+        let before = crate::clock::unix_ms() - keep.as_millis() as i64;
+        match tokio::task::spawn_blocking(move || store.prune(before)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!("audit: deleted {n} record(s) past the retention period"),
+            Ok(Err(e)) => tracing::warn!("audit: cannot prune old records: {e}"),
+            _ => {}
         }
     }
 }

@@ -53,4 +53,6 @@ pub trait CredentialStore: Send + Sync {
 pub trait AuditStore: Send + Sync {
     fn append(&self, records: &[AuditRecord]) -> Result<()>;
     fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>>;
+    /// Deletes records older than `before_ms`; returns how many.
+    fn prune(&self, before_ms: i64) -> Result<usize>;
 }

@@ -232,6 +232,12 @@ impl crate::CredentialStore for SqliteStore {
 }
 
 impl AuditStore for SqliteStore {
+    fn prune(&self, before_ms: i64) -> Result<usize> {
+        let conn = self.conn();
+        conn.execute("DELETE FROM audit WHERE time_ms < ?1", [before_ms])
+            .map_err(backend)
+    }
+
     fn append(&self, records: &[AuditRecord]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(backend)?;
@@ -404,5 +410,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.query(&q).unwrap().len(), 2);
+        assert_eq!(s.prune(3).unwrap(), 2);
+        assert_eq!(s.query(&AuditQuery::default()).unwrap().len(), 1);
     }
 }

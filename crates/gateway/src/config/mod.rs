@@ -133,6 +133,8 @@ impl LimitsConfig {
 pub struct AuditConfig {
     pub store: bool,
     pub jsonl: Option<PathBuf>,
+    /// `None`: keep every record.
+    pub retention: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -348,6 +350,10 @@ impl Config {
         let audit = AuditConfig {
             store: raw.audit.store.unwrap_or(true),
             jsonl: raw.audit.jsonl.map(PathBuf::from),
+            retention: match raw.audit.retention_days.unwrap_or(30) {
+                0 => None,
+                days => Some(Duration::from_secs(days.saturating_mul(86_400))),
+            },
         };
         Ok(Config {
             delegation,

@@ -156,6 +156,8 @@ pub struct RawAudit {
     pub store: Option<bool>,
     /// Also append them as JSON lines to this file.
     pub jsonl: Option<String>,
+    /// Records older than this many days are deleted from the store (default 30; 0 keeps all).
+    pub retention_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
