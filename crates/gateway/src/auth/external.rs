@@ -3,13 +3,11 @@
 //! by the key's hash — successes and failures with separate lifetimes. A verifier that is slow or
 //! down yields "unavailable" (503), never a false "invalid key".
 
+use super::cache::TtlCache;
 use crate::config::ExternalConfig;
 use mcpgate_core::keys::hash_hex;
 use mcpgate_core::principal::{AuthMethod, Principal, Role};
 use mcpgate_core::redact::Secret;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExternalError {
@@ -20,7 +18,7 @@ pub enum ExternalError {
 pub struct ExternalVerifier {
     cfg: ExternalConfig,
     client: reqwest::Client,
-    cache: Mutex<HashMap<String, (Instant, Option<Principal>)>>,
+    cache: TtlCache<Option<Principal>>,
 }
 
 /// Bound on cached answers, so a flood of random keys cannot grow memory without limit.
@@ -36,16 +34,14 @@ impl ExternalVerifier {
         Ok(ExternalVerifier {
             cfg,
             client,
-            cache: Mutex::new(HashMap::new()),
+            cache: TtlCache::new(MAX_CACHE),
         })
     }
 
-    pub async fn verify(&self, key: &Secret) -> Result<Principal, ExternalError> {
+    pub async fn verify(&self, key: &Secret, now: i64) -> Result<Principal, ExternalError> {
         let hash = hash_hex(key.expose());
-        if let Some((until, answer)) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&hash)
-            && *until > Instant::now()
-        {
-            return answer.clone().ok_or(ExternalError::Invalid);
+        if let Some(answer) = self.cache.get(&hash, now) {
+            return answer.ok_or(ExternalError::Invalid);
         }
         let value = self.cfg.template.replace("{key}", key.expose());
         let resp = self
@@ -68,15 +64,8 @@ impl ExternalVerifier {
         } else {
             self.cfg.negative_cache_ttl
         };
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= MAX_CACHE {
-            let now = Instant::now();
-            cache.retain(|_, (until, _)| *until > now);
-            if cache.len() >= MAX_CACHE {
-                cache.clear();
-            }
-        }
-        cache.insert(hash, (Instant::now() + ttl, answer.clone()));
+        self.cache
+            .insert(hash, answer.clone(), now.saturating_add(ttl.as_secs() as i64), now);
         answer.ok_or(ExternalError::Invalid)
     }
 

@@ -9,6 +9,7 @@
 //! An endpoint that is down, slow or answers 5xx yields `IssuerUnavailable` (503), never a false
 //! "invalid token".
 
+use super::cache::TtlCache;
 use super::jwks::{check_url, read_limited};
 use super::jwt::{ClaimMap, MAX_TOKEN_BYTES, TokenError};
 use base64::Engine;
@@ -17,8 +18,6 @@ use mcpgate_core::principal::{AuthMethod, Principal};
 use mcpgate_core::redact::Secret;
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::RwLock;
 use std::time::Duration;
 
 pub const DEFAULT_CACHE_TTL_S: u64 = 60;
@@ -43,11 +42,6 @@ pub struct RawIntrospection {
     pub audience: Option<Vec<String>>,
 }
 
-struct Cached {
-    until: i64,
-    answer: Result<Principal, TokenError>,
-}
-
 pub struct IntrospectionVerifier {
     url: reqwest::Url,
     /// `Basic base64(urlencode(client_id):urlencode(secret))` (RFC 6749 §2.3.1).
@@ -56,7 +50,7 @@ pub struct IntrospectionVerifier {
     audience: Vec<String>,
     claims: ClaimMap,
     client: reqwest::Client,
-    cache: RwLock<HashMap<String, Cached>>,
+    cache: TtlCache<Result<Principal, TokenError>>,
 }
 
 #[derive(Deserialize)]
@@ -107,7 +101,7 @@ impl IntrospectionVerifier {
             audience,
             claims,
             client,
-            cache: RwLock::new(HashMap::new()),
+            cache: TtlCache::new(MAX_CACHED),
         })
     }
 
@@ -116,28 +110,13 @@ impl IntrospectionVerifier {
             return Err(TokenError::Invalid("malformed"));
         }
         let hash = hash_hex(token);
-        if let Some(c) = self.cache.read().unwrap_or_else(|e| e.into_inner()).get(&hash)
-            && now_unix < c.until
-        {
-            return c.answer.clone();
+        if let Some(answer) = self.cache.get(&hash, now_unix) {
+            return answer;
         }
         let answer = self.ask(token).await?;
         let (answer, until) = self.judge(&answer, now_unix);
-        if until > now_unix && !matches!(answer, Err(TokenError::IssuerUnavailable)) {
-            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-            if cache.len() >= MAX_CACHED {
-                cache.retain(|_, c| c.until > now_unix);
-                if cache.len() >= MAX_CACHED {
-                    cache.clear();
-                }
-            }
-            cache.insert(
-                hash,
-                Cached {
-                    until,
-                    answer: answer.clone(),
-                },
-            );
+        if !matches!(answer, Err(TokenError::IssuerUnavailable)) {
+            self.cache.insert(hash, answer.clone(), until, now_unix);
         }
         answer
     }

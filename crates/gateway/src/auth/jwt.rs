@@ -12,6 +12,7 @@
 //! Time is the caller's `now` (Unix seconds). Neither the token nor the secret is ever logged,
 //! returned or put in an error.
 
+use super::cache::TtlCache;
 use super::jwks::{JwksCache, KeySource, check_url};
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
@@ -21,9 +22,8 @@ use mcpgate_core::principal::{AuthMethod, Principal, Role};
 use mcpgate_core::redact::Secret;
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_LEEWAY_S: u64 = 30;
@@ -320,16 +320,11 @@ impl JwtConfig {
     }
 }
 
-struct Cached {
-    until: i64,
-    principal: Principal,
-}
-
 pub struct JwtVerifier {
     cfg: JwtConfig,
     hmac: Option<DecodingKey>,
     jwks: Option<Arc<JwksCache>>,
-    cache: RwLock<HashMap<String, Cached>>,
+    cache: TtlCache<Principal>,
 }
 
 #[derive(Deserialize)]
@@ -388,7 +383,7 @@ impl JwtVerifier {
             cfg,
             hmac,
             jwks,
-            cache: RwLock::new(HashMap::new()),
+            cache: TtlCache::new(MAX_CACHED),
         })
     }
 
@@ -433,32 +428,15 @@ impl JwtVerifier {
             return Err(TokenError::Invalid("malformed"));
         }
         let hash = hash_hex(token);
-        if let Some(c) = self.cache.read().unwrap_or_else(|e| e.into_inner()).get(&hash)
-            && now_unix < c.until
-        {
-            return Ok(c.principal.clone());
+        if let Some(principal) = self.cache.get(&hash, now_unix) {
+            return Ok(principal);
         }
         let (principal, exp) = self.verify_uncached(token, now_unix).await.inspect_err(|e| {
             tracing::debug!(target: "mcpgate::auth", reason = e.reason(), "JWT refused");
         })?;
         // Never past `exp`, even though the uncached path grants leeway.
         let until = exp.min(now_unix.saturating_add(MAX_CACHE_AGE_S));
-        if until > now_unix {
-            let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
-            if cache.len() >= MAX_CACHED {
-                cache.retain(|_, c| c.until > now_unix);
-                if cache.len() >= MAX_CACHED {
-                    cache.clear();
-                }
-            }
-            cache.insert(
-                hash,
-                Cached {
-                    until,
-                    principal: principal.clone(),
-                },
-            );
-        }
+        self.cache.insert(hash, principal.clone(), until, now_unix);
         Ok(principal)
     }
 

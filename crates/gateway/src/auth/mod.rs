@@ -3,6 +3,7 @@
 //! the external verifier only for keys the registry does not know (a network call), the default
 //! key only when nothing was presented, and the default role last.
 
+pub mod cache;
 pub mod external;
 pub mod extract;
 pub mod hmac;
@@ -211,7 +212,7 @@ impl Auth {
                 }
                 match &self.external {
                     None => Err(AuthFailure::Invalid),
-                    Some(v) => match v.verify(&p.secret).await {
+                    Some(v) => match v.verify(&p.secret, now).await {
                         Ok(principal) => {
                             tracing::debug!(target: "mcpgate::auth", user = %principal.user_id, "key accepted by the external verifier");
                             Ok(Some(principal))
