@@ -20,6 +20,7 @@ RUN_TIMEOUT="${CONFORMANCE_TIMEOUT:-300}"
 SCENARIO_TIMEOUT="${CONFORMANCE_SCENARIO_TIMEOUT:-30}"
 STRICT="${MCPGATE_CONFORMANCE_STRICT:-0}"
 SUMMARY_MD="${CONFORMANCE_SUMMARY:-$TARGET_DIR/conformance-summary.md}"
+rm -f "$SUMMARY_MD" # never leave a stale table behind
 
 ensure_npm_tools
 e2e_init conformance
@@ -61,7 +62,7 @@ run_target() {
   local target="$1" url="$2" log="$E2E_SUITE_LOG_DIR/$1.suite.log" rc=0 s
   local out="$E2E_SUITE_LOG_DIR/$1.results"
   log "conformance ($SUITE suite) against $target: $url"
-  timeout --kill-after=10 "$RUN_TIMEOUT" "$NODE22" "$CONFORMANCE_JS" server --url "$url" \
+  limited "$RUN_TIMEOUT" "$NODE22" "$CONFORMANCE_JS" server --url "$url" \
     --suite "$SUITE" -o "$out" >"$log" 2>&1 || rc=$?
   if parse_summary "$log" "$E2E_TMP/$target.res"; then
     return 0
@@ -73,7 +74,7 @@ run_target() {
   : >"$E2E_TMP/$target.res"
   for s in $(list_scenarios); do
     local slog="$E2E_SUITE_LOG_DIR/$target.$s.log" src=0 line
-    timeout --kill-after=5 "$SCENARIO_TIMEOUT" "$NODE22" "$CONFORMANCE_JS" server --url "$url" \
+    limited "$SCENARIO_TIMEOUT" "$NODE22" "$CONFORMANCE_JS" server --url "$url" \
       --scenario "$s" -o "$out" >"$slog" 2>&1 || src=$?
     line="$(sed -n 's/^Passed: \([0-9]*\)\/[0-9]*, \([0-9]*\) failed.*/\1 \2/p' "$slog" | tail -n1)"
     if [[ -n "$line" ]]; then
@@ -96,11 +97,13 @@ DIRECT_URL="$FIXTURE_URL"
 run_target direct "$DIRECT_URL"
 
 # The suite cannot send credentials: the gateway runs with authentication off.
-start_gateway gateway-upstream-url --no-auth --upstream-url "$DIRECT_URL"
-run_target upstream-url "$GATEWAY_URL"
+if start_gateway gateway-upstream-url --no-auth --upstream-url "$DIRECT_URL"; then
+  run_target upstream-url "$GATEWAY_URL"
+fi
 
-start_gateway gateway-upstream-cmd --no-auth --upstream-cmd "$(fixture_stdio_cmd conformance)"
-run_target upstream-cmd "$GATEWAY_URL"
+if start_gateway gateway-upstream-cmd --no-auth --upstream-cmd "$(fixture_stdio_cmd conformance)"; then
+  run_target upstream-cmd "$GATEWAY_URL"
+fi
 
 # ---- compare ----------------------------------------------------------------------------
 TARGETS=(direct upstream-url upstream-cmd)
@@ -120,6 +123,7 @@ for s in "${SCENARIOS[@]}"; do
     direct_failed_list+=("$s")
   fi
   for t in upstream-url upstream-cmd; do
+    [[ -f "$E2E_TMP/$t.res" ]] || continue # the gateway did not start: one failure, below
     g="$(status_of "$t" "$s")"
     if [[ "$d" == pass ]]; then
       if [[ "$g" == pass ]]; then
@@ -129,6 +133,11 @@ for s in "${SCENARIOS[@]}"; do
       fi
     fi
   done
+done
+for t in upstream-url upstream-cmd; do
+  if [[ ! -f "$E2E_TMP/$t.res" ]]; then
+    fail "conformance/$t" "mcpgate serve did not start (log: $E2E_SUITE_LOG_DIR/gateway-$t.log)"
+  fi
 done
 # A gateway target whose whole-suite run hung or crashed (when the direct one did not) fails,
 # even if every scenario passed when re-run one by one: something degrades over many sessions.
@@ -173,8 +182,10 @@ def load(target):
     return out
 direct = load("direct")
 lines = []
+loaded = 0
 for target, flag in (("upstream-url", "--upstream-url"), ("upstream-cmd", "--upstream-cmd")):
     gw = load(target)
+    loaded += len(gw)
     for scen in sorted(set(direct) & set(gw)):
         for name in sorted(set(direct[scen]) | set(gw[scen]), key=str):
             d, g = direct[scen].get(name), gw[scen].get(name)
@@ -185,7 +196,12 @@ for target, flag in (("upstream-url", "--upstream-url"), ("upstream-cmd", "--ups
                              + (f" ({why[:160]})" if why else ""))
 print("**Checks that differ through the gateway** (scenario verdicts above are unaffected unless a check is FAILURE):")
 print()
-print("\n".join(lines) if lines else "None: every check has the same status directly and through the gateway.")
+if lines:
+    print("\n".join(lines))
+elif loaded:
+    print("None: every check has the same status directly and through the gateway.")
+else:
+    print("No gateway run produced results.")
 PY
 }
 

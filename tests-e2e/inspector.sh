@@ -14,7 +14,8 @@ e2e_init inspector
 start_fixture fixture-demo demo
 KEY="$(new_test_key)"
 GATEWAY_KEYS_JSON="$(keys_json_for "$KEY")"
-start_gateway gateway-upstream-url-demo --upstream-url "$FIXTURE_URL"
+start_gateway gateway-upstream-url-demo --upstream-url "$FIXTURE_URL" ||
+  { fail "inspector/gateway-start" "mcpgate serve did not start (see above)"; suite_summary; exit 1; }
 URL="$GATEWAY_URL"
 log "MCP Inspector CLI against $URL"
 
@@ -30,8 +31,8 @@ inspect() {
   N=$((N + 1))
   out="$E2E_SUITE_LOG_DIR/$N.$name.stdout"
   err="$E2E_SUITE_LOG_DIR/$N.$name.stderr"
-  (cd "$E2E_TMP" && HOME="$E2E_TMP/home" timeout --kill-after=5 60 \
-    "$NODE22" "$INSPECTOR_JS" --cli "$URL" --transport http "$@" </dev/null >"$out" 2>"$err") || rc=$?
+  HOME="$E2E_TMP/home" limited 60 "$NODE22" "$INSPECTOR_JS" --cli "$URL" --transport http "$@" \
+    </dev/null >"$out" 2>"$err" || rc=$?
   if [[ "$rc" -ne 0 ]]; then
     fail "inspector/$name" "exit $rc: $(head -c 300 "$out" "$err" | tr '\n' ' ')"
     return 0
@@ -72,8 +73,8 @@ inspect_refused() {
   N=$((N + 1))
   out="$E2E_SUITE_LOG_DIR/$N.$name.stdout"
   err="$E2E_SUITE_LOG_DIR/$N.$name.stderr"
-  (cd "$E2E_TMP" && HOME="$E2E_TMP/home" timeout --kill-after=5 30 \
-    "$NODE22" "$INSPECTOR_JS" --cli "$URL" --transport http "$@" </dev/null >"$out" 2>"$err") || rc=$?
+  HOME="$E2E_TMP/home" limited 30 "$NODE22" "$INSPECTOR_JS" --cli "$URL" --transport http "$@" \
+    </dev/null >"$out" 2>"$err" || rc=$?
   if [[ "$rc" -eq 0 ]]; then
     fail "inspector/$name" "succeeded without a valid key: $(head -c 200 "$out")"
   elif [[ "$rc" -eq 124 || "$rc" -eq 137 ]]; then

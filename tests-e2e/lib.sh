@@ -90,13 +90,21 @@ ensure_node() {
   [[ -x "$NODE22" ]] || die "Node $NODE_VERSION install failed"
 }
 
+# npm_bin DIR PACKAGE BIN: the JS file that PACKAGE (installed under DIR) declares as BIN.
+npm_bin() {
+  local pkgdir="$1/node_modules/$2"
+  python3 -c 'import json, os, sys
+b = json.load(open(os.path.join(sys.argv[1], "package.json")))["bin"]
+print(os.path.join(sys.argv[1], b if isinstance(b, str) else b[sys.argv[2]]))' "$pkgdir" "$3" 2>/dev/null || true
+}
+
 # Sets CONFORMANCE_JS and INSPECTOR_JS (run them with "$NODE22" file.js ...).
 ensure_npm_tools() {
   ensure_node
   local dir="$CACHE/npm-tools" stamp want
   want="$(cat "$E2E_DIR/package.json" "$E2E_DIR/package-lock.json" | sha256sum | cut -c1-16)-node$("$NODE22" --version)"
-  CONFORMANCE_JS="$dir/node_modules/@modelcontextprotocol/conformance/dist/index.js"
-  INSPECTOR_JS="$dir/node_modules/@modelcontextprotocol/inspector/clients/launcher/build/index.js"
+  CONFORMANCE_JS="$(npm_bin "$dir" @modelcontextprotocol/conformance conformance)"
+  INSPECTOR_JS="$(npm_bin "$dir" @modelcontextprotocol/inspector mcp-inspector)"
   stamp="$(cat "$dir/.stamp" 2>/dev/null || true)"
   if [[ "$stamp" == "$want" && -f "$CONFORMANCE_JS" && -f "$INSPECTOR_JS" ]]; then
     return 0
@@ -108,6 +116,8 @@ ensure_npm_tools() {
   cp "$E2E_DIR/package.json" "$E2E_DIR/package-lock.json" "$dir/"
   # npm itself is a JS program: run it under Node 22 so engines checks see the right version.
   (cd "$dir" && PATH="$(dirname "$NODE22"):$PATH" npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) >&2
+  CONFORMANCE_JS="$(npm_bin "$dir" @modelcontextprotocol/conformance conformance)"
+  INSPECTOR_JS="$(npm_bin "$dir" @modelcontextprotocol/inspector mcp-inspector)"
   [[ -f "$CONFORMANCE_JS" && -f "$INSPECTOR_JS" ]] || die "npm tools install incomplete"
   printf '%s\n' "$want" >"$dir/.stamp"
 }
@@ -170,6 +180,27 @@ e2e_cleanup() {
   if [[ -n "$E2E_TMP" && -d "$E2E_TMP" ]]; then rm -rf "$E2E_TMP"; fi
 }
 
+# limited SECONDS CMD...: runs CMD under a time limit (timeout(1), which puts it in its own
+# process group and ends the whole group). It runs as a background job that the shell waits
+# for, so that Ctrl-C or a TERM reach the script's trap at once, and the trap ends it.
+E2E_CHILD=""
+limited() {
+  local limit="$1" rc=0
+  shift
+  timeout --kill-after=10 "$limit" "$@" &
+  E2E_CHILD=$!
+  wait "$E2E_CHILD" || rc=$?
+  E2E_CHILD=""
+  return "$rc"
+}
+e2e_interrupted() { # e2e_interrupted EXIT_CODE: the INT/TERM trap
+  if [[ -n "$E2E_CHILD" ]]; then
+    kill -TERM "$E2E_CHILD" 2>/dev/null || true
+    wait "$E2E_CHILD" 2>/dev/null || true
+  fi
+  exit "$1"
+}
+
 # Call once per script: makes a temp dir (servers run there) and the cleanup traps.
 e2e_init() {
   local suite="$1"
@@ -179,8 +210,8 @@ e2e_init() {
   rm -rf "$E2E_SUITE_LOG_DIR"
   mkdir -p "$E2E_SUITE_LOG_DIR"
   trap e2e_cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
+  trap 'e2e_interrupted 130' INT
+  trap 'e2e_interrupted 143' TERM
 }
 
 # spawn LOGFILE CMD...: start CMD in its own session in $E2E_TMP, stdout+stderr to LOGFILE.
@@ -218,11 +249,14 @@ start_fixture() {
 # start_gateway NAME ARGS...: mcpgate serve --listen 127.0.0.1:0 --store <temp file> ARGS...,
 # with MCP_API_KEYS="$GATEWAY_KEYS_JSON" when that is set; reads the URL from its
 # "listening on http://127.0.0.1:PORT/mcp" line, then waits for GET /healthz = 200.
-# Sets GATEWAY_URL, GATEWAY_BASE and GATEWAY_PID.
+# Sets GATEWAY_URL, GATEWAY_BASE and GATEWAY_PID; returns 1 (after logging why) if it won't start.
 start_gateway() {
   local name="$1" logfile i code
   shift
-  [[ -x "$MCPGATE_BIN" ]] || die "gateway binary not found: $MCPGATE_BIN (build first)"
+  if [[ ! -x "$MCPGATE_BIN" ]]; then
+    log "ERROR: gateway binary not found: $MCPGATE_BIN (build first)"
+    return 1
+  fi
   logfile="$E2E_SUITE_LOG_DIR/$name.log"
   local envs=(NO_COLOR=1)
   if [[ -n "${GATEWAY_KEYS_JSON:-}" ]]; then envs+=("MCP_API_KEYS=$GATEWAY_KEYS_JSON"); fi
@@ -241,12 +275,14 @@ start_gateway() {
     fi
     if ! kill -0 "$GATEWAY_PID" 2>/dev/null; then
       tail -n 30 "$logfile" >&2 || true
-      die "$name exited during startup (log: $logfile)"
+      log "ERROR: $name exited during startup (log: $logfile)"
+      return 1
     fi
     sleep 0.1
   done
   tail -n 30 "$logfile" >&2 || true
-  die "$name: no 'listening on' line and GET /healthz = 200 within 60s (log: $logfile)"
+  log "ERROR: $name: no 'listening on' line and GET /healthz = 200 within 60s (log: $logfile)"
+  return 1
 }
 
 # A fresh API key in mcpgate's format (mcp_<keyId>_<secret>), and an MCP_API_KEYS registry

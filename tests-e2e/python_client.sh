@@ -13,7 +13,8 @@ e2e_init python
 
 KEY="$(new_test_key)"
 GATEWAY_KEYS_JSON="$(keys_json_for "$KEY")"
-start_gateway gateway-upstream-cmd-demo --upstream-cmd "$(fixture_stdio_cmd demo)"
+start_gateway gateway-upstream-cmd-demo --upstream-cmd "$(fixture_stdio_cmd demo)" ||
+  { fail "python/gateway-start" "mcpgate serve did not start (see above)"; suite_summary; exit 1; }
 URL="$GATEWAY_URL"
 log "python SDK client against $URL"
 
@@ -21,8 +22,9 @@ log "python SDK client against $URL"
 run_client() {
   local out="$E2E_TMP/py.out" rc=0 line
   RUNS=$((RUNS + 1))
-  timeout --kill-after=5 120 "$VENV_PY" "$E2E_DIR/python_client.py" --url "$URL" "$@" \
-    2>"$E2E_SUITE_LOG_DIR/client.$RUNS.stderr" | tee "$out" || rc=$?
+  limited 120 "$VENV_PY" "$E2E_DIR/python_client.py" --url "$URL" "$@" \
+    >"$out" 2>"$E2E_SUITE_LOG_DIR/client.$RUNS.stderr" || rc=$?
+  cat "$out"
   while IFS= read -r line; do
     case "$line" in
       PASS\ *) E2E_PASSED=$((E2E_PASSED + 1)) ;;

@@ -9,7 +9,8 @@ use crate::refusal::Refusal;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use mcpgate_core::jsonrpc::{Kind, code};
+use bytes::Bytes;
+use mcpgate_core::jsonrpc::{self, Kind};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,12 +21,67 @@ pub struct HttpUpstream {
     metrics: Arc<Metrics>,
     /// `session \0 id` of every request whose answer is still streaming.
     in_flight: Arc<Mutex<HashSet<String>>>,
+    remapped: std::sync::atomic::AtomicU64,
 }
 
 /// Frees an in-flight id when its answer is done (or abandoned).
 struct InFlight {
     set: Arc<Mutex<HashSet<String>>>,
     key: String,
+    /// Set when the request went up under a gateway id.
+    restore: Option<IdRestorer>,
+}
+
+/// Puts the client's id back into the answer to a request sent under a gateway id: line by line,
+/// so SSE streams keep streaming (a JSON answer is one line).
+struct IdRestorer {
+    buf: Vec<u8>,
+    gateway_id: String,
+    client_id: Box<serde_json::value::RawValue>,
+}
+
+impl IdRestorer {
+    /// Complete lines of `chunk` (after what is buffered), rewritten; the rest waits.
+    fn push(&mut self, chunk: &[u8]) -> Bytes {
+        self.buf.extend_from_slice(chunk);
+        let Some(end) = self.buf.iter().rposition(|b| *b == b'\n') else {
+            return Bytes::new();
+        };
+        let rest = self.buf.split_off(end + 1);
+        let lines = std::mem::replace(&mut self.buf, rest);
+        let mut out = Vec::with_capacity(lines.len() + 16);
+        for line in lines.split_inclusive(|b| *b == b'\n') {
+            self.rewrite(line, &mut out);
+        }
+        Bytes::from(out)
+    }
+
+    fn finish(&mut self) -> Bytes {
+        let rest = std::mem::take(&mut self.buf);
+        let mut out = Vec::with_capacity(rest.len());
+        self.rewrite(&rest, &mut out);
+        Bytes::from(out)
+    }
+
+    fn rewrite(&self, line: &[u8], out: &mut Vec<u8>) {
+        let body_end = line.len() - line.iter().rev().take_while(|b| matches!(b, b'\n' | b'\r')).count();
+        let (content, ending) = line.split_at(body_end);
+        let (prefix, json) = match content.strip_prefix(b"data:") {
+            Some(j) => content.split_at(content.len() - j.len()),
+            None => (&content[..0], content),
+        };
+        match jsonrpc::Message::parse(json) {
+            Ok(m) if m.kind == Kind::Response && m.id.map(|i| i.get()) == Some(self.gateway_id.as_str()) => {
+                out.extend_from_slice(prefix);
+                if prefix.ends_with(b":") {
+                    out.push(b' ');
+                }
+                out.extend_from_slice(&jsonrpc::response_with_id(&m, &self.client_id));
+                out.extend_from_slice(ending);
+            }
+            _ => out.extend_from_slice(line),
+        }
+    }
 }
 
 impl Drop for InFlight {
@@ -52,6 +108,7 @@ impl HttpUpstream {
             client,
             metrics,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
+            remapped: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -69,28 +126,39 @@ impl HttpUpstream {
     }
 
     pub async fn post(&self, f: Forward<'_>) -> Result<Response, Refusal> {
-        // Ids are not remapped on this path (the bytes pass through), so a second request with
-        // an id still in flight in the same session is refused: the upstream could not tell the
-        // two answers apart.
+        // The bytes pass through with the client's ids. A request whose id is still in flight in
+        // its session (a client reusing ids) is sent under a gateway id instead, and its answer
+        // gets the client's id back, so the upstream can never confuse the two answers.
         // Requests without a session come from different clients and cannot collide.
+        let mut body = f.body.clone();
         let in_flight = match (f.msg.kind, f.msg.id, f.session) {
             (Kind::Request, Some(id), Some(session)) => {
+                let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
                 let key = format!("{session}\u{0}{}", id.get());
-                if !self
-                    .in_flight
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key.clone())
-                {
-                    return Err(Refusal::Malformed {
-                        code: code::INVALID_REQUEST,
-                        message: "a request with this id is still in flight in this session; use a new id".into(),
-                    });
+                if set.insert(key.clone()) {
+                    Some(InFlight {
+                        set: self.in_flight.clone(),
+                        key,
+                        restore: None,
+                    })
+                } else {
+                    let n = self.remapped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let gateway_id = format!("\"mcpgate-{n}\"");
+                    let raw = serde_json::value::RawValue::from_string(gateway_id.clone())
+                        .map_err(|_| Refusal::UpstreamGarbled)?;
+                    body = Bytes::from(jsonrpc::with_id(f.msg, &raw));
+                    let key = format!("{session}\u{0}{gateway_id}");
+                    set.insert(key.clone());
+                    Some(InFlight {
+                        set: self.in_flight.clone(),
+                        key,
+                        restore: Some(IdRestorer {
+                            buf: Vec::new(),
+                            gateway_id,
+                            client_id: id.to_owned(),
+                        }),
+                    })
                 }
-                Some(InFlight {
-                    set: self.in_flight.clone(),
-                    key,
-                })
             }
             _ => None,
         };
@@ -100,7 +168,7 @@ impl HttpUpstream {
         for (k, v) in f.inject {
             rb = rb.header(k.clone(), v.clone());
         }
-        self.send(rb.body(f.body.clone()), in_flight).await
+        self.send(rb.body(body), in_flight).await
     }
 
     pub async fn get(&self, _session: Option<&str>, headers: &HeaderMap) -> Result<Response, Refusal> {
@@ -141,14 +209,24 @@ impl HttpUpstream {
         let mut out = match in_flight {
             None => Response::new(Body::from_stream(body)),
             Some(guard) => {
-                let bounded =
-                    futures_util::stream::unfold((Box::pin(body), guard), move |(mut body, guard)| async move {
-                        match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut body)).await {
-                            Ok(Some(chunk)) => Some((chunk, (body, guard))),
-                            // Ended, or out of time: the stream closes and the id is free again.
-                            Ok(None) | Err(_) => None,
+                let bounded = futures_util::stream::unfold(Some((Box::pin(body), guard)), move |state| async move {
+                    let (mut body, mut guard) = state?;
+                    match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut body)).await {
+                        Ok(Some(Ok(chunk))) => {
+                            let chunk = match guard.restore.as_mut() {
+                                Some(r) => r.push(&chunk),
+                                None => chunk,
+                            };
+                            Some((Ok(chunk), Some((body, guard))))
                         }
-                    });
+                        Ok(Some(Err(e))) => Some((Err(e), None)),
+                        // Ended, or out of time: the stream closes and the id is free again.
+                        Ok(None) | Err(_) => {
+                            let rest = guard.restore.as_mut().map(IdRestorer::finish).filter(|b| !b.is_empty());
+                            rest.map(|b| (Ok(b), None))
+                        }
+                    }
+                });
                 Response::new(Body::from_stream(bounded))
             }
         };
@@ -195,4 +273,44 @@ fn without_url(e: &reqwest::Error) -> String {
         "error"
     };
     kind.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restorer() -> IdRestorer {
+        IdRestorer {
+            buf: Vec::new(),
+            gateway_id: "\"mcpgate-7\"".into(),
+            client_id: serde_json::value::RawValue::from_string("1".into()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn restores_the_client_id_in_sse_and_json_answers() {
+        let mut r = restorer();
+        let sse = b"id: 0\nretry: 3000\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"mcpgate-7\",\"result\":{\"x\":1}}\n\n";
+        let (a, b) = sse.split_at(40);
+        let mut out = r.push(a).to_vec();
+        out.extend_from_slice(&r.push(b));
+        out.extend_from_slice(&r.finish());
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"x\":1}}\n\n"),
+            "{text}"
+        );
+        assert!(text.contains("notifications/progress") && text.starts_with("id: 0\nretry: 3000\n\n"));
+        let mut r = restorer();
+        let mut out = r
+            .push(br#"{"jsonrpc":"2.0","id":"mcpgate-7","error":{"code":1,"message":"m"}}"#)
+            .to_vec();
+        out.extend_from_slice(&r.finish());
+        assert_eq!(out, br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#);
+        let mut r = restorer();
+        let other = br#"{"jsonrpc":"2.0","id":"other","result":{}}"#;
+        let mut out = r.push(other).to_vec();
+        out.extend_from_slice(&r.finish());
+        assert_eq!(out, other);
+    }
 }
