@@ -100,4 +100,15 @@ inspect tools-list-bearer "$TOOLS" --method tools/list --header "Authorization: 
 KEY="$KEY" inspect key-not-forwarded-upstream "$NO_KEY_UPSTREAM" --method tools/call --tool-name inspect "${H[@]}"
 inspect_refused no-key-refused --method tools/list
 
+# A JWT bearer token (HS256, JWT_SECRET) instead of a key; the token is not passed upstream either.
+start_jwt_gateway gateway-jwt --upstream-url "$FIXTURE_URL" ||
+  { fail "inspector/jwt-gateway-start" "mcpgate serve (JWT) did not start"; suite_summary; exit 1; }
+URL="$GATEWAY_URL"
+WHOAMI_JWT='(out.get("structuredContent") or json.loads(texts(out)[0])).get("user_id") == "jwt-user"'
+J=(--header "Authorization: Bearer $JWT_TOKEN")
+inspect jwt-tools-list "$TOOLS" --method tools/list "${J[@]}"
+inspect jwt-whoami "$WHOAMI_JWT" --method tools/call --tool-name whoami "${J[@]}"
+KEY="$JWT_TOKEN" inspect jwt-not-forwarded-upstream "$NO_KEY_UPSTREAM" --method tools/call --tool-name inspect "${J[@]}"
+inspect_refused bad-jwt-refused --method tools/list --header "Authorization: Bearer $BAD_JWT_TOKEN"
+
 suite_summary

@@ -294,6 +294,21 @@ keys_json_for() {
   python3 -c 'import json, sys; print(json.dumps({sys.argv[1]: {"name": "e2e admin", "userId": "e2e", "role": "admin", "permissions": ["*"]}}))' "$1"
 }
 
+# start_jwt_gateway NAME ARGS...: a gateway that takes HS256 JWTs signed with $JWT_SECRET (a
+# fresh one) for audience "mcpgate-e2e"; sets JWT_TOKEN (sub "jwt-user", every permission), minted
+# with `mcpgate token mint`, and BAD_JWT_TOKEN (same claims, another secret).
+start_jwt_gateway() {
+  local name="$1" cfg="$E2E_TMP/$1.toml"
+  shift
+  printf '[auth.jwt]\nsecret_env = "JWT_SECRET"\naudience = ["mcpgate-e2e"]\n' >"$cfg"
+  local mint=(token mint --sub jwt-user --aud mcpgate-e2e --scope "read write" --claim 'permissions=["*"]' --ttl 1h)
+  BAD_JWT_TOKEN="$(JWT_SECRET="$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')" "$MCPGATE_BIN" "${mint[@]}")"
+  JWT_SECRET="$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
+  export JWT_SECRET
+  JWT_TOKEN="$("$MCPGATE_BIN" "${mint[@]}")"
+  GATEWAY_KEYS_JSON="" start_gateway "$name" --config "$cfg" "$@"
+}
+
 # The stdio upstream command line for --upstream-cmd (the binary path shell-quoted).
 fixture_stdio_cmd() {
   printf '%q --stdio --profile %s' "$MCPGATE_EXAMPLE_BIN" "$1"

@@ -118,7 +118,7 @@ async def expect_refused(transport: Any, kwargs: dict[str, Any], args: argparse.
         record(f"{p}/refused", False, f"no answer within {args.timeout}s (a hang, not a refusal)")
     except Exception as e:
         text = describe(e)
-        if isinstance(e, MCPError) or "401" in text or "API key" in text or "unauthor" in text.lower():
+        if isinstance(e, MCPError) or "401" in text or "API key" in text or "unauthor" in text.lower() or "invalid token" in text:
             record(f"{p}/refused", True)
             print(f"  refused: {text[:200]}", flush=True)
         else:

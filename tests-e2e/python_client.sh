@@ -43,4 +43,11 @@ run_client --label legacy --mode legacy --header "X-API-Key: $KEY" --expect-user
 run_client --label no-key --expect-auth-failure --timeout 10
 run_client --label bad-key --header "X-API-Key: ${KEY%_*}_not-the-right-secret-0123456789abcdef" --expect-auth-failure --timeout 10
 
+# A JWT bearer token (HS256, JWT_SECRET) instead of a key.
+start_jwt_gateway gateway-jwt --upstream-cmd "$(fixture_stdio_cmd demo)" ||
+  { fail "python/jwt-gateway-start" "mcpgate serve (JWT) did not start"; suite_summary; exit 1; }
+URL="$GATEWAY_URL"
+run_client --label jwt --header "Authorization: Bearer $JWT_TOKEN" --expect-user jwt-user
+run_client --label bad-jwt --header "Authorization: Bearer $BAD_JWT_TOKEN" --expect-auth-failure --timeout 10
+
 suite_summary
