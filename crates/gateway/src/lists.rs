@@ -62,10 +62,19 @@ pub async fn filter(
             items.push(extra);
         }
     }
-    let mut out = json_response(
-        parts.status,
-        serde_json::to_vec(&msg).map_err(|_| Refusal::UpstreamGarbled)?,
-    );
+    let json = serde_json::to_vec(&msg).map_err(|_| Refusal::UpstreamGarbled)?;
+    // Answer in the framing the upstream chose: SSE stays SSE (one event), JSON stays JSON.
+    let mut out = if is_sse {
+        let mut r = Response::new(axum::body::Body::from(crate::sse::event(&json)));
+        *r.status_mut() = parts.status;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static(crate::sse::CONTENT_TYPE),
+        );
+        r
+    } else {
+        json_response(parts.status, json)
+    };
     for name in [SESSION_HEADER, PROTOCOL_HEADER] {
         if let Some(v) = parts.headers.get(name) {
             out.headers_mut().insert(name, v.clone());
@@ -126,8 +135,16 @@ mod tests {
             let out = filter(resp, "tools/list", |n| n == "b", Some(whoami_tool("whoami")))
                 .await
                 .unwrap();
-            let v: Value =
-                serde_json::from_slice(&axum::body::to_bytes(out.into_body(), 1 << 20).await.unwrap()).unwrap();
+            assert!(
+                out.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with(ct),
+                "framing kept"
+            );
+            let bytes = axum::body::to_bytes(out.into_body(), 1 << 20).await.unwrap();
+            let v: Value = if ct == "application/json" {
+                serde_json::from_slice(&bytes).unwrap()
+            } else {
+                response_in_sse(&bytes).unwrap()
+            };
             let names: Vec<&str> = v["result"]["tools"]
                 .as_array()
                 .unwrap()
