@@ -72,26 +72,42 @@ pub fn verify(
 }
 
 /// Signatures seen recently. A signature is remembered until its timestamp leaves the window,
-/// after which the window check alone refuses it.
+/// after which the window check alone refuses it. Expired entries are swept at most once a
+/// second, so a busy gateway pays for the sweep once per second, not once per request.
 #[derive(Default)]
 pub struct ReplayCache {
-    seen: Mutex<HashMap<[u8; 32], i64>>,
+    inner: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    until: HashMap<[u8; 32], i64>,
+    swept_at: i64,
 }
 
 impl ReplayCache {
     /// Records `sig` (valid until `forget_at`); false when it was already there.
     pub fn first_use(&self, sig: [u8; 32], forget_at: i64, now: i64) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() > 100_000 {
-            seen.retain(|_, t| *t > now);
+        let mut seen = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if now > seen.swept_at {
+            seen.until.retain(|_, t| *t > now);
+            seen.swept_at = now;
         }
-        match seen.get(&sig) {
+        match seen.until.get(&sig) {
             Some(t) if *t > now => false,
             _ => {
-                seen.insert(sig, forget_at);
+                seen.until.insert(sig, forget_at);
                 true
             }
         }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).until.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -177,5 +193,8 @@ mod tests {
         assert!(!c.first_use([1; 32], 100, 50));
         assert!(c.first_use([2; 32], 100, 50));
         assert!(c.first_use([1; 32], 300, 101));
+        // Swept: only the entry still inside its window remains.
+        assert!(c.first_use([3; 32], 400, 301));
+        assert_eq!(c.len(), 1);
     }
 }
