@@ -12,10 +12,86 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
 pub const PROTOCOL_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
+
+pub const HMAC_TIMESTAMP: HeaderName = HeaderName::from_static("x-timestamp");
+pub const HMAC_SIGNATURE: HeaderName = HeaderName::from_static("x-signature");
+pub const HMAC_CLIENT: HeaderName = HeaderName::from_static("x-api-key");
+
+/// Signs requests as the gateway's `[auth.hmac]` clients do (seed 002): `X-API-Key: ID`,
+/// `X-Timestamp: <unix s>`, `X-Signature: hex(HMAC-SHA256(secret, "{ts}.{body}"))` over the exact
+/// body bytes sent (the empty body for DELETE).
+pub struct Signer {
+    client: HeaderValue,
+    key: aws_lc_rs::hmac::Key,
+}
+
+impl Signer {
+    pub fn new(client: &str, secret: &[u8]) -> Result<Self> {
+        Ok(Self {
+            client: HeaderValue::from_str(client).context("bad HMAC client id")?,
+            key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret),
+        })
+    }
+
+    /// `--hmac-client ID --hmac-secret-env VAR`: both or neither.
+    pub fn from_flags(client: Option<String>, secret_env: Option<String>) -> Result<Option<Self>> {
+        match (client, secret_env) {
+            (None, None) => Ok(None),
+            (Some(c), Some(var)) => {
+                let secret = std::env::var(&var)
+                    .ok()
+                    .filter(|s| !s.is_empty())
+                    .with_context(|| format!("--hmac-secret-env: environment variable {var} is not set"))?;
+                Ok(Some(Self::new(&c, secret.as_bytes())?))
+            }
+            _ => bail!("--hmac-client and --hmac-secret-env go together"),
+        }
+    }
+
+    /// The three headers for `body` at `timestamp` (Unix seconds).
+    pub fn headers(&self, timestamp: u64, body: &[u8]) -> [(HeaderName, HeaderValue); 3] {
+        let ts = timestamp.to_string();
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.key);
+        ctx.update(ts.as_bytes());
+        ctx.update(b".");
+        ctx.update(body);
+        let sig = hex::encode(ctx.sign().as_ref());
+        [
+            (HMAC_CLIENT, self.client.clone()),
+            (HMAC_TIMESTAMP, HeaderValue::from(timestamp)),
+            // Hex digits only: always a valid header value.
+            (
+                HMAC_SIGNATURE,
+                HeaderValue::from_str(&sig).unwrap_or(HeaderValue::from_static("")),
+            ),
+        ]
+    }
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A string no other message carries, in this process or another (pid, start time, counter):
+/// makes the bodies of setup messages (`initialize`, `notifications/initialized`) unique, since
+/// the gateway accepts a signed body only once.
+pub fn nonce() -> String {
+    static START: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    static N: AtomicU64 = AtomicU64::new(0);
+    let start = START.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    });
+    format!("{}-{start:x}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
 
 /// Where to send, parsed once and shared by every connection.
 pub struct Target {
@@ -23,10 +99,11 @@ pub struct Target {
     host: HeaderValue,
     path: String,
     headers: Vec<(HeaderName, HeaderValue)>,
+    signer: Option<Signer>,
 }
 
 impl Target {
-    pub fn parse(url: &str, headers: &[String]) -> Result<Arc<Self>> {
+    pub fn parse(url: &str, headers: &[String], signer: Option<Signer>) -> Result<Arc<Self>> {
         let uri: http::Uri = url.parse().with_context(|| format!("bad URL {url:?}"))?;
         if uri.scheme_str() != Some("http") {
             bail!("only http:// URLs are supported (the rig talks to loopback): {url}");
@@ -53,6 +130,7 @@ impl Target {
             host,
             path,
             headers,
+            signer,
         }))
     }
 }
@@ -176,6 +254,11 @@ impl Conn {
         for (k, v) in &t.headers {
             req = req.header(k, v.clone());
         }
+        if let Some(s) = &t.signer {
+            for (k, v) in s.headers(unix_now(), &body) {
+                req = req.header(k, v);
+            }
+        }
         let req = req.body(Full::new(body))?;
         let sender = self.sender().await?;
         let resp = match sender.send_request(req).await {
@@ -212,8 +295,15 @@ impl Conn {
     /// `initialize` + `notifications/initialized`; keeps the session id and protocol version.
     pub async fn initialize(&mut self, client_name: &str) -> Result<()> {
         self.session = None;
+        // Signed: every body must be unique (the gateway refuses a replayed signature).
+        let signed = self.target.signer.is_some();
+        let meta = if signed {
+            format!(r#","_meta":{{"bench/nonce":"{}"}}"#, nonce())
+        } else {
+            String::new()
+        };
         let body = format!(
-            r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{PROTOCOL_VERSION}","capabilities":{{}},"clientInfo":{{"name":{},"version":"0.1.0"}}}}}}"#,
+            r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{PROTOCOL_VERSION}","capabilities":{{}},"clientInfo":{{"name":{},"version":"0.1.0"}}{meta}}}}}"#,
             serde_json::to_string(client_name)?
         );
         let reply = self.post(Bytes::from(body)).await.context("initialize")?;
@@ -238,12 +328,15 @@ impl Conn {
         let result = r.result.context("initialize: no result")?;
         self.protocol = HeaderValue::from_str(&result.protocol_version)?;
         self.session = reply.session;
-        let reply = self
-            .post(Bytes::from_static(
-                br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        let note = if signed {
+            Bytes::from(format!(
+                r#"{{"jsonrpc":"2.0","method":"notifications/initialized","params":{{"_meta":{{"bench/nonce":"{}"}}}}}}"#,
+                nonce()
             ))
-            .await
-            .context("notifications/initialized")?;
+        } else {
+            Bytes::from_static(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+        };
+        let reply = self.post(note).await.context("notifications/initialized")?;
         if !reply.status.is_success() {
             bail!(
                 "notifications/initialized: HTTP {} {}",
@@ -254,7 +347,8 @@ impl Conn {
         Ok(())
     }
 
-    /// DELETE the session (best effort).
+    /// DELETE the session (best effort). Signed, it is refused as a replay when another
+    /// connection sent its DELETE in the same second (same empty body, same timestamp).
     pub async fn close_session(&mut self) {
         if self.session.is_some() {
             let _ = self.send(Method::DELETE, Bytes::new()).await;

@@ -5,7 +5,7 @@
 //! at R req/s in total. Open-loop latency is corrected for coordinated omission: a request that
 //! could not go out on time (its connection was still busy) is timed from when it was due.
 
-use crate::client::{Conn, Outcome, Target, check_echo};
+use crate::client::{Conn, Outcome, Signer, Target, check_echo};
 use crate::stats::{self, Latency};
 use anyhow::Result;
 use bytes::Bytes;
@@ -23,6 +23,8 @@ pub struct Opts {
     pub warmup: Duration,
     pub rate: Option<f64>,
     pub headers: Vec<String>,
+    /// Sign every request (`[auth.hmac]` client).
+    pub signer: Option<Signer>,
     pub payload: usize,
     pub timeout: Duration,
     pub cpu_pids: Vec<(String, u32)>,
@@ -99,7 +101,14 @@ struct Shared {
 }
 
 pub async fn run(o: Opts) -> Result<Report> {
-    let target = Target::parse(&o.url, &o.headers)?;
+    // Signed, a body may be sent only once: texts carry this run's nonce, so two runs started
+    // within the same second never send the same bytes with the same timestamp.
+    let tag = if o.signer.is_some() {
+        format!("-{}", crate::client::nonce())
+    } else {
+        String::new()
+    };
+    let target = Target::parse(&o.url, &o.headers, o.signer)?;
     let interval = o.rate.map(|r| Duration::from_secs_f64(o.connections as f64 / r));
     let shared = Arc::new(Shared {
         target,
@@ -109,7 +118,7 @@ pub async fn run(o: Opts) -> Result<Report> {
         duration: o.duration,
         interval,
         connections: o.connections,
-        pad: "x".repeat(o.payload),
+        pad: tag + &"x".repeat(o.payload),
         timeout: o.timeout,
     });
     let tasks: Vec<_> = (0..o.connections)

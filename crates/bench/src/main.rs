@@ -6,6 +6,8 @@
 //!   task) that checks every response carries its own id and text.
 //! - `probe`: a correctness probe: hundreds of concurrent calls, several connections per session.
 //! - `report`: turns a `bench/run` work directory into `latest.json` and `latest.md`.
+//! - `issuer`: a token issuer on loopback (generated key pair, JWKS, one signed token on stdout).
+//! - `status`: the HTTP status of an `initialize` sent with given credentials (auth checks).
 //! - `quiet`: waits (bounded) until other processes leave the machine nearly idle.
 //! - `free-port`: prints a free loopback TCP port.
 //!
@@ -13,6 +15,7 @@
 
 mod args;
 mod client;
+mod issuer;
 mod load;
 mod probe;
 mod report;
@@ -21,6 +24,7 @@ mod upstream;
 
 use anyhow::{Context, Result, bail};
 use args::Flags;
+use client::Signer;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -28,10 +32,15 @@ fn usage() -> &'static str {
     "usage:
   mcpgate-bench upstream --listen ADDR [--threads N]
   mcpgate-bench load --url URL --connections N --duration SECS [--rate R] [--warmup SECS]
-                     [--header 'K: V']... [--payload BYTES] [--timeout SECS] [--threads N]
-                     [--cpu-pid NAME=PID]... [--json]
+                     [--header 'K: V']... [--hmac-client ID --hmac-secret-env VAR]
+                     [--payload BYTES] [--timeout SECS] [--threads N] [--cpu-pid NAME=PID]... [--json]
   mcpgate-bench probe --url URL [--calls N] [--concurrency N] [--sessions N] [--reuse-ids]
-                      [--header 'K: V']... [--timeout SECS] [--json]
+                      [--header 'K: V']... [--hmac-client ID --hmac-secret-env VAR]
+                      [--timeout SECS] [--json]
+  mcpgate-bench status --url URL [--header 'K: V']... [--hmac-client ID --hmac-secret-env VAR]
+                       [--repeat N]
+  mcpgate-bench issuer --listen ADDR --alg RS256|ES256|EdDSA --sub SUB [--aud AUD] [--scope S]
+                       [--permissions 'P ...'] [--ttl SECS]
   mcpgate-bench report --work DIR --targets A,B,... --out-dir DIR [--command CMD] [--date DATE]
                        [--setting K=V]...
   mcpgate-bench quiet [--below CORES] [--timeout SECS]
@@ -71,6 +80,7 @@ fn run(argv: Vec<String>) -> Result<ExitCode> {
                 warmup: secs(f.parsed("warmup")?.unwrap_or(0.0))?,
                 rate: f.parsed("rate")?,
                 headers: f.all("header"),
+                signer: Signer::from_flags(f.one("hmac-client"), f.one("hmac-secret-env"))?,
                 payload: f.parsed("payload")?.unwrap_or(0),
                 timeout: secs(f.parsed("timeout")?.unwrap_or(10.0))?,
                 cpu_pids: f
@@ -104,6 +114,7 @@ fn run(argv: Vec<String>) -> Result<ExitCode> {
                 sessions: f.parsed("sessions")?.unwrap_or(8),
                 reuse_ids: f.flag("reuse-ids"),
                 headers: f.all("header"),
+                signer: Signer::from_flags(f.one("hmac-client"), f.one("hmac-secret-env"))?,
                 timeout: secs(f.parsed("timeout")?.unwrap_or(15.0))?,
             };
             let json = f.flag("json");
@@ -118,6 +129,31 @@ fn run(argv: Vec<String>) -> Result<ExitCode> {
             } else {
                 print!("{}", probe::text(&report));
             }
+        }
+        "status" => {
+            let mut f = Flags::parse(rest, &[])?;
+            let url = f.required("url")?;
+            let headers = f.all("header");
+            let signer = Signer::from_flags(f.one("hmac-client"), f.one("hmac-secret-env"))?;
+            let repeat: usize = f.parsed("repeat")?.unwrap_or(1);
+            f.finish()?;
+            let codes = runtime(1)?.block_on(probe::statuses(&url, &headers, signer, repeat.max(1)))?;
+            let codes: Vec<String> = codes.iter().map(u16::to_string).collect();
+            println!("{}", codes.join(" "));
+        }
+        "issuer" => {
+            let mut f = Flags::parse(rest, &[])?;
+            let opts = issuer::Opts {
+                listen: f.required("listen")?,
+                alg: issuer::parse_alg(&f.required("alg")?)?,
+                sub: f.required("sub")?,
+                aud: f.one("aud"),
+                scope: f.one("scope"),
+                permissions: f.one("permissions"),
+                ttl_s: f.parsed("ttl")?.unwrap_or(86_400),
+            };
+            f.finish()?;
+            runtime(1)?.block_on(issuer::run(opts))?;
         }
         "report" => {
             let mut f = Flags::parse(rest, &[])?;

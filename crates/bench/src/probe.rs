@@ -7,7 +7,7 @@
 //! same id sequence (legal: ids are scoped to a session), which catches a gateway that matches
 //! responses to requests by id alone across sessions; texts stay unique, so a crossing shows.
 
-use crate::client::{Conn, Outcome, Target, check_echo};
+use crate::client::{Conn, Outcome, Signer, Target, check_echo};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use serde::Serialize;
@@ -23,6 +23,8 @@ pub struct Opts {
     pub sessions: usize,
     pub reuse_ids: bool,
     pub headers: Vec<String>,
+    /// Sign every request (`[auth.hmac]` client).
+    pub signer: Option<Signer>,
     pub timeout: Duration,
 }
 
@@ -61,7 +63,14 @@ fn text_for(g: usize) -> String {
 }
 
 pub async fn run(o: Opts) -> Result<Report> {
-    let target = Target::parse(&o.url, &o.headers)?;
+    // Signed, a body may be sent only once: texts carry this run's nonce, or a second probe
+    // within the same second (same bodies, same timestamps) would be refused as replays.
+    let tag = if o.signer.is_some() {
+        format!(" [{}]", crate::client::nonce())
+    } else {
+        String::new()
+    };
+    let target = Target::parse(&o.url, &o.headers, o.signer)?;
     let mut owners = Vec::with_capacity(o.sessions);
     for s in 0..o.sessions {
         let mut c = Conn::new(target.clone());
@@ -80,6 +89,7 @@ pub async fn run(o: Opts) -> Result<Report> {
         conn.join(&owners[k % o.sessions]);
         let n_calls = per.min(o.calls.saturating_sub(k * per));
         let barrier = barrier.clone();
+        let tag = tag.clone();
         let (timeout, reuse, sessions) = (o.timeout, o.reuse_ids, o.sessions);
         tasks.push(tokio::spawn(async move {
             let (mut ok, mut errors, mut crossed, mut samples) = (0u64, 0u64, 0u64, Vec::new());
@@ -90,7 +100,7 @@ pub async fn run(o: Opts) -> Result<Report> {
                 let g = k * per + j;
                 let local = if reuse { (k / sessions) * per + j } else { g };
                 let id = id_json(local);
-                let text = text_for(g);
+                let text = text_for(g) + &tag;
                 let body = format!(
                     r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":{}}}}}}}"#,
                     serde_json::Value::from(text.as_str())
@@ -175,4 +185,31 @@ pub fn text(r: &Report) -> String {
         let _ = writeln!(s, "sample: {e}");
     }
     s
+}
+
+/// `status`: sends one `initialize` `repeat` times, byte for byte the same (a signed one keeps
+/// its timestamp and signature, so the second is a replay), and returns the HTTP statuses. The
+/// rig's auth targets check with it that a bad credential gets 401 before measuring anything.
+pub async fn statuses(url: &str, headers: &[String], signer: Option<Signer>, repeat: usize) -> Result<Vec<u16>> {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{}","capabilities":{{}},"clientInfo":{{"name":"mcpgate-bench-status-{}","version":"0.1.0"}}}}}}"#,
+        crate::client::PROTOCOL_VERSION,
+        crate::client::unix_now(),
+    );
+    let mut headers = headers.to_vec();
+    if let Some(s) = signer {
+        for (k, v) in s.headers(crate::client::unix_now(), body.as_bytes()) {
+            headers.push(format!("{k}: {}", v.to_str()?));
+        }
+    }
+    let target = Target::parse(url, &headers, None)?;
+    let mut conn = Conn::new(target);
+    let mut out = Vec::with_capacity(repeat);
+    for _ in 0..repeat {
+        let reply = tokio::time::timeout(Duration::from_secs(10), conn.post(Bytes::from(body.clone())))
+            .await
+            .context("timed out")??;
+        out.push(reply.status.as_u16());
+    }
+    Ok(out)
 }
