@@ -45,7 +45,9 @@ fn mac(secret: &[u8], timestamp: &str, body: &[u8]) -> Option<Hmac<Sha256>> {
     Some(m)
 }
 
-/// Checks the form, window and signature (in constant time) of a signed request.
+/// Checks the form, window and signature (in constant time) of a signed request. Returns the
+/// signature and the Unix second after which the window check alone refuses it (so a replay
+/// cache need remember it only until then).
 pub fn verify(
     secret: &[u8],
     timestamp: &str,
@@ -53,7 +55,7 @@ pub fn verify(
     signature_hex: &str,
     now: i64,
     skew_s: i64,
-) -> Result<[u8; 32], HmacError> {
+) -> Result<([u8; 32], i64), HmacError> {
     let ts: i64 = timestamp.parse().map_err(|_| HmacError::Malformed)?;
     if timestamp.len() > 12 || signature_hex.len() != 64 {
         return Err(HmacError::Malformed);
@@ -68,7 +70,7 @@ pub fn verify(
         .map_err(|_| HmacError::BadSignature)?;
     let mut out = [0u8; 32];
     out.copy_from_slice(&sig);
-    Ok(out)
+    Ok((out, ts.saturating_add(skew_s).saturating_add(1)))
 }
 
 /// Signatures seen recently. A signature is remembered until its timestamp leaves the window,
@@ -120,16 +122,18 @@ mod tests {
         // The seed's Python: hmac.new(secret, f"{ts}.{payload}", sha256).hexdigest()
         let sig = sign(b"s3cret", "1700000000", br#"{"action": "search"}"#);
         assert_eq!(sig.len(), 64);
-        assert!(
-            verify(
-                b"s3cret",
-                "1700000000",
-                br#"{"action": "search"}"#,
-                &sig,
-                1_700_000_100,
-                300
-            )
-            .is_ok()
+        let (_, forget_at) = verify(
+            b"s3cret",
+            "1700000000",
+            br#"{"action": "search"}"#,
+            &sig,
+            1_700_000_100,
+            300,
+        )
+        .unwrap();
+        assert_eq!(
+            forget_at, 1_700_000_301,
+            "remembered only while the timestamp can pass the window"
         );
         let cases = [
             (

@@ -94,9 +94,9 @@ impl HmacAuth {
         now: i64,
     ) -> Result<Principal, Option<HmacError>> {
         let (secret, principal) = self.clients.get(client).ok_or(None)?;
-        let sig =
+        let (sig, forget_at) =
             hmac::verify(secret.expose().as_bytes(), timestamp, body, signature, now, self.skew_s).map_err(Some)?;
-        if !self.replay.first_use(sig, now + 2 * self.skew_s + 1, now) {
+        if !self.replay.first_use(sig, forget_at, now) {
             return Err(Some(HmacError::Replayed));
         }
         Ok(principal.clone())
