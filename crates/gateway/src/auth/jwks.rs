@@ -461,17 +461,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const ALL: &[Algorithm] = &[
-        Algorithm::RS256,
-        Algorithm::RS384,
-        Algorithm::RS512,
-        Algorithm::PS256,
-        Algorithm::PS384,
-        Algorithm::PS512,
-        Algorithm::ES256,
-        Algorithm::ES384,
-        Algorithm::EdDSA,
-    ];
+    const ALL: &[Algorithm] = &crate::auth::jwt::ASYMMETRIC_ALGS;
 
     #[test]
     fn cache_control_is_bounded() {

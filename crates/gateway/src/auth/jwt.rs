@@ -151,7 +151,7 @@ pub struct JwtConfig {
 }
 
 const HMAC_ALGS: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
-const ASYMMETRIC_ALGS: [Algorithm; 9] = [
+pub(crate) const ASYMMETRIC_ALGS: [Algorithm; 9] = [
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
