@@ -141,8 +141,4 @@ impl KeyRegistry {
             self.flush_used(store.as_ref());
         }
     }
-
-    pub fn store(&self) -> Option<&Arc<dyn KeyStore>> {
-        self.store.as_ref()
-    }
 }

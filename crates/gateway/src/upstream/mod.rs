@@ -97,8 +97,3 @@ impl Upstream {
 pub fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
-
-/// Bytes of a response body to hand back as-is.
-pub fn bytes_of(v: &[u8]) -> Bytes {
-    Bytes::copy_from_slice(v)
-}
