@@ -1,7 +1,8 @@
 //! `mcpgate-bench`: the benchmark rig's binary.
 //!
 //! - `upstream`: a fast, minimal MCP Streamable HTTP server (hand-written on hyper) so the upstream
-//!   is never what limits a measurement.
+//!   is never what limits a measurement; `--stdio`: the same server on stdin/stdout, for gateways
+//!   that proxy stdio servers.
 //! - `load`: a lean load generator (one keep-alive HTTP/1.1 connection and one MCP session per
 //!   task) that checks every response carries its own id and text.
 //! - `probe`: a correctness probe: hundreds of concurrent calls, several connections per session.
@@ -31,6 +32,7 @@ use std::time::Duration;
 fn usage() -> &'static str {
     "usage:
   mcpgate-bench upstream --listen ADDR [--threads N]
+  mcpgate-bench upstream --stdio
   mcpgate-bench load --url URL --connections N --duration SECS [--rate R] [--warmup SECS]
                      [--header 'K: V']... [--hmac-client ID --hmac-secret-env VAR]
                      [--payload BYTES] [--timeout SECS] [--threads N] [--cpu-pid NAME=PID]... [--json]
@@ -65,11 +67,16 @@ fn run(argv: Vec<String>) -> Result<ExitCode> {
     };
     match cmd.as_str() {
         "upstream" => {
-            let mut f = Flags::parse(rest, &[])?;
-            let listen = f.required("listen")?;
-            let threads = f.parsed("threads")?.unwrap_or_else(default_threads);
-            f.finish()?;
-            runtime(threads)?.block_on(upstream::run(&listen))?;
+            let mut f = Flags::parse(rest, &["stdio"])?;
+            if f.flag("stdio") {
+                f.finish()?;
+                upstream::run_stdio()?;
+            } else {
+                let listen = f.required("listen")?;
+                let threads = f.parsed("threads")?.unwrap_or_else(default_threads);
+                f.finish()?;
+                runtime(threads)?.block_on(upstream::run(&listen))?;
+            }
         }
         "load" => {
             let mut f = Flags::parse(rest, &["json"])?;

@@ -40,6 +40,18 @@ fn runs(dir: &Path, prefix: &str) -> Vec<Value> {
     files.iter().filter_map(|p| read(p)).collect()
 }
 
+/// The last non-empty line of a probe's stderr, or Null when the file is missing (not run).
+/// An empty file means the process was stopped without a word: bench/run's time bound.
+fn failure(path: &Path) -> Value {
+    match std::fs::read_to_string(path) {
+        Err(_) => Value::Null,
+        Ok(text) => {
+            let last = text.lines().rev().map(str::trim).find(|l| !l.is_empty());
+            Value::from(last.unwrap_or("no output (stopped by bench/run's time bound)"))
+        }
+    }
+}
+
 fn median(mut v: Vec<f64>) -> Option<f64> {
     v.retain(|x| x.is_finite());
     if v.is_empty() {
@@ -133,6 +145,16 @@ pub fn run(o: &Opts) -> Result<()> {
         let lat = runs(&dir, "lat-");
         let probe = read(&dir.join("probe.json"));
         let probe_reuse = read(&dir.join("probe-reuse.json"));
+        // A probe that produced no report (it failed or hit bench/run's time bound): why, from
+        // its stderr, so the report says "failed: …" rather than "not run".
+        let probe_failed = |json: &Option<Value>, err: &str| match json {
+            Some(_) => Value::Null,
+            None => failure(&dir.join(err)),
+        };
+        let probe_failed = json!({
+            "probe": probe_failed(&probe, "probe.err"),
+            "probe_reuse_ids": probe_failed(&probe_reuse, "probe-reuse.err"),
+        });
         let mut all: Vec<&Value> = sat.iter().chain(lat.iter()).collect();
         all.extend(probe.iter().chain(probe_reuse.iter()));
         let errors = sum(&all, "/errors") + sum(&all, "/init_errors");
@@ -152,18 +174,26 @@ pub fn run(o: &Opts) -> Result<()> {
             "crossed": crossed,
             "probe": probe,
             "probe_reuse_ids": probe_reuse,
+            "probe_failed": probe_failed,
         }));
     }
-    let direct = targets
-        .iter()
-        .find(|t| t["name"] == "direct")
-        .and_then(|t| t.pointer("/saturation/rps").and_then(Value::as_f64));
+    // Saturation req/s relative to `direct` (the ceiling) and to `apikey` (mcpgate with API key
+    // auth: the row the other gateways are compared with).
+    let rps_of = |name: &str| {
+        targets
+            .iter()
+            .find(|t| t["name"] == name)
+            .and_then(|t| t.pointer("/saturation/rps").and_then(Value::as_f64))
+    };
+    let (direct, apikey) = (rps_of("direct"), rps_of("apikey"));
+    let ratio = |base: Option<f64>, r: Option<f64>| match (base, r) {
+        (Some(b), Some(r)) if b > 0.0 => json!((r / b * 1000.0).round() / 1000.0),
+        _ => Value::Null,
+    };
     for t in &mut targets {
-        let ratio = match (direct, t.pointer("/saturation/rps").and_then(Value::as_f64)) {
-            (Some(d), Some(r)) if d > 0.0 => json!((r / d * 1000.0).round() / 1000.0),
-            _ => Value::Null,
-        };
-        t["ratio_to_direct"] = ratio;
+        let r = t.pointer("/saturation/rps").and_then(Value::as_f64);
+        t["ratio_to_direct"] = ratio(direct, r);
+        t["ratio_to_apikey"] = ratio(apikey, r);
     }
     let settings: serde_json::Map<String, Value> = o
         .settings
@@ -252,9 +282,9 @@ fn markdown(doc: &Value) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "| target | req/s | ratio to direct | p50 µs | p90 µs | p99 µs | CPU µs/req | peak RSS MiB | errors | crossed |"
+        "| target | req/s | ratio to direct | ratio to mcpgate (apikey) | p50 µs | p90 µs | p99 µs | CPU µs/req | peak RSS MiB | errors | crossed |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let targets = doc["targets"].as_array().cloned().unwrap_or_default();
     for t in &targets {
         let status = t["status"].as_str().unwrap_or("ok");
@@ -263,11 +293,13 @@ fn markdown(doc: &Value) -> String {
         } else {
             format!("{} ({status})", t["name"].as_str().unwrap_or("?"))
         };
-        let ratio = t["ratio_to_direct"].as_f64().map_or("—".into(), |r| format!("{r:.2}"));
+        let ratio = |k: &str| t[k].as_f64().map_or("—".into(), |r| format!("{r:.2}"));
         let _ = writeln!(
             out,
-            "| {name} | {} | {ratio} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             num(t.pointer("/saturation/rps")),
+            ratio("ratio_to_direct"),
+            ratio("ratio_to_apikey"),
             num(t.pointer("/latency/p50_us")),
             num(t.pointer("/latency/p90_us")),
             num(t.pointer("/latency/p99_us")),
@@ -334,7 +366,10 @@ fn markdown(doc: &Value) -> String {
         let p = |k: &str| {
             let v = &t[k];
             if v.is_null() {
-                "not run".to_owned()
+                match t["probe_failed"][k].as_str() {
+                    Some(why) => format!("failed: {}", why.replace('`', "'")),
+                    None => "not run".to_owned(),
+                }
             } else {
                 format!(
                     "{} calls, {} concurrent over {} sessions: {} / {} / {} (slowest call {} ms)",

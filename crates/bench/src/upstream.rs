@@ -1,7 +1,12 @@
-//! A fast, minimal MCP Streamable HTTP server: `initialize`, `notifications/*`, `ping`,
-//! `tools/list` (one tool, `echo`) and `tools/call echo`, answered as `application/json`.
-//! Sessions cost nothing: an id is this process's nonce plus a counter, so any id it issued is
-//! accepted without a lookup table.
+//! A fast, minimal MCP server: `initialize`, `notifications/*`, `ping`, `tools/list` (one tool,
+//! `echo`) and `tools/call echo`.
+//!
+//! - Streamable HTTP (`run`): answered as `application/json`. Sessions cost nothing: an id is this
+//!   process's nonce plus a counter, so any id it issued is accepted without a lookup table.
+//! - stdio (`run_stdio`): newline-delimited JSON-RPC on stdin/stdout, the same answers (for the
+//!   gateways that only proxy stdio servers). Requests are answered in order, one line each;
+//!   notifications and responses get no answer. Output is flushed whenever no complete request is
+//!   left in the input buffer, so a burst of pipelined requests costs few writes.
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
@@ -14,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -183,19 +189,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, hyper
                 error(None, -32600, "initialize must be a request"),
             ));
         };
-        let asked = msg
-            .params
-            .and_then(|p| serde_json::from_str::<InitParams>(p.get()).ok())
-            .and_then(|p| p.protocol_version.map(Cow::into_owned));
-        let version = asked.as_deref().filter(|v| SUPPORTED.contains(v)).unwrap_or(LATEST);
-        let body = result(
-            id,
-            format!(
-                r#"{{"protocolVersion":"{version}","capabilities":{{"tools":{{}}}},"serverInfo":{{"name":"mcpgate-bench-upstream","version":"{}"}}}}"#,
-                env!("CARGO_PKG_VERSION")
-            )
-            .as_bytes(),
-        );
+        let body = initialize(id, msg.params);
         let n = state.issued.fetch_add(1, Ordering::Relaxed);
         let mut r = json(StatusCode::OK, body);
         if let Ok(v) = HeaderValue::from_str(&format!("{}{n}", state.nonce)) {
@@ -218,14 +212,35 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, hyper
     let Some(id) = msg.id else {
         return Ok(empty(StatusCode::ACCEPTED));
     };
-    let body = match method {
-        "tools/call" => match msg.params.map(|p| serde_json::from_str::<CallParams>(p.get())) {
+    Ok(json(StatusCode::OK, answer(method, id, msg.params)))
+}
+
+/// The `initialize` result: the client's protocol version when supported, else the latest.
+fn initialize(id: &RawValue, params: Option<&RawValue>) -> Vec<u8> {
+    let asked = params
+        .and_then(|p| serde_json::from_str::<InitParams>(p.get()).ok())
+        .and_then(|p| p.protocol_version.map(Cow::into_owned));
+    let version = asked.as_deref().filter(|v| SUPPORTED.contains(v)).unwrap_or(LATEST);
+    result(
+        id,
+        format!(
+            r#"{{"protocolVersion":"{version}","capabilities":{{"tools":{{}}}},"serverInfo":{{"name":"mcpgate-bench-upstream","version":"{}"}}}}"#,
+            env!("CARGO_PKG_VERSION")
+        )
+        .as_bytes(),
+    )
+}
+
+/// The answer to a request other than `initialize` (a result or a JSON-RPC error).
+fn answer(method: &str, id: &RawValue, params: Option<&RawValue>) -> Vec<u8> {
+    match method {
+        "tools/call" => match params.map(|p| serde_json::from_str::<CallParams>(p.get())) {
             Some(Ok(CallParams { name, arguments })) if name == "echo" => match arguments.and_then(|a| a.text) {
                 Some(text) => {
                     let mut v = Vec::with_capacity(48 + text.len());
                     v.extend_from_slice(br#"{"content":[{"type":"text","text":"#);
                     if serde_json::to_writer(&mut v, &text).is_err() {
-                        return Ok(json(StatusCode::OK, error(Some(id), -32603, "encode")));
+                        return error(Some(id), -32603, "encode");
                     }
                     v.extend_from_slice(b"}]}");
                     result(id, &v)
@@ -238,6 +253,49 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, hyper
         "tools/list" => result(id, TOOLS.as_bytes()),
         "ping" => result(id, b"{}"),
         _ => error(Some(id), -32601, "method not found"),
+    }
+}
+
+/// One stdio message in, at most one line out: requests get their answer; notifications and
+/// responses (no method) get none; a line that is not a JSON-RPC message gets a parse error.
+fn stdio_reply(line: &[u8]) -> Option<Vec<u8>> {
+    let Ok(msg) = serde_json::from_slice::<Req>(line) else {
+        return Some(error(None, -32700, "parse error (batches are not supported)"));
     };
-    Ok(json(StatusCode::OK, body))
+    let (method, id) = (msg.method.as_deref()?, msg.id?);
+    Some(if method == "initialize" {
+        initialize(id, msg.params)
+    } else {
+        answer(method, id, msg.params)
+    })
+}
+
+/// The stdio server: reads newline-delimited JSON-RPC from stdin until it closes, writes one line
+/// per request to stdout. Blocking I/O on the calling thread: one client, answered in order.
+pub fn run_stdio() -> Result<()> {
+    let stdin = std::io::stdin();
+    // Larger than stdin's own buffer, so reads bypass it: `buffer()` below is all there is.
+    let mut input = std::io::BufReader::with_capacity(256 * 1024, stdin.lock());
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut line = Vec::with_capacity(4096);
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line).context("read stdin")? == 0 {
+            out.flush().context("write stdout")?;
+            return Ok(());
+        }
+        let msg = line.trim_ascii();
+        if !msg.is_empty()
+            && let Some(reply) = stdio_reply(msg)
+        {
+            out.write_all(&reply).context("write stdout")?;
+            out.write_all(b"\n").context("write stdout")?;
+        }
+        // Flush once no complete request is waiting: answers to a pipelined burst go out together,
+        // and a client waiting for its answer is never left waiting on a full buffer.
+        if !input.buffer().contains(&b'\n') {
+            out.flush().context("write stdout")?;
+        }
+    }
 }
