@@ -14,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 const CAPACITY: usize = 65_536;
 const BATCH: usize = 512;
+/// After writing a partial batch, the writer waits this long before taking the next one, so that
+/// under load records are written in large batches (one transaction and one thread hand-off per
+/// batch, not per request); a record waits at most this long before it is written.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(20);
 
 pub struct AuditSink {
     tx: mpsc::Sender<AuditRecord>,
@@ -131,6 +135,12 @@ async fn write_loop(
         }
         if n == 0 {
             return;
+        }
+        if n < BATCH {
+            tokio::select! {
+                _ = tokio::time::sleep(LINGER) => {}
+                _ = stop.cancelled() => {}
+            }
         }
     }
 }

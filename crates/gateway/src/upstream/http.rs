@@ -1,23 +1,41 @@
 //! HTTP upstream: a passthrough. The body goes up as received (the pipeline has already read what
 //! it needs); the answer — JSON or an SSE stream — comes back chunk by chunk as it arrives, never
-//! buffered whole. Connections are pooled by the HTTP client.
+//! buffered whole. Connections are kept alive and pooled by hyper's client (HTTP/1.1, TLS by
+//! rustls with the platform's trust roots).
 
 use super::{Forward, LAST_EVENT_HEADER, PROTOCOL_HEADER, SESSION_HEADER};
 use crate::config::HttpUpstreamConfig;
 use crate::metrics::Metrics;
 use crate::refusal::Refusal;
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
+use base64::Engine;
 use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use mcpgate_core::jsonrpc::{self, Kind};
+use rustls_platform_verifier::BuilderVerifierExt;
 use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 pub struct HttpUpstream {
     cfg: HttpUpstreamConfig,
-    client: reqwest::Client,
+    client: Client<Connector, Full<Bytes>>,
+    /// The upstream URL without userinfo, parsed once.
+    uri: http::Uri,
+    /// `Authorization: Basic` from the URL's userinfo, if it has one.
+    basic_auth: Option<HeaderValue>,
     metrics: Arc<Metrics>,
     /// `session \0 id` of every request whose answer is still streaming.
     in_flight: Arc<Mutex<HashSet<String>>>,
@@ -84,6 +102,70 @@ impl IdRestorer {
     }
 }
 
+/// The body of a POST's answer: the upstream's bytes as they arrive, ended at the request's
+/// deadline, with the client's id put back if the request went up under a gateway id. Its
+/// `InFlight` frees the id when the answer ends or the client goes away.
+struct Answer {
+    body: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    guard: InFlight,
+    done: bool,
+}
+
+impl Answer {
+    /// The end of the answer: what the id restorer still holds, then nothing.
+    fn finish(&mut self) -> Option<Result<Frame<Bytes>, hyper::Error>> {
+        self.done = true;
+        let rest = self.guard.restore.as_mut().map(IdRestorer::finish)?;
+        (!rest.is_empty()).then(|| Ok(Frame::data(rest)))
+    }
+}
+
+impl http_body::Body for Answer {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        while !this.done {
+            let frame = match Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => frame,
+                Poll::Ready(Some(Err(e))) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => return Poll::Ready(this.finish()),
+                // Out of time: the answer ends here, and its id is free again.
+                Poll::Pending if this.deadline.as_mut().poll(cx).is_ready() => return Poll::Ready(this.finish()),
+                Poll::Pending => return Poll::Pending,
+            };
+            // Trailers are not passed on; data is, rewritten if the id must be restored.
+            let Ok(chunk) = frame.into_data() else { continue };
+            let chunk = match this.guard.restore.as_mut() {
+                Some(r) => r.push(&chunk),
+                None => chunk,
+            };
+            if !chunk.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(chunk))));
+            }
+        }
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done
+    }
+
+    /// The upstream's length when the bytes pass unchanged, so the client gets a
+    /// `content-length` rather than a chunked answer.
+    fn size_hint(&self) -> SizeHint {
+        match self.guard.restore {
+            None => self.body.size_hint(),
+            Some(_) => SizeHint::default(),
+        }
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.set.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.key);
@@ -96,33 +178,66 @@ const PASS_BACK: &[&str] = &["content-type", SESSION_HEADER, PROTOCOL_HEADER, "c
 
 impl HttpUpstream {
     pub fn new(cfg: HttpUpstreamConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .tcp_nodelay(true)
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(cfg.connect_timeout));
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|b| b.with_platform_verifier())
+            .map_err(|e| format!("cannot set up TLS for the upstream: {e}"))?
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        let (uri, basic_auth) = split_userinfo(&cfg.url)?;
         Ok(HttpUpstream {
             cfg,
             client,
+            uri,
+            basic_auth,
             metrics,
             in_flight: Arc::new(Mutex::new(HashSet::new())),
             remapped: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    fn request(&self, method: reqwest::Method, client_headers: &HeaderMap) -> reqwest::RequestBuilder {
-        let mut rb = self
-            .client
-            .request(method, self.cfg.url.clone())
-            .header(header::ACCEPT, "application/json, text/event-stream");
+    /// A request to the upstream URL carrying only the MCP headers of the client's request
+    /// (session, protocol version, Last-Event-ID) and `extra`: never the client's credential.
+    fn request(
+        &self,
+        method: http::Method,
+        client_headers: &HeaderMap,
+        extra: &[(header::HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> http::Request<Full<Bytes>> {
+        let mut req = http::Request::new(Full::new(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = self.uri.clone();
+        let headers = req.headers_mut();
+        headers.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        if let Some(auth) = &self.basic_auth {
+            headers.insert(header::AUTHORIZATION, auth.clone());
+        }
         for name in [SESSION_HEADER, PROTOCOL_HEADER, LAST_EVENT_HEADER] {
             if let Some(v) = client_headers.get(name) {
-                rb = rb.header(name, v.clone());
+                headers.insert(name, v.clone());
             }
         }
-        rb
+        for (k, v) in extra {
+            headers.insert(k.clone(), v.clone());
+        }
+        req
     }
 
     pub async fn post(&self, f: Forward<'_>) -> Result<Response, Refusal> {
@@ -162,73 +277,56 @@ impl HttpUpstream {
             }
             _ => None,
         };
-        let mut rb = self
-            .request(reqwest::Method::POST, f.client_headers)
-            .header(header::CONTENT_TYPE, "application/json");
-        for (k, v) in f.inject {
-            rb = rb.header(k.clone(), v.clone());
-        }
-        self.send(rb.body(body), in_flight).await
+        let mut req = self.request(http::Method::POST, f.client_headers, f.inject, body);
+        req.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        self.send(req, in_flight).await
     }
 
     pub async fn get(&self, _session: Option<&str>, headers: &HeaderMap) -> Result<Response, Refusal> {
-        self.send(self.request(reqwest::Method::GET, headers), None).await
+        self.send(self.request(http::Method::GET, headers, &[], Bytes::new()), None)
+            .await
     }
 
     pub async fn delete(&self, _session: &str, headers: &HeaderMap) -> Result<Response, Refusal> {
-        self.send(self.request(reqwest::Method::DELETE, headers), None).await
+        self.send(self.request(http::Method::DELETE, headers, &[], Bytes::new()), None)
+            .await
     }
 
     /// Sends and streams the answer back. A POST's answer (`in_flight` set) must end within the
     /// request timeout; the server stream of a GET may stay open.
-    async fn send(&self, rb: reqwest::RequestBuilder, in_flight: Option<InFlight>) -> Result<Response, Refusal> {
-        let deadline = tokio::time::Instant::now() + self.cfg.request_timeout;
-        let resp = match tokio::time::timeout(self.cfg.request_timeout, rb.send()).await {
-            Err(_) => {
+    async fn send(&self, req: http::Request<Full<Bytes>>, in_flight: Option<InFlight>) -> Result<Response, Refusal> {
+        // One timer for the whole exchange: the answer's head, then (for a POST) its body.
+        let mut deadline = Box::pin(tokio::time::sleep(self.cfg.request_timeout));
+        let resp = tokio::select! {
+            r = self.client.request(req) => r,
+            _ = deadline.as_mut() => {
                 self.metrics.upstream_errors.inc();
                 return Err(Refusal::UpstreamTimeout);
             }
-            Ok(Err(e)) => {
-                self.metrics.upstream_errors.inc();
-                return Err(Refusal::UpstreamUnavailable {
-                    detail: without_url(&e),
-                });
-            }
-            Ok(Ok(r)) => r,
         };
-        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let resp = resp.map_err(|e| {
+            self.metrics.upstream_errors.inc();
+            Refusal::UpstreamUnavailable {
+                detail: without_url(&e),
+            }
+        })?;
+        let status = resp.status();
         let mut headers = HeaderMap::new();
         for name in PASS_BACK {
-            if let Some(v) = resp.headers().get(*name)
-                && let Ok(v) = HeaderValue::from_bytes(v.as_bytes())
-            {
-                headers.insert(*name, v);
+            if let Some(v) = resp.headers().get(*name) {
+                headers.insert(*name, v.clone());
             }
         }
-        let body = resp.bytes_stream();
+        let body = resp.into_body();
         let mut out = match in_flight {
-            None => Response::new(Body::from_stream(body)),
-            Some(guard) => {
-                let bounded = futures_util::stream::unfold(Some((Box::pin(body), guard)), move |state| async move {
-                    let (mut body, mut guard) = state?;
-                    match tokio::time::timeout_at(deadline, futures_util::StreamExt::next(&mut body)).await {
-                        Ok(Some(Ok(chunk))) => {
-                            let chunk = match guard.restore.as_mut() {
-                                Some(r) => r.push(&chunk),
-                                None => chunk,
-                            };
-                            Some((Ok(chunk), Some((body, guard))))
-                        }
-                        Ok(Some(Err(e))) => Some((Err(e), None)),
-                        // Ended, or out of time: the stream closes and the id is free again.
-                        Ok(None) | Err(_) => {
-                            let rest = guard.restore.as_mut().map(IdRestorer::finish).filter(|b| !b.is_empty());
-                            rest.map(|b| (Ok(b), None))
-                        }
-                    }
-                });
-                Response::new(Body::from_stream(bounded))
-            }
+            None => Response::new(Body::new(body)),
+            Some(guard) => Response::new(Body::new(Answer {
+                body,
+                deadline,
+                guard,
+                done: false,
+            })),
         };
         *out.status_mut() = status;
         *out.headers_mut() = headers;
@@ -252,6 +350,27 @@ impl HttpUpstream {
     }
 }
 
+/// The URL as hyper's client takes it (no userinfo), and the userinfo as a Basic credential.
+fn split_userinfo(url: &reqwest::Url) -> Result<(http::Uri, Option<HeaderValue>), String> {
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    let uri = bare
+        .as_str()
+        .parse::<http::Uri>()
+        .map_err(|e| format!("upstream.url: not usable as an HTTP URI ({e})"))?;
+    if url.username().is_empty() && url.password().is_none() {
+        return Ok((uri, None));
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let pair = format!("{}:{}", decode(url.username()), decode(url.password().unwrap_or("")));
+    let b64 = base64::engine::general_purpose::STANDARD.encode(pair);
+    let mut value = HeaderValue::from_str(&format!("Basic {b64}"))
+        .map_err(|_| "upstream.url: the userinfo cannot be sent as a header".to_string())?;
+    value.set_sensitive(true);
+    Ok((uri, Some(value)))
+}
+
 /// The upstream URL with any userinfo and query removed: it may carry a credential.
 fn redacted_url(url: &reqwest::Url) -> String {
     let mut u = url.clone();
@@ -261,18 +380,14 @@ fn redacted_url(url: &reqwest::Url) -> String {
     u.to_string()
 }
 
-/// A reqwest error's text without the URL it embeds (which could carry a credential).
-fn without_url(e: &reqwest::Error) -> String {
-    let kind = if e.is_connect() {
+/// What went wrong, without the URL (which could carry a credential) or the peer's text.
+fn without_url(e: &hyper_util::client::legacy::Error) -> String {
+    if e.is_connect() {
         "connection failed"
-    } else if e.is_timeout() {
-        "timed out"
-    } else if e.is_request() {
-        "request failed"
     } else {
-        "error"
-    };
-    kind.to_string()
+        "request failed"
+    }
+    .to_string()
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub struct Forward<'a> {
 }
 
 pub enum Upstream {
-    Http(http::HttpUpstream),
+    Http(Box<http::HttpUpstream>),
     Stdio(stdio::StdioUpstream),
 }
 
@@ -36,7 +36,7 @@ pub const LAST_EVENT_HEADER: &str = "last-event-id";
 impl Upstream {
     pub fn new(cfg: &UpstreamConfig, metrics: Arc<Metrics>) -> Result<Upstream, String> {
         Ok(match cfg {
-            UpstreamConfig::Http(c) => Upstream::Http(http::HttpUpstream::new(c.clone(), metrics)?),
+            UpstreamConfig::Http(c) => Upstream::Http(Box::new(http::HttpUpstream::new(c.clone(), metrics)?)),
             UpstreamConfig::Stdio(c) => Upstream::Stdio(stdio::StdioUpstream::new(c.clone(), metrics)),
         })
     }
