@@ -403,6 +403,20 @@ mod tests {
     }
 
     #[test]
+    fn userinfo_leaves_the_uri_and_becomes_a_basic_credential() {
+        let url = reqwest::Url::parse("https://svc%40acme:p%3Ass@up.example:8443/mcp?x=1").unwrap();
+        let (uri, auth) = split_userinfo(&url).unwrap();
+        assert_eq!(uri.to_string(), "https://up.example:8443/mcp?x=1");
+        let auth = auth.unwrap();
+        assert!(auth.is_sensitive());
+        let b64 = base64::engine::general_purpose::STANDARD.encode("svc@acme:p:ss");
+        assert_eq!(auth.to_str().unwrap(), format!("Basic {b64}"));
+        let (uri, auth) = split_userinfo(&reqwest::Url::parse("http://127.0.0.1:9/mcp").unwrap()).unwrap();
+        assert_eq!((uri.to_string().as_str(), auth), ("http://127.0.0.1:9/mcp", None));
+        assert_eq!(redacted_url(&url), "https://up.example:8443/mcp");
+    }
+
+    #[test]
     fn restores_the_client_id_in_sse_and_json_answers() {
         let mut r = restorer();
         let sse = b"id: 0\nretry: 3000\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{}}\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"mcpgate-7\",\"result\":{\"x\":1}}\n\n";
