@@ -108,13 +108,16 @@ target_gateway_stdio() {
 
 # mcp-proxy (crates.io), its documented TOML: `[auth] type = "bearer"` with one token (read from
 # the environment with its `${VAR}` substitution), one HTTP backend (the fast upstream), audit
-# logging on (`[observability] audit = true`, to its log). Its MCP endpoint is `/`. It prefixes
-# every tool with "<backend name><separator>"; the load generator calls `echo`, so the backend is
-# named "" with separator "" (the tool keeps its name). Its own `proxy/` admin tools are left as
-# they are.
+# logging on (`[observability] audit = true`: one log line per request, to its stderr log). Its
+# log filter is built as "tower_mcp=LEVEL,mcp_proxy=LEVEL", which drops its own audit events
+# (target `mcp::audit`), so log_level carries "mcp::audit=info" too, or `audit = true` would
+# write nothing. Its MCP endpoint is `/`. It prefixes every tool with "<backend
+# name><separator>"; the load generator calls `echo`, so the backend is named "" with separator ""
+# (the tool keeps its name); with that prefix its `proxy/` admin tools are not registered (it
+# logs a warning and goes on).
 target_mcp_proxy() {
   local port
-  TARGET_DESC="mcp-proxy $MCP_PROXY_VERSION (crates.io, default features): [auth] type = \"bearer\", one token (Authorization: Bearer); one HTTP backend (name \"\", separator \"\" so the tool stays \"echo\"); [observability] audit = true"
+  TARGET_DESC="mcp-proxy $MCP_PROXY_VERSION (crates.io, default features): [auth] type = \"bearer\", one token (Authorization: Bearer); one HTTP backend (name \"\", separator \"\" so the tool stays \"echo\"); [observability] audit = true, log_level = \"info,mcp::audit=info\" (audit lines to its log)"
   peer_cargo_install mcp-proxy "$MCP_PROXY_VERSION" mcp-proxy || return 1
   port=$(free_port)
   BENCH_MCP_PROXY_SECRET=$(rand_hex 32)
@@ -139,7 +142,7 @@ tokens = ["\${BENCH_MCP_PROXY_SECRET}"]
 
 [observability]
 audit = true
-log_level = "info"
+log_level = "info,mcp::audit=info"
 TOML
   start_bg mcp_proxy "$PEER_BIN" --config "$WORK/mcp_proxy.toml"
   TARGET_PIDS+=("$BG_PID")

@@ -175,6 +175,9 @@ pub fn run(o: &Opts) -> Result<()> {
             "probe": probe,
             "probe_reuse_ids": probe_reuse,
             "probe_failed": probe_failed,
+            "latency_skipped": std::fs::read_to_string(dir.join("lat-skipped.txt"))
+                .ok()
+                .map(|s| s.trim().to_owned()),
         }));
     }
     // Saturation req/s relative to `direct` (the ceiling) and to `apikey` (mcpgate with API key
@@ -187,7 +190,7 @@ pub fn run(o: &Opts) -> Result<()> {
     };
     let (direct, apikey) = (rps_of("direct"), rps_of("apikey"));
     let ratio = |base: Option<f64>, r: Option<f64>| match (base, r) {
-        (Some(b), Some(r)) if b > 0.0 => json!((r / b * 1000.0).round() / 1000.0),
+        (Some(b), Some(r)) if b > 0.0 => json!((r / b * 10_000.0).round() / 10_000.0),
         _ => Value::Null,
     };
     for t in &mut targets {
@@ -223,6 +226,18 @@ fn num(v: Option<&Value>) -> String {
         Some(x) if x.fract() == 0.0 || x >= 1000.0 => format!("{}", x.round()),
         Some(x) => format!("{x:.1}"),
         None => "—".into(),
+    }
+}
+
+/// Two decimals, or three significant digits below 0.1 (a target at 0.2 % of another's req/s
+/// should not read "0.00").
+fn ratio_text(r: f64) -> String {
+    if r == 0.0 || r >= 0.1 {
+        format!("{r:.2}")
+    } else if r >= 0.01 {
+        format!("{r:.3}")
+    } else {
+        format!("{r:.4}")
     }
 }
 
@@ -293,7 +308,7 @@ fn markdown(doc: &Value) -> String {
         } else {
             format!("{} ({status})", t["name"].as_str().unwrap_or("?"))
         };
-        let ratio = |k: &str| t[k].as_f64().map_or("—".into(), |r| format!("{r:.2}"));
+        let ratio = |k: &str| t[k].as_f64().map_or("—".into(), ratio_text);
         let _ = writeln!(
             out,
             "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -308,6 +323,36 @@ fn markdown(doc: &Value) -> String {
             t["errors"],
             t["crossed"],
         );
+    }
+    for t in &targets {
+        let name = t["name"].as_str().unwrap_or("?");
+        let runs = t.pointer("/saturation/runs").and_then(Value::as_array);
+        let nothing = runs.is_some_and(|r| !r.is_empty() && r.iter().all(|r| r["ok"].as_u64() == Some(0)));
+        let failed: Vec<&str> = ["probe", "probe_reuse_ids"]
+            .iter()
+            .filter_map(|k| t["probe_failed"][*k].as_str())
+            .collect();
+        if nothing || !failed.is_empty() {
+            let mut note = format!("\n**{name}:**");
+            if nothing {
+                note.push_str(" no call succeeded in any saturation run.");
+            }
+            if !failed.is_empty() {
+                let _ = write!(
+                    note,
+                    " {} of its 2 probes failed ({}).",
+                    failed.len(),
+                    failed.join("; ").replace('`', "'")
+                );
+            }
+            let _ = writeln!(out, "{note}");
+        }
+        if let Some(why) = t["latency_skipped"].as_str() {
+            let _ = writeln!(
+                out,
+                "\nLatency of {name} not measured: {why} (an open loop at that rate only queues)."
+            );
+        }
     }
     let _ = writeln!(
         out,
