@@ -2,26 +2,27 @@
 //! where it does. Every message ends in exactly one audit record: a refusal (`auth` event) or a
 //! call that went upstream (`call` event).
 
+mod local;
+
+pub use local::whoami_json;
+
 use crate::Gateway;
 use crate::auth::extract::{self, Found, Location, Presented};
 use crate::clock;
 use crate::guard;
-use crate::lists;
 use crate::metrics::method_label;
-use crate::refusal::{Refusal, json_response};
+use crate::refusal::Refusal;
 use crate::sessions::Lookup;
 use crate::upstream::{Forward, SESSION_HEADER, header_str};
 use axum::body::Body;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use bytes::Bytes;
-use mcpgate_core::audit::AuditRecord;
-use mcpgate_core::jsonrpc::{self, Kind, Message, code};
+use mcpgate_core::jsonrpc::{Kind, Message};
 use mcpgate_core::policy::{Decision, Denial};
 use mcpgate_core::principal::Principal;
 use serde_json::value::RawValue;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 /// What the pipeline learned about a request, for the audit record at its end.
@@ -247,27 +248,10 @@ impl Gateway {
             .await
             .map_err(&with_id)?;
         // 14. Lists show only what this caller may use (and the whoami tool).
-        let response = if lists::is_list(msg.method()) {
-            let extra = (msg.method() == "tools/list" && principal.is_some())
-                .then_some(())
-                .and(self.auth.cfg.whoami_tool.as_deref())
-                .map(lists::whoami_tool);
-            let policy = &self.config.policy;
-            let p = principal.as_deref();
-            // Without a credential, a host that passes keys per tool call (seed 000) must still
-            // see the tools: what a key will allow cannot be known before it is sent.
-            let unfiltered = p.is_none() && self.auth.cfg.allow_tool_arg_key;
-            lists::filter(
-                response,
-                msg.method(),
-                |name| unfiltered || policy.visible(p, msg.method(), name),
-                extra,
-            )
+        let response = self
+            .visible_only(response, msg.method(), principal.as_deref())
             .await
-            .map_err(&with_id)?
-        } else {
-            response
-        };
+            .map_err(&with_id)?;
         // 15. A new session belongs to whoever opened it.
         if msg.method() == "initialize"
             && let Some(new_id) = header_str(response.headers(), SESSION_HEADER)
@@ -304,47 +288,6 @@ impl Gateway {
             })
             .or(arg_key);
         Ok((found, has_arg))
-    }
-
-    fn whoami_result(&self, p: &Principal, id: &RawValue) -> Response {
-        let limits = p.limits.or(self.config.limits.default);
-        let remaining = self.limiter.remaining(&p.id, &limits, clock::now());
-        let info = whoami_json(p, &limits, &remaining);
-        let text = serde_json::to_string_pretty(&info).unwrap_or_default();
-        let result = serde_json::json!({
-            "content": [{ "type": "text", "text": text }],
-            "structuredContent": info,
-        });
-        let raw = serde_json::value::to_raw_value(&result).unwrap_or_default();
-        json_response(StatusCode::OK, jsonrpc::result_body(id, &raw))
-    }
-
-    async fn discover(&self, msg: &Message<'_>, bytes: &Bytes, parts: &Parts) -> Response {
-        let not_supported = || {
-            json_response(
-                StatusCode::OK,
-                jsonrpc::error_body(
-                    msg.id,
-                    code::METHOD_NOT_FOUND,
-                    "server/discover is not supported by this server; use initialize",
-                    None,
-                ),
-            )
-        };
-        if self.upstream.kind() != "http" {
-            return not_supported();
-        }
-        let forward = Forward {
-            msg,
-            body: bytes,
-            session: None,
-            client_headers: &parts.headers,
-            inject: &[],
-        };
-        match self.upstream.post(forward).await {
-            Ok(r) if r.status().is_success() => r,
-            _ => not_supported(),
-        }
     }
 
     /// Authenticates a request that carries no JSON-RPC message (GET, DELETE, status pages).
@@ -408,51 +351,6 @@ impl Gateway {
         self.sessions.close(&session);
         self.upstream.delete(&session, &parts.headers).await
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn audit_record(
-        &self,
-        request_id: &str,
-        parts: &Parts,
-        trace: &Trace,
-        outcome: &str,
-        reason: &str,
-        status: StatusCode,
-        elapsed: std::time::Duration,
-    ) {
-        let p = trace.principal.as_ref();
-        let decision = match outcome {
-            "ok" => "allow",
-            "limited" => "limited",
-            "refused" => "deny",
-            _ => "error",
-        };
-        self.audit.record(AuditRecord {
-            time_ms: clock::unix_ms(),
-            request_id: request_id.to_string(),
-            event: if decision == "deny" || decision == "limited" {
-                "auth"
-            } else {
-                "call"
-            }
-            .into(),
-            principal: p.map(|p| p.id.clone()),
-            key_id: p.and_then(|p| p.key_id.clone()).or_else(|| trace.key_id.clone()),
-            user_id: p.map(|p| p.user_id.clone()),
-            tenant: p.and_then(|p| p.tenant.clone()),
-            auth_method: p.map(|p| p.method.as_str().to_string()),
-            client_addr: parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
-            mcp_method: trace.method.as_deref().map(|m| printable(m, 64)),
-            tool: trace.tool.as_deref().map(|t| printable(t, 128)),
-            decision: decision.into(),
-            reason: reason.into(),
-            status: status.as_u16(),
-            latency_us: elapsed.as_micros() as u64,
-        });
-    }
 }
 
 /// A session that is not the caller's: with no credential, the caller is told to authenticate
@@ -496,27 +394,6 @@ fn denial_refusal(d: Denial, p: Option<&Principal>, method: &str, tool: Option<&
             message: format!("{what} is not allowed through this gateway"),
         },
     }
-}
-
-pub fn whoami_json(
-    p: &Principal,
-    limits: &mcpgate_core::principal::Limits,
-    remaining: &mcpgate_core::ratelimit::Remaining,
-) -> serde_json::Value {
-    serde_json::json!({
-        "principal": p.id,
-        "user_id": p.user_id,
-        "name": p.name,
-        "tenant": p.tenant,
-        "role": p.role.as_str(),
-        "permissions": p.permissions,
-        "scopes": p.scopes,
-        "auth_method": p.method.as_str(),
-        "key_id": p.key_id,
-        "expires_at": p.expires_at.map(mcpgate_core::time::format_rfc3339),
-        "limits": limits,
-        "remaining": remaining,
-    })
 }
 
 /// A tools/call `api_key` argument (seed 000), when the option is on.

@@ -6,19 +6,21 @@
 //! `none`); the key — the HMAC secret for HS*, otherwise a JWKS key whose type and `alg` allow
 //! this algorithm; the signature; then `exp` (required), `nbf`, `iat` (each with leeway), `iss`
 //! (exact) and `aud` (one of the accepted audiences). Claims are mapped to a [`Principal`] by
-//! configurable dotted paths. A verified token is cached by its SHA-256 until its `exp` (never
-//! later), so a warm request costs a hash and a map lookup instead of a signature check.
+//! configurable dotted paths ([`super::claims`]). A verified token is cached by its SHA-256
+//! until its `exp` (never later), so a warm request costs a hash and a map lookup instead of a
+//! signature check.
 //!
 //! Time is the caller's `now` (Unix seconds). Neither the token nor the secret is ever logged,
 //! returned or put in an error.
 
 use super::cache::TtlCache;
+use super::claims::claim_path;
 use super::jwks::{JwksCache, KeySource, check_url};
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, EncodingKey, Header, Validation};
 use mcpgate_core::keys::hash_hex;
-use mcpgate_core::principal::{AuthMethod, Principal, Role};
+use mcpgate_core::principal::{AuthMethod, Principal};
 use mcpgate_core::redact::Secret;
 use serde::Deserialize;
 use serde_json::Value;
@@ -26,12 +28,16 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+// The claim mapping is its own module (shared with introspection); these keep the paths that
+// introspection and the public API name them by.
+pub(crate) use super::claims::ClaimMap;
+pub use super::claims::DEFAULT_UPSTREAM_CREDENTIAL_CLAIMS;
+
 pub const DEFAULT_LEEWAY_S: u64 = 30;
 pub const MAX_LEEWAY_S: u64 = 300;
 pub const DEFAULT_MIN_REFRESH_S: u64 = 30;
 /// RFC 7518 §3.2: an HMAC key at least as long as the hash output.
 pub const MIN_SECRET_BYTES: usize = 32;
-pub const DEFAULT_UPSTREAM_CREDENTIAL_CLAIMS: [&str; 3] = ["kubiya_api_key", "api_key", "metadata.kubiya_api_key"];
 /// Longer bearer values are refused before any parsing.
 pub(crate) const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Verified tokens remembered; when full, expired entries go, then everything.
@@ -106,37 +112,6 @@ pub struct RawJwt {
     pub jwks_min_refresh_s: Option<u64>,
 }
 
-/// How claims become a [`Principal`]; shared with token introspection.
-#[derive(Debug, Clone)]
-pub(crate) struct ClaimMap {
-    /// Paths tried in order; the first string or number found is the subject.
-    pub subject: Vec<String>,
-    pub tenant: String,
-    pub roles: String,
-    /// `None`: both `scope` and `scp`.
-    pub scopes: Option<String>,
-    pub permissions: String,
-    pub name: Vec<String>,
-    pub upstream_credential: Vec<String>,
-}
-
-impl Default for ClaimMap {
-    fn default() -> Self {
-        ClaimMap {
-            subject: vec!["sub".into()],
-            tenant: "tenant_id".into(),
-            roles: "roles".into(),
-            scopes: None,
-            permissions: "permissions".into(),
-            name: vec!["name".into()],
-            upstream_credential: DEFAULT_UPSTREAM_CREDENTIAL_CLAIMS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-        }
-    }
-}
-
 /// `[auth.jwt]` validated.
 #[derive(Debug, Clone)]
 pub struct JwtConfig {
@@ -162,16 +137,6 @@ pub(crate) const ASYMMETRIC_ALGS: [Algorithm; 9] = [
     Algorithm::ES384,
     Algorithm::EdDSA,
 ];
-
-fn claim_path(field: &str, v: Option<String>, default: &str) -> Result<String, String> {
-    match v {
-        None => Ok(default.to_string()),
-        Some(p) if p.is_empty() || p.split('.').any(str::is_empty) => Err(format!(
-            "auth.jwt.{field}: {p:?} is not a claim path (use names joined by dots)"
-        )),
-        Some(p) => Ok(p),
-    }
-}
 
 impl JwtConfig {
     /// `resource` is the gateway's own resource URL, the default audience. Errors name the field.
@@ -556,86 +521,6 @@ fn numeric(claims: &Value, name: &str) -> Result<Option<i64>, TokenError> {
     }
 }
 
-/// The value at a dotted path (`metadata.kubiya_api_key`).
-fn at<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
-    path.split('.').try_fold(v, |cur, seg| cur.get(seg))
-}
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-/// A space-separated string or a list of strings.
-fn words(v: Option<&Value>) -> Option<Vec<String>> {
-    match v? {
-        Value::String(s) => Some(s.split_whitespace().map(str::to_string).collect()),
-        Value::Array(a) => Some(a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()),
-        _ => None,
-    }
-}
-
-impl ClaimMap {
-    pub(crate) fn principal(
-        &self,
-        claims: &Value,
-        method: AuthMethod,
-        id_prefix: &str,
-        expires_at: Option<i64>,
-    ) -> Result<Principal, TokenError> {
-        let first = |paths: &[String]| paths.iter().find_map(|p| at(claims, p).and_then(text));
-        let sub = first(&self.subject).ok_or(TokenError::Invalid("missing_subject"))?;
-        let scopes = match &self.scopes {
-            Some(path) => words(at(claims, path)),
-            None => match (words(claims.get("scope")), words(claims.get("scp"))) {
-                (None, None) => None,
-                (a, b) => {
-                    let mut all: Vec<String> = Vec::new();
-                    for s in a.into_iter().flatten().chain(b.into_iter().flatten()) {
-                        if !all.contains(&s) {
-                            all.push(s);
-                        }
-                    }
-                    Some(all)
-                }
-            },
-        };
-        let permissions = words(at(claims, &self.permissions))
-            .or_else(|| scopes.clone())
-            .unwrap_or_default();
-        // A token is always scope-limited: one with no scope claim holds no scopes (so
-        // `required_scopes` and scope rules refuse it); only API keys are not scope-limited.
-        let scopes = Some(scopes.unwrap_or_default());
-        let role = words(at(claims, &self.roles))
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|r| Role::parse(r))
-            .max()
-            .unwrap_or(Role::User);
-        let upstream_credential = self.upstream_credential.iter().find_map(|p| match at(claims, p) {
-            Some(Value::String(s)) if !s.is_empty() => Some(Secret::new(s.clone())),
-            _ => None,
-        });
-        Ok(Principal {
-            id: format!("{id_prefix}:{sub}"),
-            user_id: sub,
-            name: first(&self.name),
-            tenant: at(claims, &self.tenant).and_then(text),
-            role,
-            permissions,
-            scopes,
-            key_id: None,
-            method,
-            limits: Default::default(),
-            expires_at,
-            upstream_credential,
-        })
-    }
-}
-
 /// An HS256 token over `claims` (a JSON object), for `mcpgate token mint`.
 pub fn mint_hs256(secret: &[u8], claims: &Value) -> Result<String, String> {
     if secret.len() < MIN_SECRET_BYTES {
@@ -659,6 +544,7 @@ pub fn mint_hs256(secret: &[u8], claims: &Value) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mcpgate_core::principal::Role;
     use serde_json::json;
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef-test";

@@ -4,6 +4,7 @@
 //! key only when nothing was presented, and the default role last.
 
 pub mod cache;
+mod claims;
 pub mod external;
 pub mod extract;
 pub mod hmac;

@@ -1,0 +1,161 @@
+//! What the gateway does itself rather than forward: the answers to its own whoami tool and to
+//! `server/discover`, the list results cut down to what the caller may use, and the audit record
+//! that ends every message. [`super`] holds the order these run in.
+
+use super::{Trace, printable};
+use crate::Gateway;
+use crate::clock;
+use crate::lists;
+use crate::refusal::{Refusal, json_response};
+use crate::upstream::Forward;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::Response;
+use bytes::Bytes;
+use mcpgate_core::audit::AuditRecord;
+use mcpgate_core::jsonrpc::{self, Message, code};
+use mcpgate_core::principal::Principal;
+use serde_json::value::RawValue;
+use std::net::SocketAddr;
+
+impl Gateway {
+    /// The gateway's own whoami tool: answered here, never forwarded.
+    pub(super) fn whoami_result(&self, p: &Principal, id: &RawValue) -> Response {
+        let limits = p.limits.or(self.config.limits.default);
+        let remaining = self.limiter.remaining(&p.id, &limits, clock::now());
+        let info = whoami_json(p, &limits, &remaining);
+        let text = serde_json::to_string_pretty(&info).unwrap_or_default();
+        let result = serde_json::json!({
+            "content": [{ "type": "text", "text": text }],
+            "structuredContent": info,
+        });
+        let raw = serde_json::value::to_raw_value(&result).unwrap_or_default();
+        json_response(StatusCode::OK, jsonrpc::result_body(id, &raw))
+    }
+
+    /// `server/discover`, passed to an HTTP upstream; when that cannot answer (or the upstream
+    /// speaks stdio), the client is told to use `initialize`.
+    pub(super) async fn discover(&self, msg: &Message<'_>, bytes: &Bytes, parts: &Parts) -> Response {
+        let not_supported = || {
+            json_response(
+                StatusCode::OK,
+                jsonrpc::error_body(
+                    msg.id,
+                    code::METHOD_NOT_FOUND,
+                    "server/discover is not supported by this server; use initialize",
+                    None,
+                ),
+            )
+        };
+        if self.upstream.kind() != "http" {
+            return not_supported();
+        }
+        let forward = Forward {
+            msg,
+            body: bytes,
+            session: None,
+            client_headers: &parts.headers,
+            inject: &[],
+        };
+        match self.upstream.post(forward).await {
+            Ok(r) if r.status().is_success() => r,
+            _ => not_supported(),
+        }
+    }
+
+    /// A list result shows only what this caller may use (and the whoami tool); other results
+    /// pass through untouched.
+    pub(super) async fn visible_only(
+        &self,
+        response: Response,
+        method: &str,
+        p: Option<&Principal>,
+    ) -> Result<Response, Refusal> {
+        if !lists::is_list(method) {
+            return Ok(response);
+        }
+        let extra = (method == "tools/list" && p.is_some())
+            .then_some(())
+            .and(self.auth.cfg.whoami_tool.as_deref())
+            .map(lists::whoami_tool);
+        let policy = &self.config.policy;
+        // Without a credential, a host that passes keys per tool call (seed 000) must still
+        // see the tools: what a key will allow cannot be known before it is sent.
+        let unfiltered = p.is_none() && self.auth.cfg.allow_tool_arg_key;
+        lists::filter(
+            response,
+            method,
+            |name| unfiltered || policy.visible(p, method, name),
+            extra,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn audit_record(
+        &self,
+        request_id: &str,
+        parts: &Parts,
+        trace: &Trace,
+        outcome: &str,
+        reason: &str,
+        status: StatusCode,
+        elapsed: std::time::Duration,
+    ) {
+        let p = trace.principal.as_ref();
+        let decision = match outcome {
+            "ok" => "allow",
+            "limited" => "limited",
+            "refused" => "deny",
+            _ => "error",
+        };
+        self.audit.record(AuditRecord {
+            time_ms: clock::unix_ms(),
+            request_id: request_id.to_string(),
+            event: if decision == "deny" || decision == "limited" {
+                "auth"
+            } else {
+                "call"
+            }
+            .into(),
+            principal: p.map(|p| p.id.clone()),
+            key_id: p.and_then(|p| p.key_id.clone()).or_else(|| trace.key_id.clone()),
+            user_id: p.map(|p| p.user_id.clone()),
+            tenant: p.and_then(|p| p.tenant.clone()),
+            auth_method: p.map(|p| p.method.as_str().to_string()),
+            client_addr: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+            mcp_method: trace.method.as_deref().map(|m| printable(m, 64)),
+            tool: trace.tool.as_deref().map(|t| printable(t, 128)),
+            decision: decision.into(),
+            reason: reason.into(),
+            status: status.as_u16(),
+            latency_us: elapsed.as_micros() as u64,
+        });
+    }
+}
+
+/// Who the caller is and what it may still spend: the whoami tool's answer, and the body of the
+/// gateway's own JSON page about the caller.
+pub fn whoami_json(
+    p: &Principal,
+    limits: &mcpgate_core::principal::Limits,
+    remaining: &mcpgate_core::ratelimit::Remaining,
+) -> serde_json::Value {
+    serde_json::json!({
+        "principal": p.id,
+        "user_id": p.user_id,
+        "name": p.name,
+        "tenant": p.tenant,
+        "role": p.role.as_str(),
+        "permissions": p.permissions,
+        "scopes": p.scopes,
+        "auth_method": p.method.as_str(),
+        "key_id": p.key_id,
+        "expires_at": p.expires_at.map(mcpgate_core::time::format_rfc3339),
+        "limits": limits,
+        "remaining": remaining,
+    })
+}
