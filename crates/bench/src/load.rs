@@ -203,16 +203,17 @@ pub async fn run(o: Opts) -> Result<Report> {
     })
 }
 
-async fn init(conn: &mut Conn, id: u64, tally: &mut Tally) -> bool {
-    match conn.initialize(&format!("mcpgate-bench-{id}")).await {
-        Ok(()) => true,
-        Err(e) => {
-            tally.init_errors += 1;
-            tally.note(format!("{e:#}"));
-            conn.reset();
-            false
-        }
-    }
+/// One `initialize` handshake, bounded by `timeout`; a failed or hung one counts in `init_errors`.
+async fn init(conn: &mut Conn, id: u64, tally: &mut Tally, timeout: Duration) -> bool {
+    let failure = match tokio::time::timeout(timeout, conn.initialize(&format!("mcpgate-bench-{id}"))).await {
+        Ok(Ok(())) => return true,
+        Ok(Err(e)) => format!("{e:#}"),
+        Err(_) => format!("initialize timed out after {timeout:?}"),
+    };
+    tally.init_errors += 1;
+    tally.note(failure);
+    conn.reset();
+    false
 }
 
 async fn conn_task(s: Arc<Shared>, idx: u64) -> Tally {
@@ -226,10 +227,7 @@ async fn conn_task(s: Arc<Shared>, idx: u64) -> Tally {
     let mut conn = Conn::new(s.target.clone());
     let mut ready = false;
     for _ in 0..3 {
-        if tokio::time::timeout(s.timeout, init(&mut conn, idx, &mut tally))
-            .await
-            .unwrap_or(false)
-        {
+        if init(&mut conn, idx, &mut tally, s.timeout).await {
             ready = true;
             break;
         }
@@ -265,9 +263,7 @@ async fn conn_task(s: Arc<Shared>, idx: u64) -> Tally {
             }
         };
         if !ready {
-            ready = tokio::time::timeout(s.timeout, init(&mut conn, idx, &mut tally))
-                .await
-                .unwrap_or(false);
+            ready = init(&mut conn, idx, &mut tally, s.timeout).await;
             if !ready {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
