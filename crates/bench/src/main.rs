@@ -3,6 +3,7 @@
 //! - `upstream`: a fast, minimal MCP Streamable HTTP server (hand-written on hyper) so the upstream
 //!   is never what limits a measurement; `--stdio`: the same server on stdin/stdout, for gateways
 //!   that proxy stdio servers.
+//! - `proxy`: a bare reverse proxy on mcpgate's HTTP stack (the floor: proxying alone).
 //! - `load`: a lean load generator (one keep-alive HTTP/1.1 connection and one MCP session per
 //!   task) that checks every response carries its own id and text.
 //! - `probe`: a correctness probe: hundreds of concurrent calls, several connections per session.
@@ -19,6 +20,7 @@ mod client;
 mod issuer;
 mod load;
 mod probe;
+mod proxy;
 mod report;
 mod stats;
 mod upstream;
@@ -33,6 +35,7 @@ fn usage() -> &'static str {
     "usage:
   mcpgate-bench upstream --listen ADDR [--threads N]
   mcpgate-bench upstream --stdio
+  mcpgate-bench proxy --listen ADDR --upstream URL [--threads N]
   mcpgate-bench load --url URL --connections N --duration SECS [--rate R] [--warmup SECS]
                      [--header 'K: V']... [--hmac-client ID --hmac-secret-env VAR]
                      [--payload BYTES] [--timeout SECS] [--threads N] [--cpu-pid NAME=PID]... [--json]
@@ -77,6 +80,13 @@ fn run(argv: Vec<String>) -> Result<ExitCode> {
                 f.finish()?;
                 runtime(threads)?.block_on(upstream::run(&listen))?;
             }
+        }
+        "proxy" => {
+            let mut f = Flags::parse(rest, &[])?;
+            let (listen, upstream) = (f.required("listen")?, f.required("upstream")?);
+            let threads = f.parsed("threads")?.unwrap_or_else(default_threads);
+            f.finish()?;
+            runtime(threads)?.block_on(proxy::run(&listen, &upstream))?;
         }
         "load" => {
             let mut f = Flags::parse(rest, &["json"])?;

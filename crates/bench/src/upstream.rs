@@ -44,6 +44,47 @@ impl State {
 }
 
 pub async fn run(listen: &str) -> Result<()> {
+    let listener = listen_on(listen).await?;
+    eprintln!("listening on http://{}/mcp", listener.local_addr()?);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let state = Arc::new(State {
+        nonce: format!("bench-{:x}-{}-", nanos as u64, std::process::id()),
+        issued: AtomicU64::new(0),
+    });
+    accept_each(listener, |stream| {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| handle(state.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    })
+    .await
+}
+
+/// Accepts connections forever (with TCP_NODELAY) and hands each to `serve`.
+pub async fn accept_each(listener: tokio::net::TcpListener, mut serve: impl FnMut(tokio::net::TcpStream)) -> ! {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let _ = stream.set_nodelay(true);
+                serve(stream);
+            }
+            Err(e) => {
+                eprintln!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// A loopback-style listener with a deep accept queue: `TcpListener::bind` gives 128, and a
+/// burst of new connections beyond that (the probe opens hundreds at once) gets SYNs dropped
+/// and 1 s retransmit stalls.
+pub async fn listen_on(listen: &str) -> Result<tokio::net::TcpListener> {
     let addr = tokio::net::lookup_host(listen)
         .await?
         .next()
@@ -55,35 +96,7 @@ pub async fn run(listen: &str) -> Result<()> {
     };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    // A deep accept queue: `TcpListener::bind` gives 128, and a burst of new connections beyond
-    // that (the probe opens hundreds at once) gets SYNs dropped and 1 s retransmit stalls.
-    let listener = socket.listen(4096)?;
-    eprintln!("listening on http://{}/mcp", listener.local_addr()?);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let state = Arc::new(State {
-        nonce: format!("bench-{:x}-{}-", nanos as u64, std::process::id()),
-        issued: AtomicU64::new(0),
-    });
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req| handle(state.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
+    Ok(socket.listen(4096)?)
 }
 
 type Resp = Response<Full<Bytes>>;
