@@ -22,7 +22,7 @@ const USAGE: &str = "usage:
   mcpgate-scale reload-cost --store DB [--runs N] [--out FILE]
   mcpgate-scale wait-status --url URL [--header 'K: V']... [--method GET|POST] [--initialize 1]
                             [--want 200] [--timeout SECS] [--interval-ms MS] [--since-ns NS] [--out FILE]
-  mcpgate-scale revoke-check --url URL --probe-header 'K: V' --revoked-header 'K: V' --pid PID
+  mcpgate-scale revoke-check --url URL --probe-header 'K: V' --revoked-header 'K: V' --pid PID [--plain-url URL]
                              --revoke-arg PROGRAM [--revoke-arg ARG]... [--idle SECS] [--tail SECS] [--timeout SECS]
                              [--probe-interval-ms MS] [--out FILE]
   mcpgate-scale limiter --principals N [--tool 0|1] [--out FILE]
@@ -123,6 +123,7 @@ fn run(argv: &[String]) -> Result<()> {
             let o = scale::revoke::Opts {
                 url: a.required("url")?,
                 probe_header: a.required("probe-header")?,
+                plain_url: a.one("plain-url"),
                 revoked_header: a.required("revoked-header")?,
                 pid: a.parsed("pid")?.context("--pid is required")?,
                 revoke_cmd: a.all("revoke-arg"),

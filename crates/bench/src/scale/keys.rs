@@ -168,8 +168,9 @@ pub struct ReloadCost {
     pub index_drop_ms: f64,
     pub index_drop_cpu_ms: f64,
     /// The gateway swaps a new index in with `*lock.write() = Arc::new(new)`, which drops the old
-    /// index while the write lock is held. The same here, with a reader thread taking
-    /// `lock.read()` every 100 µs as requests do: the longest a read waited, ms.
+    /// index while the write lock is held. The same here (index loaded on one thread, replaced
+    /// from another), with a reader thread taking `lock.read()` every 100 µs as requests do: the
+    /// longest a read waited, ms.
     pub swap_reader_max_wait_ms: f64,
     /// The same rows with `ORDER BY created_at, key_id` (what `list_keys` asks for) and without:
     /// SQLite sorts every row in a temporary B-tree for the first.
@@ -229,7 +230,7 @@ pub fn reload_cost(path: &Path, runs: usize) -> Result<ReloadCost> {
         }
     }
     let (list_keys_ms, index_build_ms, list_cpu, build_cpu) = best.unwrap_or_default();
-    let swap_reader_max_wait_ms = swap_stall(&store)?;
+    let swap_reader_max_wait_ms = swap_stall(path)?;
     drop(store);
     let conn = rusqlite::Connection::open(path)?;
     let scan = |sql: &str| -> Result<f64> {
@@ -272,14 +273,22 @@ pub fn reload_cost(path: &Path, runs: usize) -> Result<ReloadCost> {
     })
 }
 
-/// Two indexes of the store's keys; a reader thread reads the lock in a loop while the main
-/// thread replaces the first with the second as `KeyRegistry::reload` does. Returns the longest
-/// wait for the read lock, ms.
-fn swap_stall(store: &SqliteStore) -> Result<f64> {
+/// The registry's swap, as the gateway does it: the first index is loaded on one thread (the
+/// gateway's start-up), the second on another (a reload on the blocking pool), which then replaces
+/// the first with `*lock.write() = Arc::new(new)` (so the first is freed under the write lock, by
+/// a thread that did not allocate it). A reader thread reads the lock every 100 µs meanwhile, as
+/// requests do. Returns the longest wait for the read lock, ms.
+fn swap_stall(path: &Path) -> Result<f64> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, RwLock};
-    let first = KeyIndex::new(store.list_keys().map_err(|e| anyhow::anyhow!("{e}"))?);
-    let second = KeyIndex::new(store.list_keys().map_err(|e| anyhow::anyhow!("{e}"))?);
+    let load = |path: std::path::PathBuf| -> Result<KeyIndex> {
+        let store = SqliteStore::open(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(KeyIndex::new(store.list_keys().map_err(|e| anyhow::anyhow!("{e}"))?))
+    };
+    let p = path.to_path_buf();
+    let first = std::thread::spawn(move || load(p))
+        .join()
+        .map_err(|_| anyhow::anyhow!("loader thread failed"))??;
     let lock = Arc::new(RwLock::new(Arc::new(first)));
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
@@ -297,9 +306,14 @@ fn swap_stall(store: &SqliteStore) -> Result<f64> {
             worst
         })
     };
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let new = Arc::new(second);
-    *lock.write().unwrap_or_else(|e| e.into_inner()) = new;
+    let (p, writer_lock) = (path.to_path_buf(), lock.clone());
+    std::thread::spawn(move || -> Result<()> {
+        let second = load(p)?;
+        *writer_lock.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(second);
+        Ok(())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("reload thread failed"))??;
     std::thread::sleep(std::time::Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     let worst = reader.join().map_err(|_| anyhow::anyhow!("reader thread failed"))?;

@@ -416,10 +416,13 @@ fn markdown(doc: &Value) -> String {
             );
             let p = |v: &Value| {
                 format!(
-                    "p50 {} ms, p99 {} ms, max {} ms ({} requests, {} errors)",
+                    "p50 {} ms, p99 {} ms, max {} ms (sent at {} s) ({} requests, {} errors)",
                     n(&v["p50_ms"], 2),
                     n(&v["p99_ms"], 2),
                     n(&v["max_ms"], 1),
+                    v["max_sent_at_ms"]
+                        .as_f64()
+                        .map_or("—".into(), |t| format!("{:.2}", t / 1000.0)),
                     n(&v["requests"], 0),
                     n(&v["errors"], 0)
                 )
@@ -429,11 +432,20 @@ fn markdown(doc: &Value) -> String {
                 "| another key's requests (every 10 ms), idle window | {} |",
                 p(&rv["probe_idle"])
             );
-            let _ = writeln!(
-                m,
-                "| the same during the reload | {} |\n",
-                p(&rv["probe_during_reload"])
-            );
+            let _ = writeln!(m, "| the same during the reload | {} |", p(&rv["probe_during_reload"]));
+            if rv["plain_probe_idle"].is_object() {
+                let _ = writeln!(
+                    m,
+                    "| `GET /healthz` (no key) every 10 ms, idle window | {} |",
+                    p(&rv["plain_probe_idle"])
+                );
+                let _ = writeln!(
+                    m,
+                    "| the same during the reload | {} |",
+                    p(&rv["plain_probe_during_reload"])
+                );
+            }
+            let _ = writeln!(m);
         }
     }
     if let Some(runs) = doc["sse"]["runs"].as_array() {

@@ -18,6 +18,9 @@ pub struct Opts {
     pub url: String,
     /// `X-API-Key: <valid key>` for the probe.
     pub probe_header: String,
+    /// An endpoint that needs no key (e.g. `/healthz`), probed alongside: a stall on both is the
+    /// runtime's, a stall only on the authenticated one is the key registry's.
+    pub plain_url: Option<String>,
     /// `X-API-Key: <key to revoke>`.
     pub revoked_header: String,
     pub pid: u32,
@@ -40,6 +43,9 @@ pub struct Probe {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// When the slowest request was sent, ms from the start of the window (the revoke command
+    /// starts the revoke window).
+    pub max_sent_at_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -59,6 +65,8 @@ pub struct Report {
     pub after: ProcStat,
     pub probe_idle: Probe,
     pub probe_during_reload: Probe,
+    pub plain_probe_idle: Option<Probe>,
+    pub plain_probe_during_reload: Option<Probe>,
 }
 
 async fn status(t: &Target) -> Result<StatusCode> {
@@ -69,7 +77,8 @@ async fn status(t: &Target) -> Result<StatusCode> {
 
 /// Sends a request every `interval` on one keep-alive connection (a new one after an error)
 /// until `stop`; returns each request's latency in ms, and the number of failures.
-async fn probe(t: Target, interval: Duration, stop: Arc<AtomicBool>) -> (Vec<f64>, usize) {
+/// Latencies as (ms since `origin` when sent, ms taken).
+async fn probe(t: Target, interval: Duration, stop: Arc<AtomicBool>, origin: Instant) -> (Vec<(f64, f64)>, usize) {
     let mut lat = Vec::new();
     let mut errors = 0;
     let mut conn = None;
@@ -88,7 +97,10 @@ async fn probe(t: Target, interval: Duration, stop: Arc<AtomicBool>) -> (Vec<f64
         }
         .await;
         match result {
-            Ok((StatusCode::OK, _, _)) => lat.push(started.elapsed().as_secs_f64() * 1e3),
+            Ok((StatusCode::OK, _, _)) => lat.push((
+                (started - origin).as_secs_f64() * 1e3,
+                started.elapsed().as_secs_f64() * 1e3,
+            )),
             _ => {
                 errors += 1;
                 conn = None;
@@ -98,7 +110,9 @@ async fn probe(t: Target, interval: Duration, stop: Arc<AtomicBool>) -> (Vec<f64
     (lat, errors)
 }
 
-fn summarize(mut lat: Vec<f64>, errors: usize) -> Probe {
+fn summarize(timed: Vec<(f64, f64)>, errors: usize) -> Probe {
+    let worst = timed.iter().copied().max_by(|a, b| a.1.total_cmp(&b.1));
+    let mut lat: Vec<f64> = timed.iter().map(|t| t.1).collect();
     if lat.is_empty() {
         return Probe {
             errors,
@@ -116,28 +130,52 @@ fn summarize(mut lat: Vec<f64>, errors: usize) -> Probe {
         p50_ms: at(0.5),
         p99_ms: at(0.99),
         max_ms: at(1.0),
+        max_sent_at_ms: worst.map_or(0.0, |w| (w.0 * 10.0).round() / 10.0),
     }
 }
 
 /// Runs `during`, then waits `after`, with the probe running; returns the gateway's CPU time in
 /// the window, the window's length (s), the probe's summary and what `during` returned.
+struct Window {
+    cpu_ms: f64,
+    seconds: f64,
+    probe: Probe,
+    plain: Option<Probe>,
+    inner: (f64, f64),
+}
+
 async fn window<F: std::future::Future<Output = Result<(f64, f64)>>>(
     o: &Opts,
     probe_target: &Target,
+    plain_target: Option<&Target>,
     during: F,
     after: Duration,
-) -> Result<(f64, f64, Probe, (f64, f64))> {
+) -> Result<Window> {
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = tokio::spawn(probe(probe_target.clone(), o.probe_interval, stop.clone()));
     let cpu0 = super::proc_stat(Some(o.pid))?.cpu_ms;
     let started = Instant::now();
+    let handle = tokio::spawn(probe(probe_target.clone(), o.probe_interval, stop.clone(), started));
+    let plain = plain_target.map(|t| tokio::spawn(probe(t.clone(), o.probe_interval, stop.clone(), started)));
     let inner = during.await?;
     tokio::time::sleep(after).await;
     let cpu1 = super::proc_stat(Some(o.pid))?.cpu_ms;
     let length = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let (lat, errors) = handle.await.context("probe task")?;
-    Ok((cpu1 - cpu0, length, summarize(lat, errors), inner))
+    let plain = match plain {
+        Some(h) => {
+            let (lat, errors) = h.await.context("probe task")?;
+            Some(summarize(lat, errors))
+        }
+        None => None,
+    };
+    Ok(Window {
+        cpu_ms: cpu1 - cpu0,
+        seconds: length,
+        probe: summarize(lat, errors),
+        plain,
+        inner,
+    })
 }
 
 pub async fn run(o: Opts) -> Result<Report> {
@@ -152,10 +190,13 @@ pub async fn run(o: Opts) -> Result<Report> {
         "no --revoke-arg: give the revoke command line"
     );
     let before = super::proc_stat(Some(o.pid))?;
-    let (idle_cpu, idle_s, probe_idle, _) = window(&o, &probe_target, async { Ok((0.0, 0.0)) }, o.idle).await?;
-    let (revoke_cpu, revoke_s, probe_reload, (refused_ms, cmd_ms)) = window(
+    let plain_target = o.plain_url.as_deref().map(|u| Target::parse(u, &[])).transpose()?;
+    let plain = plain_target.as_ref();
+    let idle = window(&o, &probe_target, plain, async { Ok((0.0, 0.0)) }, o.idle).await?;
+    let revoke = window(
         &o,
         &probe_target,
+        plain,
         async {
             let t0 = Instant::now();
             let out = tokio::process::Command::new(&o.revoke_cmd[0])
@@ -182,6 +223,8 @@ pub async fn run(o: Opts) -> Result<Report> {
     )
     .await?;
     let after = super::proc_stat(Some(o.pid))?;
+    let (idle_cpu, idle_s, revoke_cpu, revoke_s) = (idle.cpu_ms, idle.seconds, revoke.cpu_ms, revoke.seconds);
+    let (refused_ms, cmd_ms) = revoke.inner;
     Ok(Report {
         idle_window_s: super::round1(idle_s),
         revoke_window_s: super::round1(revoke_s),
@@ -192,7 +235,9 @@ pub async fn run(o: Opts) -> Result<Report> {
         reload_cpu_ms: super::round1(revoke_cpu - idle_cpu * revoke_s / idle_s.max(0.001)),
         before,
         after,
-        probe_idle,
-        probe_during_reload: probe_reload,
+        probe_idle: idle.probe,
+        probe_during_reload: revoke.probe,
+        plain_probe_idle: idle.plain,
+        plain_probe_during_reload: revoke.plain,
     })
 }
