@@ -115,7 +115,12 @@ pub struct KeyIndex {
 
 impl KeyIndex {
     pub fn new(records: impl IntoIterator<Item = KeyRecord>) -> KeyIndex {
-        let mut idx = KeyIndex::default();
+        let records = records.into_iter();
+        let n = records.size_hint().0;
+        let mut idx = KeyIndex {
+            by_id: HashMap::with_capacity(n),
+            by_hash: HashMap::with_capacity(n),
+        };
         for r in records {
             idx.by_hash.insert(r.hash.clone(), r.key_id.clone());
             idx.by_id.insert(r.key_id.clone(), r);

@@ -78,6 +78,14 @@ struct Windows {
 }
 
 impl Windows {
+    /// True when this state decides exactly as a fresh one would: every GCRA window has fully
+    /// recovered and nothing is counted against today's quota. Such a state can be forgotten.
+    fn at_rest(&self, now: Now) -> bool {
+        self.minute.tat <= now.mono_us
+            && self.hour.tat <= now.mono_us
+            && (self.day.1 == 0 || self.day.0 != now.unix_s.div_euclid(86_400))
+    }
+
     /// Checks every configured window; returns the updated state or the first refusal.
     fn admit(&self, limits: &Limits, now: Now, tool: Option<&str>) -> Result<Windows, Limited> {
         let mut next = *self;
@@ -118,21 +126,57 @@ struct Bucket {
     tools: HashMap<String, Windows>,
 }
 
+/// One shard of principals. States at rest are swept out at most once a minute, so memory
+/// follows the principals active in the last hour (or counted against today's quota), not
+/// every principal ever seen.
+#[derive(Default)]
+struct Shard {
+    buckets: HashMap<String, Bucket>,
+    swept_at_us: i64,
+}
+
+const SWEEP_EVERY_US: i64 = MINUTE_US;
+
+impl Shard {
+    fn sweep(&mut self, now: Now) {
+        if now.mono_us - self.swept_at_us < SWEEP_EVERY_US {
+            return;
+        }
+        self.swept_at_us = now.mono_us;
+        self.buckets.retain(|_, b| {
+            b.tools.retain(|_, w| !w.at_rest(now));
+            !(b.own.at_rest(now) && b.tools.is_empty())
+        });
+    }
+}
+
 /// The in-process limiter: sharded maps, one lock per principal's bucket shard.
 pub struct LocalLimiter {
-    shards: Vec<Mutex<HashMap<String, Bucket>>>,
+    shards: Vec<Mutex<Shard>>,
 }
 
 impl Default for LocalLimiter {
     fn default() -> Self {
         LocalLimiter {
-            shards: (0..32).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..32).map(|_| Mutex::new(Shard::default())).collect(),
         }
     }
 }
 
 impl LocalLimiter {
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Bucket>> {
+    /// Principals (with per-tool states) held now; swept ones are not counted.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).buckets.len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<Shard> {
         // FNV-1a: cheap and deterministic; the shard only spreads lock contention.
         let mut x: u64 = 0xcbf29ce484222325;
         for b in key.bytes() {
@@ -150,7 +194,13 @@ impl RateLimiter for LocalLimiter {
             return Ok(());
         }
         let mut shard = self.shard(principal).lock().unwrap_or_else(|e| e.into_inner());
-        let bucket = shard.entry(principal.to_string()).or_default();
+        shard.sweep(now);
+        if !shard.buckets.contains_key(principal) {
+            shard.buckets.insert(principal.to_string(), Bucket::default());
+        }
+        let Some(bucket) = shard.buckets.get_mut(principal) else {
+            return Ok(());
+        };
         let own = bucket.own.admit(limits, now, None)?;
         let tool_state = match tool {
             Some((name, tl)) if *tl != none => {
@@ -168,7 +218,7 @@ impl RateLimiter for LocalLimiter {
 
     fn remaining(&self, principal: &str, limits: &Limits, now: Now) -> Remaining {
         let shard = self.shard(principal).lock().unwrap_or_else(|e| e.into_inner());
-        let w = shard.get(principal).map(|b| b.own).unwrap_or_default();
+        let w = shard.buckets.get(principal).map(|b| b.own).unwrap_or_default();
         let day = now.unix_s.div_euclid(86_400);
         Remaining {
             per_minute: limits.per_minute.map(|l| w.minute.remaining(l, MINUTE_US, now.mono_us)),
@@ -189,6 +239,46 @@ mod tests {
             mono_us: s * 1_000_000,
             unix_s: 1_699_920_000 + s,
         }
+    }
+
+    #[test]
+    fn principals_at_rest_are_forgotten_and_quotas_are_not() {
+        let rl = LocalLimiter::default();
+        let minute = Limits {
+            per_minute: Some(2),
+            ..Limits::default()
+        };
+        let daily = Limits {
+            per_day: Some(2),
+            ..Limits::default()
+        };
+        let tool = Limits {
+            per_hour: Some(1),
+            ..Limits::default()
+        };
+        for i in 0..1000 {
+            rl.check(&format!("p{i}"), &minute, None, at(0)).unwrap();
+        }
+        rl.check("quota", &daily, None, at(0)).unwrap();
+        rl.check("tooled", &Limits::default(), Some(("t", &tool)), at(0))
+            .unwrap();
+        assert_eq!(rl.len(), 1002);
+        // A minute on, each shard sweeps on its next check: only states that still decide
+        // differently from a fresh one remain (today's quota use, the tool's hour).
+        for i in 0..500 {
+            rl.check(&format!("q{i}"), &minute, None, at(61)).unwrap();
+        }
+        assert_eq!(rl.len(), 2 + 500);
+        rl.check("quota", &daily, None, at(62)).unwrap();
+        assert!(
+            rl.check("quota", &daily, None, at(63)).is_err(),
+            "the day's count survived"
+        );
+        assert!(
+            rl.check("tooled", &Limits::default(), Some(("t", &tool)), at(63))
+                .is_err()
+        );
+        assert_eq!(rl.remaining("p1", &minute, at(63)).per_minute, Some(2));
     }
 
     #[test]

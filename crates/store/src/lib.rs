@@ -20,7 +20,12 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub trait KeyStore: Send + Sync {
+    /// Every key, oldest first (for people: `mcpgate keys list`).
     fn list_keys(&self) -> Result<Vec<KeyRecord>>;
+    /// Every key in no particular order (for building an index: no sort at 1M keys).
+    fn all_keys(&self) -> Result<Vec<KeyRecord>> {
+        self.list_keys()
+    }
     fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>>;
     fn insert_key(&self, record: &KeyRecord) -> Result<()>;
     /// Marks a key revoked; false when there is no such key.

@@ -37,6 +37,13 @@ fn backend(e: rusqlite::Error) -> StoreError {
 }
 
 impl SqliteStore {
+    fn select_keys(&self, sql: &str) -> Result<Vec<KeyRecord>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(sql).map_err(backend)?;
+        let rows = st.query_map([], key_from_row).map_err(backend)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+    }
+
     pub fn open(path: &Path) -> Result<SqliteStore> {
         let conn =
             Connection::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
@@ -104,12 +111,11 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
 
 impl KeyStore for SqliteStore {
     fn list_keys(&self) -> Result<Vec<KeyRecord>> {
-        let conn = self.conn();
-        let mut st = conn
-            .prepare("SELECT * FROM api_keys ORDER BY created_at, key_id")
-            .map_err(backend)?;
-        let rows = st.query_map([], key_from_row).map_err(backend)?;
-        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        self.select_keys("SELECT * FROM api_keys ORDER BY created_at, key_id")
+    }
+
+    fn all_keys(&self) -> Result<Vec<KeyRecord>> {
+        self.select_keys("SELECT * FROM api_keys")
     }
 
     fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>> {
