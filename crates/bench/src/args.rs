@@ -1,5 +1,8 @@
 //! A tiny `--flag value` / `--flag=value` parser (no clap: the rig stays small).
 
+// Shared by both binaries of this package (mcpgate-bench, mcpgate-scale), each using part of it.
+#![allow(dead_code)]
+
 use anyhow::{Context, Result, bail};
 use std::str::FromStr;
 
@@ -65,10 +68,43 @@ impl Flags {
         }
     }
 
+    pub fn or<T: FromStr>(&mut self, name: &str, default: T) -> Result<T> {
+        Ok(self.parsed(name)?.unwrap_or(default))
+    }
+
     pub fn finish(self) -> Result<()> {
         if let Some((k, _)) = self.items.first() {
             bail!("unknown or misplaced flag --{k}");
         }
         Ok(())
     }
+}
+
+/// `--header 'K: V'` values as header pairs.
+pub fn header_pairs(headers: &[String]) -> Result<Vec<(http::HeaderName, http::HeaderValue)>> {
+    headers
+        .iter()
+        .map(|h| {
+            let (k, v) = h
+                .split_once(':')
+                .with_context(|| format!("--header wants 'K: V', got {h:?}"))?;
+            Ok((
+                http::HeaderName::from_bytes(k.trim().as_bytes())?,
+                http::HeaderValue::from_str(v.trim())?,
+            ))
+        })
+        .collect()
+}
+
+/// A tokio runtime: current-thread for 1 thread, else multi-threaded with `threads` workers.
+pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
+    let rt = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()?
+    };
+    Ok(rt)
 }

@@ -113,18 +113,7 @@ impl Target {
         let connect = format!("{}:{port}", auth.host());
         let host = HeaderValue::from_str(auth.as_str())?;
         let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        let headers = headers
-            .iter()
-            .map(|h| {
-                let (k, v) = h
-                    .split_once(':')
-                    .with_context(|| format!("--header wants 'K: V', got {h:?}"))?;
-                Ok((
-                    HeaderName::from_bytes(k.trim().as_bytes())?,
-                    HeaderValue::from_str(v.trim())?,
-                ))
-            })
-            .collect::<Result<_>>()?;
+        let headers = crate::args::header_pairs(headers)?;
         Ok(Arc::new(Self {
             connect,
             host,

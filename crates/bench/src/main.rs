@@ -26,7 +26,7 @@ mod stats;
 mod upstream;
 
 use anyhow::{Context, Result, bail};
-use args::Flags;
+use args::{Flags, runtime};
 use client::Signer;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -231,18 +231,6 @@ fn run(argv: Vec<String>) -> Result<ExitCode> {
 
 fn default_threads() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
-}
-
-fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
-    let rt = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()?
-    };
-    Ok(rt)
 }
 
 fn secs(s: f64) -> Result<Duration> {

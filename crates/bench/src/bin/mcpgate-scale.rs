@@ -11,7 +11,7 @@ mod scale;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::{Context, Result};
-use scale::args::Args;
+use scale::args::Flags;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -52,7 +52,7 @@ fn run(argv: &[String]) -> Result<()> {
     let Some((cmd, rest)) = argv.split_first() else {
         anyhow::bail!("{USAGE}");
     };
-    let mut a = Args::parse(rest)?;
+    let mut a = Flags::parse(rest, &[])?;
     let out: Option<PathBuf> = a.one("out").map(PathBuf::from);
     let out = out.as_deref();
     match cmd.as_str() {

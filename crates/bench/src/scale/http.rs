@@ -33,18 +33,7 @@ impl Target {
             bail!("only http:// URLs (loopback): {url}");
         }
         let auth = uri.authority().context("URL has no host")?;
-        let headers = headers
-            .iter()
-            .map(|h| {
-                let (k, v) = h
-                    .split_once(':')
-                    .with_context(|| format!("--header wants 'K: V', got {h:?}"))?;
-                Ok((
-                    HeaderName::from_bytes(k.trim().as_bytes())?,
-                    HeaderValue::from_str(v.trim())?,
-                ))
-            })
-            .collect::<Result<_>>()?;
+        let headers = super::args::header_pairs(headers)?;
         Ok(Self {
             connect: format!("{}:{}", auth.host(), auth.port_u16().unwrap_or(80)),
             authority: auth.as_str().to_owned(),

@@ -2,6 +2,8 @@
 //! Every subcommand prints (or writes) one JSON object; `report` turns the collected objects into
 //! `scale.json` and `scale.md`.
 
+/// The same flag parser as `mcpgate-bench`.
+#[path = "../args.rs"]
 pub mod args;
 pub mod http;
 pub mod keys;
@@ -86,17 +88,7 @@ pub fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
-pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
-    let rt = if threads <= 1 {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .enable_all()
-            .build()?
-    };
-    Ok(rt)
-}
+pub use args::runtime;
 
 /// Nanoseconds since the Unix epoch (what `date +%s%N` prints), for spans that start in the script.
 pub fn epoch_ns() -> u128 {
