@@ -152,7 +152,7 @@ pub fn create(path: &Path, count: usize, keep: usize) -> Result<Created> {
 #[derive(Serialize)]
 pub struct ReloadCost {
     pub keys: usize,
-    /// `SqliteStore::list_keys` (what `KeyRegistry::reload` calls), ms.
+    /// `SqliteStore::all_keys` (what `KeyRegistry::reload` calls: every key, unordered), ms.
     pub list_keys_ms: f64,
     /// `KeyIndex::new` over those records, ms.
     pub index_build_ms: f64,
@@ -200,7 +200,7 @@ pub fn reload_cost(path: &Path, runs: usize) -> Result<ReloadCost> {
         let c0 = cpu_ms();
         let t0 = Instant::now();
         let _version = store.keys_version().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let all = store.list_keys().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let all = store.all_keys().map_err(|e| anyhow::anyhow!("{e}"))?;
         let t1 = Instant::now();
         let c1 = cpu_ms();
         let rss1 = super::self_rss_kib();
@@ -283,7 +283,7 @@ fn swap_stall(path: &Path) -> Result<f64> {
     use std::sync::{Arc, RwLock};
     let load = |path: std::path::PathBuf| -> Result<KeyIndex> {
         let store = SqliteStore::open(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(KeyIndex::new(store.list_keys().map_err(|e| anyhow::anyhow!("{e}"))?))
+        Ok(KeyIndex::new(store.all_keys().map_err(|e| anyhow::anyhow!("{e}"))?))
     };
     let p = path.to_path_buf();
     let first = std::thread::spawn(move || load(p))

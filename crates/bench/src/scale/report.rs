@@ -358,7 +358,7 @@ fn markdown(doc: &Value) -> String {
             );
             let _ = writeln!(
                 m,
-                "| `SqliteStore::list_keys` | {} | {} |",
+                "| `SqliteStore::all_keys` | {} | {} |",
                 n(&rl["list_keys_ms"], 0),
                 n(&rl["list_keys_cpu_ms"], 0)
             );
@@ -376,9 +376,11 @@ fn markdown(doc: &Value) -> String {
             );
             let _ = writeln!(
                 m,
-                "\nThe query behind `list_keys` (`ORDER BY created_at, key_id`) scans in {} ms, the \
-                 same rows unordered in {} ms (plan: {}). A reader taking the registry's read lock \
-                 while the index is swapped the registry's way waited up to **{} ms**. \
+                "\nThe rows in `keys list` order (`ORDER BY created_at, key_id`) scan in {} ms, \
+                 unordered (what a reload reads) in {} ms (plan of the ordered query: {}). A reader \
+                 taking a read lock while an index is swapped and freed under the write lock (how \
+                 the registry did it before it freed replaced indexes off the request path) waited \
+                 up to **{} ms**. \
                  `size_of::<KeyRecord>()` = {} bytes.\n",
                 n(&rl["scan_ordered_ms"], 0),
                 n(&rl["scan_unordered_ms"], 0),
@@ -510,7 +512,8 @@ fn markdown(doc: &Value) -> String {
         }
         let _ = writeln!(
             m,
-            "\nThe limiter never forgets a principal: the map only grows until the gateway restarts.\n"
+            "\nThese principals are all active within the minute. States at rest (every window \
+             recovered, nothing counted against today's quota) are swept once a minute per shard.\n"
         );
     }
     if let Some(vs) = doc["policy"]["variants"].as_array() {
