@@ -65,6 +65,29 @@ peer_venv() {
   fi
 }
 
+# start_peer NAME PORT PATH CMD...: starts a peer (log $WORK/NAME.log), waits for PORT, and sets
+# TARGET_URL (http://127.0.0.1:PORT + PATH) and TARGET_PID; a peer that does not listen is
+# reported as "did not start" with its last log line.
+start_peer() {
+  local name=$1 port=$2 path=$3
+  shift 3
+  start_bg "$name" "$@"
+  TARGET_PIDS+=("$BG_PID")
+  wait_port "$BG_PID" "$port" "$name" \
+    || { TARGET_STATUS="did not start: $(peer_last_line "$WORK/$name.log")"; return 1; }
+  TARGET_URL="http://127.0.0.1:$port$path"
+  TARGET_PID=$BG_PID
+}
+
+# bearer_checks MADE_UP GOOD WHAT: a made-up bearer credential gets 401 and the bench's own 200;
+# then the bench's is sent on every request.
+bearer_checks() {
+  expect_status 401 --header "Authorization: Bearer $1" || return 1
+  expect_status 200 --header "Authorization: Bearer $2" || return 1
+  log "auth check ok: a made-up $3 gets 401, the bench $3 200"
+  TARGET_HEADERS=("Authorization: Bearer $2")
+}
+
 peer_last_line() { grep -v '^[[:space:]]*$' "$1" 2>/dev/null | tail -n 1 | cut -c1-200 | tr -d '`'; }
 
 # peer_stdio_child PID: the pid of PID's child running `mcpgate-bench upstream --stdio` (waits up
@@ -144,15 +167,8 @@ tokens = ["\${BENCH_MCP_PROXY_SECRET}"]
 audit = true
 log_level = "info,mcp::audit=info"
 TOML
-  start_bg mcp_proxy "$PEER_BIN" --config "$WORK/mcp_proxy.toml"
-  TARGET_PIDS+=("$BG_PID")
-  wait_port "$BG_PID" "$port" mcp_proxy || { TARGET_STATUS="did not start: $(peer_last_line "$WORK/mcp_proxy.log")"; return 1; }
-  TARGET_URL="http://127.0.0.1:$port/"
-  TARGET_PID=$BG_PID
-  expect_status 401 --header "Authorization: Bearer $(rand_hex 32)" || return 1
-  expect_status 200 --header "Authorization: Bearer $BENCH_MCP_PROXY_SECRET" || return 1
-  log "auth check ok: a made-up token gets 401, the bench token 200"
-  TARGET_HEADERS=("Authorization: Bearer $BENCH_MCP_PROXY_SECRET")
+  start_peer mcp_proxy "$port" / "$PEER_BIN" --config "$WORK/mcp_proxy.toml" || return 1
+  bearer_checks "$(rand_hex 32)" "$BENCH_MCP_PROXY_SECRET" token || return 1
 }
 
 # mcp-guard (crates.io), its documented TOML: one `[[auth.api_keys]]` entry (hash from
@@ -197,16 +213,9 @@ file = "$WORK/mcp_guard-audit.log"
 id = "bench"
 key_hash = "$hash"
 TOML
-  start_bg mcp_guard "$PEER_BIN" run --config "$WORK/mcp_guard.toml"
-  TARGET_PIDS+=("$BG_PID")
-  wait_port "$BG_PID" "$port" mcp_guard || { TARGET_STATUS="did not start: $(peer_last_line "$WORK/mcp_guard.log")"; return 1; }
-  TARGET_URL="http://127.0.0.1:$port/mcp"
-  TARGET_PID=$BG_PID
-  expect_status 401 --header "Authorization: Bearer mcp_$(rand_hex 32)" || return 1
-  expect_status 200 --header "Authorization: Bearer $key" || return 1
-  log "auth check ok: a made-up key gets 401, the bench key 200"
+  start_peer mcp_guard "$port" /mcp "$PEER_BIN" run --config "$WORK/mcp_guard.toml" || return 1
+  bearer_checks "mcp_$(rand_hex 32)" "$key" key || return 1
   peer_stdio_child "$TARGET_PID"
-  TARGET_HEADERS=("Authorization: Bearer $key")
 }
 
 # FastMCP (PyPI) as its docs show a proxy: `create_proxy(URL)` (a fresh upstream session for
@@ -223,11 +232,8 @@ target_fastmcp() {
   token=$("$MCPGATE" token mint --secret-env BENCH_JWT_SECRET --sub bench --scope "read write" --aud "$aud" \
     --claim 'permissions=["*"]' --ttl 24h 2>"$WORK/fastmcp-mint.log") \
     || { log "token mint failed: $(tail -n 3 "$WORK/fastmcp-mint.log")"; return 1; }
-  start_bg fastmcp "$PEER_PY" "$ROOT/bench/peers/fastmcp_proxy.py" "$UPSTREAM_URL" "$port" "$aud"
-  TARGET_PIDS+=("$BG_PID")
-  wait_port "$BG_PID" "$port" fastmcp || { TARGET_STATUS="did not start: $(peer_last_line "$WORK/fastmcp.log")"; return 1; }
-  TARGET_URL=$aud
-  TARGET_PID=$BG_PID
+  start_peer fastmcp "$port" /mcp "$PEER_PY" "$ROOT/bench/peers/fastmcp_proxy.py" "$UPSTREAM_URL" "$port" "$aud" \
+    || return 1
   check_bearer "$token" "$aud" || return 1
   TARGET_HEADERS=("Authorization: Bearer $token")
 }
