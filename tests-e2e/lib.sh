@@ -19,7 +19,8 @@ CACHE="${MCPGATE_TEST_CACHE:-${HOME:-/root}/.cache/mcpgate-test}"
 # ---- pinned tool versions (see tests-e2e/README.md for why) -------------------------------
 NODE_VERSION="22.23.3"    # newest 22.x on the npm registry; the Inspector needs >= 22.19
 NODE_MIN="22.19.0"
-# @modelcontextprotocol/conformance and @modelcontextprotocol/inspector: tests-e2e/package.json
+# @modelcontextprotocol/conformance, @modelcontextprotocol/inspector and @modelcontextprotocol/sdk:
+# tests-e2e/package.json
 # mcp (Python SDK) and its dependencies: tests-e2e/requirements.txt
 
 MCPGATE_BIN="${MCPGATE_BIN:-$TARGET_DIR/${MCPGATE_PROFILE_DIR:-release}/mcpgate}"
@@ -98,15 +99,18 @@ b = json.load(open(os.path.join(sys.argv[1], "package.json")))["bin"]
 print(os.path.join(sys.argv[1], b if isinstance(b, str) else b[sys.argv[2]]))' "$pkgdir" "$3" 2>/dev/null || true
 }
 
-# Sets CONFORMANCE_JS and INSPECTOR_JS (run them with "$NODE22" file.js ...).
+# Sets CONFORMANCE_JS and INSPECTOR_JS (run them with "$NODE22" file.js ...), and NPM_TOOLS_DIR,
+# whose node_modules holds @modelcontextprotocol/sdk for tests-e2e/differential/upstream_ts.mjs.
 ensure_npm_tools() {
   ensure_node
   local dir="$CACHE/npm-tools" stamp want
+  NPM_TOOLS_DIR="$dir"
+  local sdk="$dir/node_modules/@modelcontextprotocol/sdk/package.json"
   want="$(cat "$E2E_DIR/package.json" "$E2E_DIR/package-lock.json" | sha256sum | cut -c1-16)-node$("$NODE22" --version)"
   CONFORMANCE_JS="$(npm_bin "$dir" @modelcontextprotocol/conformance conformance)"
   INSPECTOR_JS="$(npm_bin "$dir" @modelcontextprotocol/inspector mcp-inspector)"
   stamp="$(cat "$dir/.stamp" 2>/dev/null || true)"
-  if [[ "$stamp" == "$want" && -f "$CONFORMANCE_JS" && -f "$INSPECTOR_JS" ]]; then
+  if [[ "$stamp" == "$want" && -f "$CONFORMANCE_JS" && -f "$INSPECTOR_JS" && -f "$sdk" ]]; then
     return 0
   fi
   command -v npm >/dev/null || die "npm is needed to install the test tools"
@@ -118,7 +122,7 @@ ensure_npm_tools() {
   (cd "$dir" && PATH="$(dirname "$NODE22"):$PATH" npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) >&2
   CONFORMANCE_JS="$(npm_bin "$dir" @modelcontextprotocol/conformance conformance)"
   INSPECTOR_JS="$(npm_bin "$dir" @modelcontextprotocol/inspector mcp-inspector)"
-  [[ -f "$CONFORMANCE_JS" && -f "$INSPECTOR_JS" ]] || die "npm tools install incomplete"
+  [[ -f "$CONFORMANCE_JS" && -f "$INSPECTOR_JS" && -f "$sdk" ]] || die "npm tools install incomplete"
   printf '%s\n' "$want" >"$dir/.stamp"
 }
 

@@ -12,22 +12,26 @@
 //! - [`serve_http`]: Streamable HTTP at `/mcp` with stateful sessions and SSE, the shape of a
 //!   remote upstream.
 //!
-//! Two tool sets, chosen by [`Profile`]: the small demo set (`echo`, `add`, `slow`, `ask_name`,
-//! `summarize`, `crash`, `inspect`) and, on top of it, the fixed names the conformance suite's
-//! server scenarios call (`test_simple_text`, …).
+//! Three surfaces, chosen by [`Profile`]: the small demo set (`echo`, `add`, `slow`, `ask_name`,
+//! `summarize`, `crash`, `inspect`); on top of it, the fixed names the conformance suite's
+//! server scenarios call (`test_simple_text`, …); and, alone, the differential suite's surface,
+//! whose executions a [`Recorder`] logs so a test can compare them with the gateway's audit.
 
 mod catalog;
+mod differential;
 mod http;
 mod media;
 mod peer;
 mod profile;
 mod prompts;
+mod record;
 mod resources;
 mod server;
 mod stdio;
 mod tools;
 
 pub use http::{MCP_PATH, router, serve_http};
-pub use profile::{Profile, UnknownProfile};
+pub use profile::{Profile, Setup, UnknownProfile};
+pub use record::Recorder;
 pub use server::DemoServer;
 pub use stdio::serve_stdio;

@@ -6,16 +6,20 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use mcpgate_demo::{MCP_PATH, Profile, serve_http, serve_stdio};
+use mcpgate_demo::{MCP_PATH, Profile, Recorder, Setup, serve_http, serve_stdio};
 
 const USAGE: &str = "\
-usage: mcpgate-example-server [--stdio | --http ADDR] [--profile demo|conformance]
+usage: mcpgate-example-server [--stdio | --http ADDR] [--profile demo|conformance|differential]
+                              [--record FILE]
 
   --stdio              serve MCP on stdin/stdout (default)
   --http ADDR          serve Streamable HTTP at http://ADDR/mcp (e.g. 127.0.0.1:0 for any port)
-  --profile PROFILE    demo (default) or conformance (adds the conformance suite's fixtures)
+  --profile PROFILE    demo (default), conformance (adds the conformance suite's fixtures) or
+                       differential (only the differential suite's surface)
+  --record FILE        append one JSON line per execution to FILE (differential profile)
   -h, --help           show this help
 
 Logs go to stderr; RUST_LOG sets the filter (default: info,rmcp=warn).";
@@ -33,6 +37,7 @@ enum Transport {
 struct Options {
     transport: Transport,
     profile: Profile,
+    record: Option<PathBuf>,
 }
 
 /// What the command line asks for: run, or print help.
@@ -46,6 +51,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut options = Options {
         transport: Transport::Stdio,
         profile: Profile::Demo,
+        record: None,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -78,6 +84,7 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
                     .parse()
                     .map_err(|error: mcpgate_demo::UnknownProfile| error.to_string())?;
             }
+            "--record" => options.record = Some(PathBuf::from(value("--record")?)),
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
@@ -121,15 +128,25 @@ fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> anyhow::Result<()> {
+    let recorder = match &options.record {
+        Some(path) => {
+            Some(Recorder::open(path).map_err(|error| anyhow::anyhow!("--record {}: {error}", path.display()))?)
+        }
+        None => None,
+    };
+    let setup = Setup {
+        profile: options.profile,
+        recorder,
+    };
     match options.transport {
-        Transport::Stdio => serve_stdio(options.profile).await,
+        Transport::Stdio => serve_stdio(setup).await,
         Transport::Http(address) => {
             let listener = tokio::net::TcpListener::bind(address)
                 .await
                 .map_err(|error| anyhow::anyhow!("cannot listen on {address}: {error}"))?;
             // Print the bound address (port 0 becomes the real port) so a parent process can read it.
             eprintln!("listening on http://{}{MCP_PATH}", listener.local_addr()?);
-            serve_http(listener, options.profile).await
+            serve_http(listener, setup).await
         }
     }
 }
@@ -148,7 +165,8 @@ mod tests {
             parse(args(&[])),
             Ok(Command::Run(Options {
                 transport: Transport::Stdio,
-                profile: Profile::Demo
+                profile: Profile::Demo,
+                record: None,
             }))
         );
     }
@@ -158,6 +176,7 @@ mod tests {
         let expected = Ok(Command::Run(Options {
             transport: Transport::Http(SocketAddr::from(([127, 0, 0, 1], 0))),
             profile: Profile::Conformance,
+            record: None,
         }));
         assert_eq!(
             parse(args(&["--http", "127.0.0.1:0", "--profile", "conformance"])),
@@ -167,11 +186,24 @@ mod tests {
     }
 
     #[test]
+    fn reads_the_differential_profile_and_a_record_file() {
+        assert_eq!(
+            parse(args(&["--profile", "differential", "--record=/tmp/x.jsonl"])),
+            Ok(Command::Run(Options {
+                transport: Transport::Stdio,
+                profile: Profile::Differential,
+                record: Some(PathBuf::from("/tmp/x.jsonl")),
+            }))
+        );
+    }
+
+    #[test]
     fn rejects_bad_input() {
         assert!(parse(args(&["--http"])).is_err());
         assert!(parse(args(&["--http", "localhost"])).is_err());
         assert!(parse(args(&["--profile", "full"])).is_err());
         assert!(parse(args(&["--verbose"])).is_err());
         assert!(parse(args(&["--stdio=yes"])).is_err());
+        assert!(parse(args(&["--record"])).is_err());
     }
 }

@@ -23,7 +23,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 
 use crate::catalog::Catalog;
-use crate::{Profile, prompts, resources, tools};
+use crate::{Profile, Setup, differential, prompts, resources, tools};
 
 /// The logger name on `notifications/message`, so a client can tell these apart from the
 /// gateway's own.
@@ -45,9 +45,11 @@ struct SessionState {
 }
 
 impl DemoServer {
-    /// A server (one session's worth of state) exposing the given profile.
-    pub fn new(profile: Profile) -> Self {
-        Self::with_catalog(Arc::new(Catalog::new(profile)))
+    /// A server (one session's worth of state) exposing the given profile (a [`Profile`], or a
+    /// [`Setup`] that also records executions).
+    pub fn new(setup: impl Into<Setup>) -> Self {
+        let Setup { profile, recorder } = setup.into();
+        Self::with_catalog(Arc::new(Catalog::new(profile, recorder)))
     }
 
     /// A fresh session over an already-built catalog.
@@ -64,6 +66,12 @@ impl DemoServer {
     /// The profile this server exposes.
     pub fn profile(&self) -> Profile {
         self.catalog.profile
+    }
+
+    /// The differential profile's execution log, when that profile is served (`None` otherwise:
+    /// the other profiles' handlers take their own paths).
+    fn differential(&self) -> Option<Option<&crate::Recorder>> {
+        (self.catalog.profile == Profile::Differential).then_some(self.catalog.recorder.as_ref())
     }
 
     /// Sends `notifications/message` unless the client asked for less. Delivery failures are
@@ -145,6 +153,9 @@ impl ServerHandler for DemoServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(recorder) = self.differential() {
+            return differential::call_tool(recorder, request).map(Into::into);
+        }
         tools::call(self, request, context).await
     }
 
@@ -171,6 +182,9 @@ impl ServerHandler for DemoServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        if let Some(recorder) = self.differential() {
+            return differential::read(recorder, &request.uri).map(Into::into);
+        }
         resources::read(self.profile(), &request.uri).map(Into::into)
     }
 
@@ -179,6 +193,9 @@ impl ServerHandler for DemoServer {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        if let Some(recorder) = self.differential() {
+            differential::subscribe(recorder, &request.uri)?;
+        }
         let message = format!("subscribed to {}", request.uri);
         self.subscriptions().insert(request.uri);
         self.log(&context.peer, LoggingLevel::Info, &message).await;
@@ -209,6 +226,9 @@ impl ServerHandler for DemoServer {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        if let Some(recorder) = self.differential() {
+            return differential::get_prompt(recorder, &request.name, request.arguments).map(Into::into);
+        }
         prompts::get(self.profile(), &request.name, request.arguments).map(Into::into)
     }
 
@@ -217,7 +237,10 @@ impl ServerHandler for DemoServer {
         request: CompleteRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
-        let values = prompts::complete(self.profile(), &request.r#ref, &request.argument);
+        let values = match self.differential() {
+            Some(recorder) => differential::complete(recorder, &request.r#ref, &request.argument)?,
+            None => prompts::complete(self.profile(), &request.r#ref, &request.argument),
+        };
         let completion =
             CompletionInfo::with_all_values(values).map_err(|reason| ErrorData::internal_error(reason, None))?;
         Ok(CompleteResult::new(completion))

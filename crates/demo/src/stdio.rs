@@ -3,7 +3,7 @@
 use anyhow::Context;
 use rmcp::ServiceExt;
 
-use crate::{DemoServer, Profile};
+use crate::{DemoServer, Setup};
 
 /// Serves MCP over stdin/stdout (newline-delimited JSON-RPC) until stdin closes.
 ///
@@ -12,8 +12,8 @@ use crate::{DemoServer, Profile};
 ///
 /// # Errors
 /// When the client's `initialize` handshake fails or the service task dies.
-pub async fn serve_stdio(profile: Profile) -> anyhow::Result<()> {
-    let running = DemoServer::new(profile)
+pub async fn serve_stdio(setup: impl Into<Setup>) -> anyhow::Result<()> {
+    let running = DemoServer::new(setup)
         .serve(rmcp::transport::stdio_pipes())
         .await
         .context("MCP handshake over stdio failed")?;

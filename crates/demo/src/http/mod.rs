@@ -18,7 +18,7 @@ pub(crate) use sessions::ResponseStream;
 use sessions::Sessions;
 
 use crate::catalog::Catalog;
-use crate::{DemoServer, Profile};
+use crate::{DemoServer, Setup};
 
 /// The path the MCP endpoint is mounted at.
 pub const MCP_PATH: &str = "/mcp";
@@ -29,8 +29,9 @@ const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 /// An axum router serving MCP at [`MCP_PATH`]; every session gets a fresh [`DemoServer`].
 ///
 /// Exposed so tests can drive it without a socket, and so it can be nested in a larger app.
-pub fn router(profile: Profile) -> axum::Router {
-    let catalog = Arc::new(Catalog::new(profile));
+pub fn router(setup: impl Into<Setup>) -> axum::Router {
+    let Setup { profile, recorder } = setup.into();
+    let catalog = Arc::new(Catalog::new(profile, recorder));
     let config = StreamableHttpServerConfig::default().with_allowed_hosts(LOOPBACK_HOSTS);
     let service = StreamableHttpService::new(
         move || Ok(DemoServer::with_catalog(Arc::clone(&catalog))),
@@ -44,10 +45,11 @@ pub fn router(profile: Profile) -> axum::Router {
 ///
 /// # Errors
 /// When accepting connections fails.
-pub async fn serve_http(listener: TcpListener, profile: Profile) -> anyhow::Result<()> {
+pub async fn serve_http(listener: TcpListener, setup: impl Into<Setup>) -> anyhow::Result<()> {
+    let setup = setup.into();
     let address = listener.local_addr().ok();
-    tracing::info!(?address, %profile, "serving MCP over Streamable HTTP at {MCP_PATH}");
-    axum::serve(listener, router(profile))
+    tracing::info!(?address, profile = %setup.profile, "serving MCP over Streamable HTTP at {MCP_PATH}");
+    axum::serve(listener, router(setup))
         .await
         .context("the HTTP server stopped")
 }
@@ -59,6 +61,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use crate::Profile;
 
     fn initialize(host: &str) -> Request<Body> {
         let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#;
