@@ -233,7 +233,7 @@ def judge(row: Row, audit: list[dict[str, Any]]) -> tuple[bool, str, str]:
     elif refused:
         what = f"refused ({row.reply.short()})"
     elif decision == "error":
-        what = f"gateway error ({row.reply.short()})"
+        what = f"forwarded, error ({row.reply.short()})"
     else:
         what = f"forwarded, nothing ran ({row.reply.short()})"
     problems = []
