@@ -1,10 +1,24 @@
 //! DNS-rebinding protection: the Host a request names must be one of ours, and a browser's Origin
 //! must be one we allow. Without it, a web page could make a visitor's browser call a gateway on
-//! localhost.
+//! localhost. `/mcp` runs [`check`] first in its pipeline; every other route of the gateway gets it
+//! through [`require_allowed_host`], so a rebinding page can read neither metrics nor health.
 
+use crate::Gateway;
 use crate::config::HttpConfig;
 use crate::refusal::Refusal;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Uri, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::sync::Arc;
+
+/// The router layer: refuses a request whose Host or Origin is not ours before any handler runs.
+pub async fn require_allowed_host(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    match check(&gw.config.http, req.uri(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(refusal) => refusal.into_response(None),
+    }
+}
 
 pub fn check(cfg: &HttpConfig, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
     let host = headers
@@ -79,9 +93,8 @@ mod tests {
 
     fn cfg(origins: &[&str]) -> HttpConfig {
         HttpConfig {
-            allowed_hosts: crate::config::loopback_hosts(),
             allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
-            max_body_bytes: 1 << 20,
+            ..HttpConfig::default()
         }
     }
 

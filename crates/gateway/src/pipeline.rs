@@ -19,7 +19,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use bytes::Bytes;
-use mcpgate_core::jsonrpc::{Kind, Message};
+use mcpgate_core::jsonrpc::{self, Kind, Message};
 use mcpgate_core::policy::{Decision, Denial};
 use mcpgate_core::principal::Principal;
 use serde_json::value::RawValue;
@@ -94,22 +94,23 @@ impl Gateway {
         // 2. Transport rules before reading the body, so a wrong client costs us nothing.
         check_content_type(&parts.headers).map_err(no_id)?;
         check_accept(&parts.headers).map_err(no_id)?;
-        // 3. The body, bounded: the limit is enforced while reading, never after.
+        // 3. The body, bounded in size and time: the limit is enforced while reading, never after.
         let limit = self.config.http.max_body_bytes;
-        let bytes: Bytes = axum::body::to_bytes(body, limit)
+        //    One deadline for the whole body, not per chunk: a client that dribbles it in
+        //    cannot hold the connection (and its memory) for long.
+        let bytes: Bytes = tokio::time::timeout(self.config.http.body_timeout, axum::body::to_bytes(body, limit))
             .await
+            .map_err(|_| no_id(Refusal::BodyTimeout))?
             .map_err(|_| no_id(Refusal::PayloadTooLarge { limit }))?;
-        // 4. Read only what the gateway needs: kind, id, method, target.
-        let parsed = Message::parse(&bytes).map_err(|e| {
-            no_id(Refusal::Malformed {
-                code: e.code(),
-                message: e.to_string(),
-            })
-        })?;
+        // 4. Read the whole message strictly, once: duplicate keys, wrong types and a target that
+        //    cannot be read are refused here. From now on the gateway decides on, and forwards,
+        //    the canonical bytes of what it read — never a second reading of the original.
+        let canonical = jsonrpc::read(&bytes).map(Bytes::from).map_err(malformed)?;
+        let parsed = Message::parse(&canonical).map_err(malformed)?;
         let id = parsed.id.map(|r| r.to_owned());
         let with_id = |r: Refusal| (r, id.clone());
         trace.method = parsed.method.as_deref().map(str::to_string);
-        trace.tool = parsed.target().map(|t| t.into_owned());
+        trace.tool = parsed.target().map(str::to_string);
         let is_call = parsed.kind == Kind::Request && parsed.method() == "tools/call";
 
         // 5. Who is calling. The credential is looked for in the allowed places only; whatever
@@ -175,20 +176,31 @@ impl Gateway {
         let tool = trace.tool.as_deref();
         let whoami = is_call && tool.is_some() && self.auth.cfg.whoami_tool.as_deref() == tool;
         if !whoami || principal.is_none() {
-            match self.config.policy.decide(principal.as_deref(), parsed.method(), tool) {
-                Decision::Allow | Decision::Public => {}
-                Decision::Deny(d) => {
-                    return Err(with_id(denial_refusal(d, principal.as_deref(), parsed.method(), tool)));
+            for (method, target) in policy_questions(&parsed) {
+                match self.config.policy.decide(principal.as_deref(), method, target) {
+                    Decision::Allow | Decision::Public => {}
+                    Decision::Deny(d) => {
+                        return Err(with_id(denial_refusal(d, principal.as_deref(), method, target)));
+                    }
                 }
             }
         }
         // 9. Limits, after authorization so refused calls do not spend the caller's budget.
+        //    Notifications count too (a flood of them costs the upstream as much); answers to the
+        //    upstream's own requests do not.
         if let Some(p) = &principal
-            && parsed.kind == Kind::Request
+            && parsed.kind != Kind::Response
         {
             let limits = p.limits.or(self.config.limits.default);
+            // Per-tool state is kept under names the configuration or the upstream's tool list
+            // know; any other name shares one bucket, so callers cannot grow memory with names.
             let tool_limits = if is_call {
-                tool.and_then(|t| self.config.limits.for_tool(t).map(|l| (t, l)))
+                tool.and_then(|t| {
+                    self.config
+                        .limits
+                        .for_tool(t)
+                        .map(|l| (self.known_tools.limit_key(t), l))
+                })
             } else {
                 None
             };
@@ -201,7 +213,7 @@ impl Gateway {
             return Ok(self.whoami_result(p, rid));
         }
         if parsed.kind == Kind::Request && parsed.method() == "server/discover" {
-            return Ok(self.discover(&parsed, &bytes, parts).await);
+            return Ok(self.discover(&parsed, &canonical, parts).await);
         }
         // 11. Cut a tool-argument credential out of the body before it can go anywhere.
         let stripped = if tool_arg_key {
@@ -225,17 +237,30 @@ impl Gateway {
             if let (true, Some(arg), Some(c)) = (is_call, &d.cfg.tool_argument, &credential) {
                 let current = reparsed.as_ref().unwrap_or(&parsed);
                 let body = crate::delegation::with_tool_argument(current, arg, c)
+                    .and_then(|b| jsonrpc::read(&b).ok())
                     .ok_or_else(|| with_id(Refusal::UpstreamGarbled))?;
                 delegated = Some(Bytes::from(body));
             }
         }
-        let bytes = delegated.as_ref().or(stripped.as_ref()).unwrap_or(&bytes);
+        // What goes upstream: the canonical bytes read in step 4, or their rewrite (also
+        // canonical) — never the bytes as received.
+        let bytes = delegated.as_ref().or(stripped.as_ref()).unwrap_or(&canonical);
         let msg = match (&delegated, reparsed) {
             (Some(b), _) => Message::parse(b).map_err(|_| with_id(Refusal::UpstreamGarbled))?,
             (None, Some(m)) => m,
             (None, None) => parsed,
         };
-        // 13. Forward.
+        // 13. Forward. A new session takes its place under the caller's cap first, so one caller
+        //     cannot hold every session (or child process) of the gateway.
+        let slot = if msg.kind == Kind::Request && msg.method() == "initialize" && session.is_none() {
+            Some(
+                self.sessions
+                    .reserve(principal_id)
+                    .map_err(|c| with_id(Refusal::Cap(c)))?,
+            )
+        } else {
+            None
+        };
         let response = self
             .upstream
             .post(Forward {
@@ -253,10 +278,10 @@ impl Gateway {
             .await
             .map_err(&with_id)?;
         // 15. A new session belongs to whoever opened it.
-        if msg.method() == "initialize"
+        if let Some(slot) = slot
             && let Some(new_id) = header_str(response.headers(), SESSION_HEADER)
         {
-            self.sessions.open(new_id, principal_id);
+            slot.open(new_id);
         }
         Ok(response)
     }
@@ -266,7 +291,7 @@ impl Gateway {
     fn find_credential(&self, parts: &Parts, msg: &Message<'_>) -> Result<(Option<Presented>, bool), Refusal> {
         let cfg = &self.auth.cfg;
         let arg_key = if cfg.allow_tool_arg_key && msg.method() == "tools/call" {
-            tool_arg_key(msg)
+            tool_arg_key(msg)?
         } else {
             None
         };
@@ -338,11 +363,17 @@ impl Gateway {
     }
 
     pub async fn handle_get(&self, parts: Parts) -> Result<Response, Refusal> {
-        let (session, _) = self.session_for(&parts).await?;
+        let (session, principal) = self.session_for(&parts).await?;
         if !accepts(&parts.headers, "text/event-stream") {
             return Err(Refusal::MethodNotAllowed);
         }
-        self.upstream.get(session.as_deref(), &parts.headers).await
+        // Open streams are capped per caller and in all; the permit rides in the body.
+        let permit = self
+            .sessions
+            .stream_permit(principal.as_ref().map(|p| p.id.as_str()))
+            .map_err(Refusal::Cap)?;
+        let response = self.upstream.get(session.as_deref(), &parts.headers).await?;
+        Ok(permit.attach(response))
     }
 
     pub async fn handle_delete(&self, parts: Parts) -> Result<Response, Refusal> {
@@ -396,27 +427,36 @@ fn denial_refusal(d: Denial, p: Option<&Principal>, method: &str, tool: Option<&
     }
 }
 
-/// A tools/call `api_key` argument (seed 000), when the option is on.
-fn tool_arg_key(msg: &Message<'_>) -> Option<Presented> {
+/// A tools/call `api_key` argument (seed 000), when the option is on: `Ok(None)` when there is
+/// none; refused when it is there but not a string (it must never travel on unread).
+fn tool_arg_key(msg: &Message<'_>) -> Result<Option<Presented>, Refusal> {
     #[derive(serde::Deserialize)]
-    struct Args {
-        #[serde(default)]
-        api_key: Option<String>,
+    struct Args<'a> {
+        #[serde(borrow, default)]
+        api_key: Option<&'a RawValue>,
     }
     #[derive(serde::Deserialize)]
-    struct Params {
-        #[serde(default)]
-        arguments: Option<Args>,
+    struct Params<'a> {
+        #[serde(borrow, default)]
+        arguments: Option<&'a RawValue>,
     }
-    let p: Params = serde_json::from_str(msg.params?.get()).ok()?;
-    let key = p.arguments?.api_key.filter(|k| !k.is_empty())?;
-    Some(Presented {
+    let Some(params) = msg.params else { return Ok(None) };
+    let bad = || Refusal::Malformed {
+        code: mcpgate_core::jsonrpc::code::INVALID_PARAMS,
+        message: "invalid params: the \"api_key\" argument must be a string".into(),
+    };
+    let p: Params<'_> = serde_json::from_str(params.get()).map_err(|_| bad())?;
+    let Some(args) = p.arguments else { return Ok(None) };
+    let a: Args<'_> = serde_json::from_str(args.get()).map_err(|_| bad())?;
+    let Some(raw) = a.api_key else { return Ok(None) };
+    let key: String = serde_json::from_str(raw.get()).map_err(|_| bad())?;
+    Ok(Some(Presented {
         secret: mcpgate_core::redact::Secret::new(key),
         from: Location::ToolArg,
-    })
+    }))
 }
 
-/// The message without `params.arguments.api_key`.
+/// The message without `params.arguments.api_key`, canonical.
 fn strip_tool_arg_key(msg: &Message<'_>) -> Result<Bytes, Refusal> {
     let mut params: serde_json::Value =
         serde_json::from_str(msg.params.map(|p| p.get()).unwrap_or("{}")).map_err(|_| Refusal::UpstreamGarbled)?;
@@ -424,9 +464,40 @@ fn strip_tool_arg_key(msg: &Message<'_>) -> Result<Bytes, Refusal> {
         args.remove("api_key");
     }
     let out = serde_json::json!({ "jsonrpc": "2.0", "id": msg.id, "method": msg.method(), "params": params });
-    serde_json::to_vec(&out)
+    let bytes = serde_json::to_vec(&out).map_err(|_| Refusal::UpstreamGarbled)?;
+    jsonrpc::read(&bytes)
         .map(Bytes::from)
         .map_err(|_| Refusal::UpstreamGarbled)
+}
+
+/// A refusal for a body that is not a message the gateway accepts.
+fn malformed(e: jsonrpc::ParseError) -> Refused {
+    (
+        Refusal::Malformed {
+            code: e.code(),
+            message: e.to_string(),
+        },
+        None,
+    )
+}
+
+/// What the policy is asked about a message: its method and target, and for
+/// `completion/complete` also the prompt or resource it completes for (completing a prompt's
+/// arguments must need what using the prompt needs).
+fn policy_questions<'m>(msg: &'m Message<'_>) -> Vec<(&'m str, Option<&'m str>)> {
+    use mcpgate_core::jsonrpc::TargetKind;
+    let mut q = vec![(msg.method(), msg.target())];
+    if msg.method() == "completion/complete"
+        && let Some((kind, t)) = &msg.target
+    {
+        q[0].1 = None;
+        let method = match kind {
+            TargetKind::Prompt => "prompts/get",
+            _ => "resources/read",
+        };
+        q.push((method, Some(t.as_ref())));
+    }
+    q
 }
 
 /// A request id: the caller's `X-Request-Id` when it is short and printable, else a new one.

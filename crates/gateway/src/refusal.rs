@@ -45,6 +45,10 @@ pub enum Refusal {
     },
     /// The external key verifier could not answer.
     VerifierUnavailable,
+    /// The gateway's ceiling on calls to a verifier was reached (auth/outbound.rs).
+    VerifierBusy {
+        retry_after_s: u64,
+    },
     /// Authenticated, but the policy says no; the message says what is missing.
     Forbidden {
         message: String,
@@ -60,6 +64,10 @@ pub enum Refusal {
     UpstreamGarbled,
     /// Identity delegation found no upstream credential for the caller (seed 003).
     NoUpstreamCredential,
+    /// The request body did not arrive within `http.body_timeout_s`.
+    BodyTimeout,
+    /// A cap on sessions or open streams (per caller or in all).
+    Cap(crate::sessions::CapReached),
 }
 
 impl Refusal {
@@ -135,6 +143,14 @@ impl Refusal {
                     }
                     Some(AuthFailure::Expired) => "expired API key: rotate it (mcpgate keys rotate) or ask for a new one".to_string(),
                     Some(AuthFailure::VerifierUnavailable) => "the key verifier is unavailable; retry shortly".to_string(),
+                    // Sent as VerifierBusy (503) by `into_response`; kept for completeness.
+                    Some(AuthFailure::VerifierBusy { .. }) => "the key verifier is busy; retry shortly".to_string(),
+                    Some(AuthFailure::JwtAsKey) => "a JWT was sent where an API key was expected: send an API key here, \
+                        or the token as Authorization: Bearer <token>"
+                        .into(),
+                    Some(AuthFailure::JwtWithoutVerifier) => "a JWT was sent but no JWT verifier is configured: \
+                        use an API key (X-API-Key), or ask the administrator to set up [auth.jwt]"
+                        .into(),
                     Some(AuthFailure::Token("expired")) => {
                         "expired token: get a new one from your identity provider and retry".into()
                     }
@@ -156,6 +172,11 @@ impl Refusal {
                 StatusCode::SERVICE_UNAVAILABLE,
                 code::UPSTREAM_UNAVAILABLE,
                 "the key verifier is unavailable; retry shortly".into(),
+            ),
+            Refusal::VerifierBusy { retry_after_s } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::UPSTREAM_UNAVAILABLE,
+                format!("the key verifier is busy checking other new credentials; retry after {retry_after_s} s"),
             ),
             Refusal::Forbidden { message } => (StatusCode::FORBIDDEN, code::FORBIDDEN, message.clone()),
             Refusal::InsufficientScope { scopes } => (
@@ -197,6 +218,18 @@ impl Refusal {
                 code::UPSTREAM_UNAVAILABLE,
                 "the upstream MCP server sent an answer the gateway could not read".into(),
             ),
+            Refusal::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                code::INVALID_REQUEST,
+                "the request body did not arrive in time; send it whole, promptly".into(),
+            ),
+            Refusal::Cap(c) => {
+                let status = match c {
+                    crate::sessions::CapReached::Streams { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::TOO_MANY_REQUESTS,
+                };
+                (status, code::RATE_LIMITED, c.to_string())
+            }
         }
     }
 
@@ -219,6 +252,7 @@ impl Refusal {
             Refusal::Unauthenticated { failure: None } => "missing_credential",
             Refusal::Unauthenticated { failure: Some(f) } => f.reason(),
             Refusal::VerifierUnavailable => "verifier_unavailable",
+            Refusal::VerifierBusy { .. } => "verifier_busy",
             Refusal::Forbidden { .. } => "forbidden",
             Refusal::InsufficientScope { .. } => "insufficient_scope",
             Refusal::RateLimited(_) => "rate_limited",
@@ -226,10 +260,24 @@ impl Refusal {
             Refusal::SessionOwnedByOther => "session_owner_mismatch",
             Refusal::UpstreamGarbled => "upstream_garbled",
             Refusal::NoUpstreamCredential => "no_upstream_credential",
+            Refusal::BodyTimeout => "body_timeout",
+            Refusal::Cap(crate::sessions::CapReached::SessionsPerPrincipal { .. }) => "sessions_per_principal",
+            Refusal::Cap(crate::sessions::CapReached::StreamsPerPrincipal { .. }) => "streams_per_principal",
+            Refusal::Cap(crate::sessions::CapReached::Streams { .. }) => "streams",
         }
     }
 
     pub fn into_response(self, id: Option<&RawValue>) -> Response {
+        // A verifier that could not answer is never a credential problem, however the caller
+        // wrapped it: 503, no challenge.
+        let this = match self {
+            Refusal::Unauthenticated { failure: Some(f) } => Refusal::from(f),
+            other => other,
+        };
+        this.respond(id)
+    }
+
+    fn respond(self, id: Option<&RawValue>) -> Response {
         let (status, rpc_code, message) = self.parts();
         let mut resp = json_response(status, jsonrpc::error_body(id, rpc_code, &message, None));
         let challenge = match &self {
@@ -250,13 +298,31 @@ impl Refusal {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(l.retry_after_s));
             }
-            Refusal::VerifierUnavailable | Refusal::UpstreamUnavailable { .. } | Refusal::TooManySessions => {
+            Refusal::VerifierBusy { retry_after_s } => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            Refusal::VerifierUnavailable
+            | Refusal::UpstreamUnavailable { .. }
+            | Refusal::TooManySessions
+            | Refusal::Cap(_) => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
         }
         resp
+    }
+}
+
+impl From<AuthFailure> for Refusal {
+    /// The refusal for a failed authentication: 503 when a verifier could not answer, else 401.
+    fn from(f: AuthFailure) -> Refusal {
+        match f {
+            AuthFailure::VerifierUnavailable => Refusal::VerifierUnavailable,
+            AuthFailure::VerifierBusy { retry_after_s } => Refusal::VerifierBusy { retry_after_s },
+            f => Refusal::Unauthenticated { failure: Some(f) },
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! The gateway's assembly, the router and the server loop. Handlers are thin adapters over
-//! [`Gateway`]'s pipeline.
+//! [`Gateway`]'s pipeline; the accept loop and its connection limits are in `listen`.
+
+mod listen;
 
 use crate::audit::AuditSink;
 use crate::auth::Auth;
@@ -7,7 +9,7 @@ use crate::auth::registry::KeyRegistry;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::refusal::Refusal;
-use crate::sessions::SessionRegistry;
+use crate::sessions::{SessionLimits, SessionRegistry};
 use crate::upstream::Upstream;
 use axum::Router;
 use axum::body::Body;
@@ -16,7 +18,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mcpgate_core::keys::{KeyRecord, parse_seed_keys};
-use mcpgate_core::principal::Principal;
+use mcpgate_core::principal::{AuthMethod, Principal, Role};
 use mcpgate_core::ratelimit::{LocalLimiter, RateLimiter};
 use mcpgate_store::sqlite::SqliteStore;
 use std::future::Future;
@@ -36,6 +38,8 @@ pub struct Gateway {
     pub audit: AuditSink,
     pub store: Arc<SqliteStore>,
     pub delegation: Option<crate::delegation::Delegation>,
+    /// Tool names per-tool limiter state may be kept under.
+    pub known_tools: crate::known_tools::KnownTools,
 }
 
 /// The keys configured outside the store: `MCP_API_KEYS` (seed 001) and the keys file.
@@ -116,26 +120,38 @@ impl Gateway {
         }
         let audit = AuditSink::start(&config.audit, Some(store.clone() as Arc<dyn mcpgate_store::AuditStore>))?;
         let upstream = Upstream::new(&config.upstream, metrics.clone())?;
+        let known_tools = crate::known_tools::KnownTools::new(
+            config
+                .limits
+                .tools
+                .iter()
+                .flat_map(|(globs, _)| globs.iter())
+                .chain(config.policy.rules.iter().flat_map(|r| r.tools.iter()))
+                .map(String::as_str),
+        );
         Ok(Arc::new(Gateway {
-            config,
+            known_tools,
             upstream,
             metrics,
-            sessions: SessionRegistry::default(),
+            sessions: SessionRegistry::new(SessionLimits {
+                sessions_per_principal: config.max_sessions_per_principal,
+                streams_per_principal: config.http.max_streams_per_principal,
+                streams: config.http.max_streams,
+            }),
             started: Instant::now(),
             auth,
             limiter: Arc::new(LocalLimiter::default()),
             audit,
             store,
             delegation,
+            config,
         }))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
-        Router::new()
-            .route(
-                "/mcp",
-                get(mcp_get).post(mcp_post).delete(mcp_delete).fallback(mcp_other),
-            )
+        // `/mcp` checks Host and Origin as the first step of its pipeline, so the refusal is
+        // audited and counted like any other; every other route gets the same check as a layer.
+        let pages = Router::new()
             .route("/mcp/status", get(status))
             .route("/auth/me", get(me))
             .route("/healthz", get(healthz))
@@ -149,6 +165,16 @@ impl Gateway {
                 "/.well-known/oauth-protected-resource/mcp",
                 get(crate::metadata::protected_resource),
             )
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                crate::guard::require_allowed_host,
+            ));
+        Router::new()
+            .route(
+                "/mcp",
+                get(mcp_get).post(mcp_post).delete(mcp_delete).fallback(mcp_other),
+            )
+            .merge(pages)
             .layer(axum::middleware::map_response_with_state(
                 self.clone(),
                 crate::metadata::add_resource_metadata,
@@ -179,10 +205,10 @@ async fn mcp_other() -> Response {
     r
 }
 
-/// Guard and authentication for the gateway's own JSON pages: they need a credential.
+/// Authentication for the gateway's own JSON pages: they need a credential. (Host and Origin
+/// were checked by the router's layer.)
 async fn known_caller(gw: &Gateway, req: Request) -> Result<Principal, Response> {
     let (parts, _) = req.into_parts();
-    crate::guard::check(&gw.config.http, &parts.uri, &parts.headers).map_err(|r| r.into_response(None))?;
     match gw.authenticate_plain(&parts).await {
         Ok(Some(p)) => Ok(p),
         Ok(None) => Err(Refusal::Unauthenticated { failure: None }.into_response(None)),
@@ -229,7 +255,24 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     }
 }
 
-async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
+async fn metrics(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    if gw.config.metrics.require_auth {
+        match known_caller(&gw, req).await {
+            Err(r) => return r,
+            // The role given to callers without a credential does not count: the option asks for
+            // a credential.
+            Ok(p) if p.method == AuthMethod::Anonymous => {
+                return Refusal::Unauthenticated { failure: None }.into_response(None);
+            }
+            Ok(p) if p.role != Role::Admin => {
+                return Refusal::Forbidden {
+                    message: "the metrics need an admin credential (metrics.require_auth is on)".into(),
+                }
+                .into_response(None);
+            }
+            Ok(_) => {}
+        }
+    }
     let mut r = Response::new(Body::from(gw.metrics.render()));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -238,18 +281,16 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response {
     r
 }
 
-/// Serves on `listener` until `shutdown` completes; then stops upstream children, writes the
-/// audit records still queued and the keys' last-used times.
+/// Serves on `listener` (HTTP/1.1 and h2c) until `shutdown` completes; then lets in-flight
+/// requests finish for `http.shutdown_grace_s`, stops upstream children, writes the audit records
+/// still queued and the keys' last-used times.
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let reaper = tokio::spawn(forget_idle_sessions(Arc::downgrade(&gw)));
-    let app = gw
-        .router()
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = listen::run(gw.router(), &gw.config.http, listener, shutdown).await;
     reaper.abort();
     gw.upstream.shutdown();
     gw.audit.close().await;
@@ -264,4 +305,10 @@ async fn forget_idle_sessions(gw: std::sync::Weak<Gateway>) {
         let Some(gw) = gw.upgrade() else { return };
         gw.sessions.forget_idle(gw.config.session_idle_timeout);
     }
+}
+
+/// Keeps `held` (a stream permit, a connection's request count) alive until `response`'s body
+/// ends or is dropped, which is when the client has it all or went away.
+pub fn hold_until_body_ends<T: Send + Unpin + 'static>(response: Response, held: T) -> Response {
+    response.map(|body| Body::new(listen::Holding { body, _held: held }))
 }

@@ -104,6 +104,26 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Whether a credential is a JWT: three base64url segments (the signature may be empty) whose
+/// first decodes to a JSON object naming an `alg`. Such a credential is never a key the registry
+/// or a vendor issued, and must never be sent to a vendor's API (auth/mod.rs refuses it there).
+pub fn is_jwt(credential: &str) -> bool {
+    use base64::Engine;
+    let b64url = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let mut parts = credential.split('.');
+    let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    if header.is_empty() || payload.is_empty() || !(b64url(header) && b64url(payload) && b64url(signature)) {
+        return false;
+    }
+    let Ok(json) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header) else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&json).is_ok_and(|h| h.contains_key("alg"))
+}
+
 /// The first set variable of the default-key chain (seed 000: `PARTNER_MCP_DEFAULT_API_KEY`,
 /// then `KGP_API_KEY`).
 pub fn default_key(chain: &[String], get: impl Fn(&str) -> Option<String>) -> Option<Presented> {
@@ -142,6 +162,26 @@ mod tests {
         assert!(matches!(from_headers(&h), Found::Malformed(_)));
         h.insert("authorization", HeaderValue::from_static("Bearer "));
         assert!(matches!(from_headers(&h), Found::Malformed(_)));
+    }
+
+    #[test]
+    fn jwts_are_told_from_keys() {
+        let hs = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1In0.c2ln";
+        assert!(is_jwt(hs));
+        assert!(is_jwt("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1In0."), "alg none, no signature");
+        for not in [
+            "mcp_abc_def",
+            "kp_live_0123456789",
+            "a.b.c",
+            "eyJ0eXAiOiJKV1QifQ.eyJzdWIiOiJ1In0.c2ln", // {"typ":"JWT"}: no alg
+            "eyJhbGciOiJIUzI1NiJ9..c2ln",
+            "eyJhbGciOiJIUzI1NiJ9.e30.c2ln.x",
+            "eyJhbGciOiJIUzI1NiJ9.e+30.c2ln",
+            "WyJhbGciXQ.e30.c2ln", // ["alg"]: not an object
+            "",
+        ] {
+            assert!(!is_jwt(not), "{not}");
+        }
     }
 
     #[test]

@@ -7,17 +7,20 @@
 //! Answers are cached by the token's SHA-256 — an active one for `cache_ttl_s` but never past its
 //! `exp`, an inactive one for `cache_ttl_s` — so a busy client costs the server one call per TTL.
 //! An endpoint that is down, slow or answers 5xx yields `IssuerUnavailable` (503), never a false
-//! "invalid token".
+//! "invalid token". Calls go through [`Outbound`]: one per distinct token at a time, at most
+//! `max_concurrent` at once and `max_per_second` on average, so made-up tokens cannot flood the
+//! authorization server; past that ceiling the caller is told to retry (503 with `Retry-After`).
 
-use super::cache::TtlCache;
 use super::jwks::{check_url, read_limited};
 use super::jwt::{ClaimMap, MAX_TOKEN_BYTES, TokenError};
+use super::outbound::{Clock, Outbound, OutboundLimits, Outcome, SystemClock, Unanswered};
 use base64::Engine;
 use mcpgate_core::keys::hash_hex;
 use mcpgate_core::principal::{AuthMethod, Principal};
 use mcpgate_core::redact::Secret;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_CACHE_TTL_S: u64 = 60;
@@ -42,6 +45,39 @@ pub struct RawIntrospection {
     pub audience: Option<Vec<String>>,
 }
 
+/// `[auth.introspection]` as written: the endpoint's settings and the ceilings on calls to it
+/// (`max_concurrent`, `max_per_second`). Kept apart from [`RawIntrospection`], which embedders
+/// and tests build field by field, so adding a setting here breaks none of them.
+#[derive(Debug, Default, Clone)]
+pub struct IntrospectionSection {
+    pub endpoint: RawIntrospection,
+    pub max_concurrent: Option<u32>,
+    pub max_per_second: Option<u32>,
+}
+
+impl<'de> Deserialize<'de> for IntrospectionSection {
+    /// The two ceilings are taken out of the table; the rest must be exactly a
+    /// [`RawIntrospection`] (unknown keys still refused).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = serde_json::Map::<String, Value>::deserialize(d)?;
+        let mut take = |name: &str| {
+            table
+                .remove(name)
+                .map(|v| serde_json::from_value::<u32>(v).map_err(|e| D::Error::custom(format!("{name}: {e}"))))
+                .transpose()
+        };
+        let max_concurrent = take("max_concurrent")?;
+        let max_per_second = take("max_per_second")?;
+        let endpoint = RawIntrospection::deserialize(Value::Object(table)).map_err(D::Error::custom)?;
+        Ok(IntrospectionSection {
+            endpoint,
+            max_concurrent,
+            max_per_second,
+        })
+    }
+}
+
 pub struct IntrospectionVerifier {
     url: reqwest::Url,
     /// `Basic base64(urlencode(client_id):urlencode(secret))` (RFC 6749 §2.3.1).
@@ -50,7 +86,7 @@ pub struct IntrospectionVerifier {
     audience: Vec<String>,
     claims: ClaimMap,
     client: reqwest::Client,
-    cache: TtlCache<Result<Principal, TokenError>>,
+    outbound: Outbound<Result<Principal, TokenError>>,
 }
 
 #[derive(Deserialize)]
@@ -61,7 +97,31 @@ struct Answer {
 }
 
 impl IntrospectionVerifier {
+    /// With the default ceilings on calls.
     pub fn new(raw: RawIntrospection, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, String> {
+        Self::build(raw, OutboundLimits::default(), Arc::new(SystemClock), env)
+    }
+
+    /// From the config section, its ceilings checked.
+    pub fn from_section(
+        section: IntrospectionSection,
+        clock: Arc<dyn Clock>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let limits = OutboundLimits::new(
+            ("auth.introspection.max_concurrent", section.max_concurrent),
+            ("auth.introspection.max_per_second", section.max_per_second),
+        )
+        .map_err(|(field, problem)| format!("{field}: {problem}"))?;
+        Self::build(section.endpoint, limits, clock, env)
+    }
+
+    fn build(
+        raw: RawIntrospection,
+        limits: OutboundLimits,
+        clock: Arc<dyn Clock>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
         let url = check_url("auth.introspection.url", &raw.url)?;
         if raw.client_id.is_empty() {
             return Err("auth.introspection.client_id: empty".into());
@@ -101,24 +161,38 @@ impl IntrospectionVerifier {
             audience,
             claims,
             client,
-            cache: TtlCache::new(MAX_CACHED),
+            outbound: Outbound::new(limits, MAX_CACHED, clock),
         })
     }
 
-    pub async fn verify(&self, token: &str, now_unix: i64) -> Result<Principal, TokenError> {
+    /// Calls made to the endpoint so far.
+    pub fn calls(&self) -> u64 {
+        self.outbound.calls()
+    }
+
+    /// The verdict on a token, or why there is none (a busy gateway is told apart from a down
+    /// endpoint: the caller's `Retry-After` differs).
+    pub async fn introspect(&self, token: &str, now_unix: i64) -> Result<Result<Principal, TokenError>, Unanswered> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
-            return Err(TokenError::Invalid("malformed"));
+            return Ok(Err(TokenError::Invalid("malformed")));
         }
-        let hash = hash_hex(token);
-        if let Some(answer) = self.cache.get(&hash, now_unix) {
-            return answer;
-        }
-        let answer = self.ask(token).await?;
-        let (answer, until) = self.judge(&answer, now_unix);
-        if !matches!(answer, Err(TokenError::IssuerUnavailable)) {
-            self.cache.insert(hash, answer.clone(), until, now_unix);
-        }
-        answer
+        let call = || async {
+            let Ok(answer) = self.ask(token).await else {
+                return Outcome::Unavailable;
+            };
+            match self.judge(&answer, now_unix) {
+                (Err(TokenError::IssuerUnavailable), _) => Outcome::Unavailable,
+                (value, until) => Outcome::Answer { value, until },
+            }
+        };
+        self.outbound.run(hash_hex(token), now_unix, call).await
+    }
+
+    /// [`Self::introspect`] with "no answer" as `IssuerUnavailable`.
+    pub async fn verify(&self, token: &str, now_unix: i64) -> Result<Principal, TokenError> {
+        self.introspect(token, now_unix)
+            .await
+            .unwrap_or(Err(TokenError::IssuerUnavailable))
     }
 
     async fn ask(&self, token: &str) -> Result<Value, TokenError> {

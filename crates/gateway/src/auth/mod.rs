@@ -1,7 +1,9 @@
 //! Authentication: turns what a request carries into a [`Principal`], or a reason it cannot.
-//! One place holds the order of the methods and why: the registry first (local, microseconds),
-//! the external verifier only for keys the registry does not know (a network call), the default
-//! key only when nothing was presented, and the default role last.
+//! One place holds the order of the methods and why: a JWT to the token verifier only (and only
+//! from a bearer), the registry first for everything else (local, microseconds), introspection
+//! or the external verifier only for credentials the registry does not know (a network call,
+//! behind the ceilings of auth/outbound.rs), the default key only when nothing was presented, and
+//! the default role last.
 
 pub mod cache;
 mod claims;
@@ -11,6 +13,7 @@ pub mod hmac;
 pub mod introspect;
 pub mod jwks;
 pub mod jwt;
+pub mod outbound;
 pub mod registry;
 
 use crate::config::AuthConfig;
@@ -30,6 +33,14 @@ pub enum AuthFailure {
     Expired,
     /// The external verifier could not answer: 503, never a false 401.
     VerifierUnavailable,
+    /// The gateway's ceiling on calls to a verifier was reached: 503 with `Retry-After`.
+    VerifierBusy {
+        retry_after_s: u64,
+    },
+    /// A JWT where an API key was expected (X-API-Key, query, tool argument, default key).
+    JwtAsKey,
+    /// A bearer JWT, but no `[auth.jwt]` to verify it.
+    JwtWithoutVerifier,
     Hmac(mcpgate_core::hmac::HmacError),
     /// A bearer token (JWT or introspected) was refused; the reason is for audit.
     Token(&'static str),
@@ -43,6 +54,9 @@ impl AuthFailure {
             AuthFailure::Revoked => "revoked_key",
             AuthFailure::Expired => "expired_key",
             AuthFailure::VerifierUnavailable => "verifier_unavailable",
+            AuthFailure::VerifierBusy { .. } => "verifier_busy",
+            AuthFailure::JwtAsKey => "jwt_as_key",
+            AuthFailure::JwtWithoutVerifier => "jwt_without_verifier",
             AuthFailure::Hmac(e) => e.reason(),
             AuthFailure::Token(reason) => reason,
         }
@@ -78,7 +92,7 @@ impl Auth {
         let introspection = cfg
             .introspection
             .clone()
-            .map(|r| introspect::IntrospectionVerifier::new(r, env))
+            .map(|s| introspect::IntrospectionVerifier::from_section(s, Arc::new(outbound::SystemClock), env))
             .transpose()?;
         Ok(Auth {
             cfg,
@@ -176,17 +190,23 @@ impl Auth {
                 a
             }));
         };
-        // A JWT goes to the token verifier only: never to the key registry or a third party.
-        if p.from == Location::Bearer
-            && let Some(jwt) = &self.jwt
-            && jwt::JwtVerifier::looks_like_jwt(p.secret.expose())
-        {
-            return match jwt.verify(p.secret.expose(), now).await {
-                Ok(principal) => {
-                    tracing::debug!(target: "mcpgate::auth", user = %principal.user_id, "token accepted");
-                    Ok(Some(principal))
-                }
-                Err(e) => Err(token_failure(e)),
+        // A JWT goes to the token verifier only, and only from a bearer: never to the key
+        // registry, the external verifier or introspection. A token minted for this gateway must
+        // not reach a vendor's API, and every made-up one would cost an outbound call. (With a
+        // JWT verifier, a bearer of roughly JWT shape goes to it, to be told what is wrong.)
+        let secret = p.secret.expose();
+        let bearer = p.from == Location::Bearer;
+        if extract::is_jwt(secret) || (bearer && self.jwt.is_some() && jwt::JwtVerifier::looks_like_jwt(secret)) {
+            return match (&self.jwt, bearer) {
+                (Some(jwt), true) => match jwt.verify(secret, now).await {
+                    Ok(principal) => {
+                        tracing::debug!(target: "mcpgate::auth", user = %principal.user_id, "token accepted");
+                        Ok(Some(principal))
+                    }
+                    Err(e) => Err(token_failure(e)),
+                },
+                (None, true) => Err(AuthFailure::JwtWithoutVerifier),
+                (_, false) => Err(AuthFailure::JwtAsKey),
             };
         }
         let method = if p.from == Location::DefaultEnv {
@@ -194,7 +214,7 @@ impl Auth {
         } else {
             AuthMethod::ApiKey
         };
-        match self.keys.verify(p.secret.expose(), now) {
+        match self.keys.verify(secret, now) {
             Ok(record) => {
                 tracing::debug!(target: "mcpgate::auth", key_id = %record.key_id, via = p.from.as_str(), "key accepted");
                 Ok(Some(record.principal(method)))
@@ -206,9 +226,13 @@ impl Auth {
                 if p.from == Location::Bearer
                     && let Some(i) = &self.introspection
                 {
-                    return match i.verify(p.secret.expose(), now).await {
-                        Ok(principal) => Ok(Some(principal)),
-                        Err(e) => Err(token_failure(e)),
+                    return match i.introspect(secret, now).await {
+                        Ok(Ok(principal)) => Ok(Some(principal)),
+                        Ok(Err(e)) => Err(token_failure(e)),
+                        Err(outbound::Unanswered::Unavailable) => Err(AuthFailure::VerifierUnavailable),
+                        Err(outbound::Unanswered::Busy { retry_after_s }) => {
+                            Err(AuthFailure::VerifierBusy { retry_after_s })
+                        }
                     };
                 }
                 match &self.external {
@@ -220,6 +244,7 @@ impl Auth {
                         }
                         Err(ExternalError::Invalid) => Err(AuthFailure::Invalid),
                         Err(ExternalError::Unavailable) => Err(AuthFailure::VerifierUnavailable),
+                        Err(ExternalError::Busy { retry_after_s }) => Err(AuthFailure::VerifierBusy { retry_after_s }),
                     },
                 }
             }

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3210";
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
+/// hyper's HTTP/1 read buffer cannot be smaller than this, and it bounds the request head.
+pub const MIN_HEADER_BYTES: usize = 8192;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -22,6 +24,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// Sessions unused this long are forgotten (and their stdio child stopped).
     pub session_idle_timeout: Duration,
+    /// Sessions one principal may hold open (callers without a credential share one count).
+    pub max_sessions_per_principal: usize,
+    pub metrics: MetricsConfig,
     pub auth: AuthConfig,
     pub policy: Policy,
     pub limits: LimitsConfig,
@@ -91,7 +96,7 @@ pub struct AuthConfig {
     /// Checked when the gateway starts (the secrets come from the environment).
     pub hmac: Option<crate::auth::hmac::RawHmac>,
     pub jwt: Option<crate::auth::jwt::RawJwt>,
-    pub introspection: Option<crate::auth::introspect::RawIntrospection>,
+    pub introspection: Option<crate::auth::introspect::IntrospectionSection>,
     pub authorization_servers: Vec<String>,
     pub required_scopes: Vec<String>,
 }
@@ -111,6 +116,7 @@ pub struct ExternalConfig {
     pub cache_ttl: Duration,
     pub negative_cache_ttl: Duration,
     pub timeout: Duration,
+    pub outbound: crate::auth::outbound::OutboundLimits,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -167,6 +173,92 @@ pub struct HttpConfig {
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
+    /// A request head must arrive whole within this (on HTTP/1.1 also between two requests of
+    /// a kept-alive connection; on a new connection, for the first request of either protocol).
+    pub header_read_timeout: Duration,
+    /// A request body must arrive whole within this (enforced where the body is read).
+    pub body_timeout: Duration,
+    /// A connection with no request in progress is closed after this.
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+    pub max_streams_per_principal: usize,
+    pub max_streams: usize,
+}
+
+impl Default for HttpConfig {
+    /// The defaults `Config::validate` applies to an empty `[http]` section.
+    fn default() -> Self {
+        HttpConfig {
+            allowed_hosts: loopback_hosts(),
+            allowed_origins: Vec::new(),
+            max_body_bytes: DEFAULT_MAX_BODY,
+            header_read_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_header_bytes: 16 * 1024,
+            max_connections: 10_000,
+            shutdown_grace: Duration::from_secs(10),
+            max_streams_per_principal: 10,
+            max_streams: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    /// `/metrics` answers only an admin credential.
+    pub require_auth: bool,
+}
+
+/// Seconds from the config, or the default; `min` seconds at least.
+fn seconds(field: &'static str, value: Option<u64>, default: Duration, min: u64) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(s) if s < min => Err(err(field, format!("must be at least {min}"))),
+        Some(s) => Ok(Duration::from_secs(s)),
+    }
+}
+
+/// A count from the config, or the default; at least 1.
+fn count(field: &'static str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(err(field, "must be at least 1")),
+        Some(n) => Ok(n),
+    }
+}
+
+/// The `[http]` timeouts and caps (hosts, origins and the body limit are checked beside).
+fn validate_http_limits(h: &raw::RawHttp, base: HttpConfig) -> Result<HttpConfig, ConfigError> {
+    let max_header_bytes = h.max_header_bytes.unwrap_or(base.max_header_bytes);
+    if !(MIN_HEADER_BYTES..=1 << 20).contains(&max_header_bytes) {
+        return Err(err(
+            "http.max_header_bytes",
+            format!("must be between {MIN_HEADER_BYTES} and 1048576"),
+        ));
+    }
+    Ok(HttpConfig {
+        header_read_timeout: seconds(
+            "http.header_read_timeout_s",
+            h.header_read_timeout_s,
+            base.header_read_timeout,
+            1,
+        )?,
+        body_timeout: seconds("http.body_timeout_s", h.body_timeout_s, base.body_timeout, 1)?,
+        idle_timeout: seconds("http.idle_timeout_s", h.idle_timeout_s, base.idle_timeout, 1)?,
+        shutdown_grace: seconds("http.shutdown_grace_s", h.shutdown_grace_s, base.shutdown_grace, 0)?,
+        max_header_bytes,
+        max_connections: count("http.max_connections", h.max_connections, base.max_connections)?,
+        max_streams_per_principal: count(
+            "http.max_streams_per_principal",
+            h.max_streams_per_principal,
+            base.max_streams_per_principal,
+        )?,
+        max_streams: count("http.max_streams", h.max_streams, base.max_streams)?,
+        ..base
+    })
 }
 
 /// A configuration error: which field, what is wrong, how to fix it.
@@ -230,10 +322,15 @@ impl Config {
         if request_timeout.is_zero() {
             return Err(err("upstream.request_timeout_ms", "must be greater than 0"));
         }
-        let session_idle_timeout = Duration::from_secs(up.idle_session_timeout_s.unwrap_or(1800));
+        let session_idle_timeout = Duration::from_secs(up.idle_session_timeout_s.unwrap_or(600));
         if session_idle_timeout.is_zero() {
             return Err(err("upstream.idle_session_timeout_s", "must be greater than 0"));
         }
+        let max_sessions_per_principal = count(
+            "upstream.max_sessions_per_principal",
+            up.max_sessions_per_principal,
+            100,
+        )?;
         let upstream = match (up.url, up.command) {
             (Some(_), Some(_)) => {
                 return Err(err(
@@ -289,6 +386,7 @@ impl Config {
             return Err(err("upstream.max_sessions", "must be at least 1"));
         }
 
+        let http_limits = validate_http_limits(&raw.http, HttpConfig::default())?;
         let allowed_hosts = raw.http.allowed_hosts.unwrap_or_else(loopback_hosts);
         for h in &allowed_hosts {
             if h.is_empty() || h.contains('/') {
@@ -311,6 +409,15 @@ impl Config {
         if max_body_bytes < 1024 {
             return Err(err("http.max_body_bytes", "must be at least 1024"));
         }
+        let http = HttpConfig {
+            allowed_hosts,
+            allowed_origins,
+            max_body_bytes,
+            ..http_limits
+        };
+        let metrics = MetricsConfig {
+            require_auth: raw.metrics.require_auth.unwrap_or(false),
+        };
         let auth = validate_auth(raw.auth)?;
         let mut policy = validate_policy(raw.policy.rules)?;
         if auth.allow_tool_arg_key {
@@ -365,12 +472,10 @@ impl Config {
             listen,
             public_url,
             upstream,
-            http: HttpConfig {
-                allowed_hosts,
-                allowed_origins,
-                max_body_bytes,
-            },
+            http,
             session_idle_timeout,
+            max_sessions_per_principal,
+            metrics,
         })
     }
 }
@@ -433,6 +538,11 @@ fn validate_auth(a: raw::RawAuth) -> Result<AuthConfig, ConfigError> {
                 cache_ttl: Duration::from_secs(e.cache_ttl_s.unwrap_or(60)),
                 negative_cache_ttl: Duration::from_secs(e.negative_cache_ttl_s.unwrap_or(10)),
                 timeout: Duration::from_millis(e.timeout_ms.unwrap_or(3000)),
+                outbound: crate::auth::outbound::OutboundLimits::new(
+                    ("auth.external.max_concurrent", e.max_concurrent),
+                    ("auth.external.max_per_second", e.max_per_second),
+                )
+                .map_err(|(field, problem)| err(field, problem))?,
             })
         }
     };
@@ -544,6 +654,80 @@ mod tests {
             let e = check(toml).unwrap_err();
             assert!(e.contains(want), "{toml:?}: {e}");
         }
+    }
+
+    #[test]
+    fn connection_limits_default_and_are_checked() {
+        let c = check("[upstream]\nurl = \"http://a\"").unwrap();
+        assert_eq!(c.http.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.http.body_timeout, Duration::from_secs(30));
+        assert_eq!(c.http.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(c.http.max_header_bytes, 16384);
+        assert_eq!(c.http.max_connections, 10_000);
+        assert_eq!(c.http.max_streams_per_principal, 10);
+        assert_eq!(c.http.max_streams, 10_000);
+        assert_eq!(c.max_sessions_per_principal, 100);
+        assert_eq!(c.session_idle_timeout, Duration::from_secs(600));
+        assert!(!c.metrics.require_auth);
+
+        let set = "[upstream]\nurl = \"http://a\"\nmax_sessions_per_principal = 3\n[http]\n\
+                   header_read_timeout_s = 2\nidle_timeout_s = 5\nbody_timeout_s = 7\nshutdown_grace_s = 0\n\
+                   max_header_bytes = 8192\nmax_connections = 9\nmax_streams_per_principal = 1\nmax_streams = 4\n\
+                   [metrics]\nrequire_auth = true";
+        let c = check(set).unwrap();
+        assert_eq!(c.http.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(c.http.idle_timeout, Duration::from_secs(5));
+        assert_eq!(c.http.body_timeout, Duration::from_secs(7));
+        assert_eq!(c.http.shutdown_grace, Duration::ZERO);
+        assert_eq!(
+            (
+                c.http.max_header_bytes,
+                c.http.max_connections,
+                c.http.max_streams_per_principal,
+                c.http.max_streams
+            ),
+            (8192, 9, 1, 4)
+        );
+        assert_eq!(c.max_sessions_per_principal, 3);
+        assert!(c.metrics.require_auth);
+
+        let cases = [
+            (
+                "[http]\nheader_read_timeout_s = 0",
+                "http.header_read_timeout_s: must be at least 1",
+            ),
+            ("[http]\nidle_timeout_s = 0", "http.idle_timeout_s: must be at least 1"),
+            ("[http]\nbody_timeout_s = 0", "http.body_timeout_s: must be at least 1"),
+            (
+                "[http]\nmax_header_bytes = 4096",
+                "http.max_header_bytes: must be between 8192",
+            ),
+            (
+                "[http]\nmax_header_bytes = 2000000",
+                "http.max_header_bytes: must be between 8192",
+            ),
+            (
+                "[http]\nmax_connections = 0",
+                "http.max_connections: must be at least 1",
+            ),
+            (
+                "[http]\nmax_streams_per_principal = 0",
+                "http.max_streams_per_principal:",
+            ),
+            ("[http]\nmax_streams = 0", "http.max_streams: must be at least 1"),
+            ("[http]\nidle_timeout = 5", "unknown field"),
+            ("[metrics]\nrequire_auth = \"yes\"", "invalid type"),
+        ];
+        for (section, want) in cases {
+            let e = check(&format!("[upstream]\nurl = \"http://a\"\n{section}")).unwrap_err();
+            assert!(e.contains(want), "{section:?}: {e}");
+        }
+        let e = check("[upstream]\nurl = \"http://a\"\nmax_sessions_per_principal = 0").unwrap_err();
+        assert!(
+            e.contains("upstream.max_sessions_per_principal: must be at least 1"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub audit: RawAudit,
+    #[serde(default)]
+    pub metrics: RawMetrics,
     /// Identity delegation: the user's own credential toward the upstream (seed 003).
     pub delegation: Option<RawDelegation>,
 }
@@ -82,7 +84,7 @@ pub struct RawAuth {
     /// JWT bearer tokens: HS* with a shared secret, or RS/PS/ES/EdDSA via JWKS / OIDC discovery.
     pub jwt: Option<crate::auth::jwt::RawJwt>,
     /// Opaque bearer tokens checked by token introspection (RFC 7662).
-    pub introspection: Option<crate::auth::introspect::RawIntrospection>,
+    pub introspection: Option<crate::auth::introspect::IntrospectionSection>,
     /// Authorization servers named in the protected-resource metadata (RFC 9728).
     #[serde(default)]
     pub authorization_servers: Vec<String>,
@@ -113,6 +115,10 @@ pub struct RawExternal {
     pub cache_ttl_s: Option<u64>,
     pub negative_cache_ttl_s: Option<u64>,
     pub timeout_ms: Option<u64>,
+    /// Ceilings on calls to the vendor (defaults 16 at once, 20 per second): a caller past them
+    /// gets 503 with `Retry-After`, so unknown keys cannot flood the vendor.
+    pub max_concurrent: Option<u32>,
+    pub max_per_second: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -179,6 +185,9 @@ pub struct RawUpstream {
     pub request_timeout_ms: Option<u64>,
     pub idle_session_timeout_s: Option<u64>,
     pub max_sessions: Option<usize>,
+    /// Sessions one principal may hold open at once; callers without a credential share one
+    /// count (default 100).
+    pub max_sessions_per_principal: Option<usize>,
     pub restart_backoff_max_ms: Option<u64>,
 }
 
@@ -190,6 +199,31 @@ pub struct RawHttp {
     /// Origin header values accepted (`scheme://host[:port]`; `*` accepts any).
     pub allowed_origins: Option<Vec<String>>,
     pub max_body_bytes: Option<usize>,
+    /// A request head must arrive whole within this many seconds of the connection being ready
+    /// for it (default 10).
+    pub header_read_timeout_s: Option<u64>,
+    /// A request body must arrive whole within this many seconds (default 30).
+    pub body_timeout_s: Option<u64>,
+    /// A connection with no request in progress is closed after this many seconds (default 60).
+    pub idle_timeout_s: Option<u64>,
+    /// Largest request head in bytes (default 16384; at least 8192).
+    pub max_header_bytes: Option<usize>,
+    /// Connections open at once; more are accepted and closed at once (default 10000).
+    pub max_connections: Option<usize>,
+    /// Seconds in-flight requests get to finish on shutdown before their connections are dropped
+    /// (default 10).
+    pub shutdown_grace_s: Option<u64>,
+    /// Open GET streams per principal (default 10).
+    pub max_streams_per_principal: Option<usize>,
+    /// Open GET streams in all (default 10000).
+    pub max_streams: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// `/metrics` needs an admin credential (default false).
+    pub require_auth: Option<bool>,
 }
 
 /// Environment variable names, in one place.

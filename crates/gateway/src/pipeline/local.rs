@@ -82,10 +82,16 @@ impl Gateway {
         // Without a credential, a host that passes keys per tool call (seed 000) must still
         // see the tools: what a key will allow cannot be known before it is sent.
         let unfiltered = p.is_none() && self.auth.cfg.allow_tool_arg_key;
+        let is_tools = method == "tools/list";
         lists::filter(
             response,
             method,
-            |name| unfiltered || policy.visible(p, method, name),
+            |name| {
+                if is_tools {
+                    self.known_tools.note(name);
+                }
+                unfiltered || policy.visible(p, method, name)
+            },
             extra,
         )
         .await

@@ -177,6 +177,8 @@ pub struct Setup {
     toml: String,
     env: HashMap<String, String>,
     upstream: Option<String>,
+    /// The TOML names a stdio upstream (`[upstream] command`): no demo server, no URL override.
+    stdio: bool,
 }
 
 impl Setup {
@@ -189,6 +191,7 @@ impl Setup {
             toml: toml.to_string(),
             env: HashMap::new(),
             upstream: None,
+            stdio: false,
         }
     }
 
@@ -208,15 +211,22 @@ impl Setup {
         self
     }
 
+    /// The TOML's `[upstream] command` is the upstream (a stdio child).
+    pub fn upstream_cmd(&mut self) -> &mut Self {
+        self.stdio = true;
+        self
+    }
+
     pub async fn start(self) -> Gw {
-        let upstream_url = match self.upstream {
-            Some(u) => u,
-            None => start_demo().await,
+        let upstream_url = match (self.upstream, self.stdio) {
+            (_, true) => String::new(),
+            (Some(u), false) => u,
+            (None, false) => start_demo().await,
         };
         let store_path = self.dir.path().join("mcpgate.db");
         let mut raw = RawConfig::from_toml(&self.toml).unwrap_or_else(|e| panic!("bad test TOML: {e}\n{}", self.toml));
         raw.apply_overrides(&Overrides {
-            upstream_url: Some(upstream_url.clone()),
+            upstream_url: (!upstream_url.is_empty()).then(|| upstream_url.clone()),
             store_path: Some(store_path.display().to_string()),
             ..Overrides::default()
         });

@@ -268,6 +268,16 @@ impl Session {
 
     /// Dispatches one line the child wrote on stdout.
     pub fn on_child_line(&self, line: &[u8]) {
+        // Read strictly like client messages, and pass on the canonical form: what reaches a
+        // client is exactly what the gateway routed (one SSE `data:` line, no raw separators).
+        let canonical = match jsonrpc::read(line) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(session = %short(&self.id), error = %e, "upstream wrote a line that is not strict JSON-RPC; ignored");
+                return;
+            }
+        };
+        let line = canonical.as_slice();
         let msg = match Message::parse(line) {
             Ok(m) => m,
             Err(e) => {

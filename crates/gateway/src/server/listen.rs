@@ -1,0 +1,295 @@
+//! The accept loop: serves the router on each connection over HTTP/1.1 or h2c, with the limits
+//! that keep slow and idle clients from holding the gateway's sockets (a client that opens
+//! connections and never finishes a request must not make `/healthz` unanswerable).
+//!
+//! The timers, and which layer enforces each:
+//! - a request head must arrive whole within `http.header_read_timeout_s`: hyper's HTTP/1 timer,
+//!   which also starts when a kept-alive connection goes idle (read in hyper 1.12's
+//!   `proto/h1/conn.rs`: `State::idle` re-arms the head read), so on HTTP/1.1 an idle connection
+//!   is closed after the smaller of the header and idle timeouts. Before its first request, any
+//!   connection (also h2c, whose preface hyper does not time) is closed by our own watchdog after
+//!   the same time;
+//! - a connection with no request in progress is closed after `http.idle_timeout_s`: our watchdog,
+//!   which counts requests from the moment hyper hands one over until its response body ends or
+//!   is dropped. A long-lived SSE response is a request in progress, so no timer cuts it;
+//! - the request body's deadline (`http.body_timeout_s`) is enforced where the body is read;
+//! - `http.max_connections`: a connection beyond it is accepted and closed at once, so the client
+//!   learns at once instead of waiting in the kernel's backlog, and the backlog keeps draining.
+
+use crate::config::{HttpConfig, MIN_HEADER_BYTES};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::response::Response;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+/// How long an accept error (out of descriptors, most likely) pauses the loop: long enough not to
+/// spin, short enough to pick up the next client soon after a connection frees its descriptor.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Repeated warnings (refused connections, accept errors) are logged at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Copy)]
+struct Timers {
+    /// Before a connection's first request.
+    first_request: Duration,
+    /// Between requests.
+    idle: Duration,
+}
+
+/// Serves `app` on `listener` until `shutdown` completes; then stops accepting, lets in-flight
+/// requests finish for `http.shutdown_grace_s`, and drops the connections still open.
+pub(crate) async fn run(
+    app: Router,
+    cfg: &HttpConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let builder = Arc::new(builder(cfg));
+    let timers = Timers {
+        first_request: cfg.header_read_timeout,
+        idle: cfg.idle_timeout,
+    };
+    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    let mut shutdown = pin!(shutdown);
+    let mut refused_warning = Throttle::default();
+    let mut error_warning = Throttle::default();
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            // Reaps finished connection tasks so the set does not grow with every connection.
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        drop(stream);
+                        if refused_warning.due() {
+                            tracing::warn!(
+                                limit = cfg.max_connections,
+                                "http.max_connections reached: new connections are closed at once"
+                            );
+                        }
+                        continue;
+                    };
+                    conns.spawn(connection(builder.clone(), stream, remote, app.clone(), timers, stop_rx.clone(), slot));
+                }
+                Err(e) if is_connection_error(&e) => {}
+                Err(e) => {
+                    if error_warning.due() {
+                        tracing::warn!(
+                            "accepting a connection failed: {e}; if it says too many open files, raise the \
+                             descriptor limit (ulimit -n) or lower http.max_connections"
+                        );
+                    }
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            }
+        }
+    }
+    drop(listener);
+    stop_tx.send_replace(true);
+    let drained = tokio::time::timeout(cfg.shutdown_grace, async { while conns.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::info!(
+            open = conns.len(),
+            "connections still busy after http.shutdown_grace_s (open streams, slow calls); closing them"
+        );
+        conns.shutdown().await;
+    }
+    Ok(())
+}
+
+fn builder(cfg: &HttpConfig) -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.header_read_timeout)
+        // The read buffer bounds a request head: one that does not fit gets 431. (hyper refuses
+        // a buffer under 8 KiB; the config refuses it too, this keeps an embedder's value safe.)
+        .max_buf_size(cfg.max_header_bytes.max(MIN_HEADER_BYTES));
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX));
+    b
+}
+
+/// Errors that concern one client only; the next accept works.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
+}
+
+async fn connection(
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    app: Router,
+    timers: Timers,
+    mut stop: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let (activity, active) = watch::channel(0usize);
+    let service = ConnService {
+        app,
+        remote,
+        activity: Arc::new(activity),
+    };
+    let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
+    let mut idle = pin!(idle_too_long(active, timers));
+    let mut closing = false;
+    // After an idle close starts, how long the client gets to finish it (an h2 peer that ignores
+    // GOAWAY); a shutdown's limit is the grace period, enforced by the accept loop.
+    let mut backstop: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                eprintln!("DEBUG conn done {remote} {result:?}");
+                if let Err(e) = result {
+                    tracing::debug!(%remote, "connection ended: {e}");
+                }
+                return;
+            }
+            () = &mut idle, if !closing => {
+                eprintln!("DEBUG idle fired {remote}");
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+                backstop = Some(tokio::time::Instant::now() + timers.first_request);
+            }
+            _ = stop.wait_for(|stop| *stop), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            () = sleep_until(backstop) => return,
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes once the connection has had no request in progress for too long: `first_request`
+/// before its first request, `idle` after. `active` counts requests in progress; any change to it
+/// (even a request that started and ended between two looks) restarts the wait.
+async fn idle_too_long(mut active: watch::Receiver<usize>, timers: Timers) {
+    let mut limit = timers.first_request;
+    loop {
+        while *active.borrow_and_update() > 0 {
+            if active.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+        match tokio::time::timeout(limit, active.changed()).await {
+            Err(_) => return,
+            Ok(Err(_)) => return std::future::pending().await,
+            Ok(Ok(())) => limit = timers.idle,
+        }
+    }
+}
+
+/// The router as one connection's hyper service: adds the peer address (what
+/// `into_make_service_with_connect_info::<SocketAddr>` did) and counts the request as in progress
+/// until its response body ends.
+#[derive(Clone)]
+struct ConnService {
+    app: Router,
+    remote: SocketAddr,
+    activity: Arc<watch::Sender<usize>>,
+}
+
+impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn call(&self, mut req: hyper::Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(ConnectInfo(self.remote));
+        let busy = Busy::start(self.activity.clone());
+        let app = self.app.clone();
+        Box::pin(async move {
+            let response = match app.oneshot(req.map(Body::new)).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            Ok(super::hold_until_body_ends(response, busy))
+        })
+    }
+}
+
+/// One request in progress on a connection.
+struct Busy(Arc<watch::Sender<usize>>);
+
+impl Busy {
+    fn start(activity: Arc<watch::Sender<usize>>) -> Busy {
+        activity.send_modify(|n| *n += 1);
+        Busy(activity)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        eprintln!("DEBUG busy drop");
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// A response body that keeps `held` alive until the body ends or is dropped.
+pub(super) struct Holding<T> {
+    pub(super) body: Body,
+    pub(super) _held: T,
+}
+
+impl<T: Unpin> http_body::Body for Holding<T> {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    // Forwarded so a known length still becomes Content-Length.
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[derive(Default)]
+struct Throttle {
+    last: Option<Instant>,
+}
+
+impl Throttle {
+    fn due(&mut self) -> bool {
+        let now = Instant::now();
+        if self.last.is_some_and(|t| now.duration_since(t) < WARN_EVERY) {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+}
