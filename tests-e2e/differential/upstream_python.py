@@ -163,6 +163,9 @@ async def serve_http(server: Server[Any], address: str) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, int(port)))
+    # Listening before the line is printed: a client that connects before uvicorn has started
+    # waits in the backlog instead of being refused.
+    sock.listen(128)
     app = server.streamable_http_app(host=host)
     config = uvicorn.Config(app, log_level="warning", lifespan="on")
     print(f"listening on http://{host}:{sock.getsockname()[1]}/mcp", file=sys.stderr, flush=True)
