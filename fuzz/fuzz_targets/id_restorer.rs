@@ -3,11 +3,6 @@
 //! upstream's bytes stream in. The upstream's bytes and how they are cut into chunks are the
 //! input.
 //!
-//! NOT BUILT YET: `IdRestorer` is private. It needs, in crates/gateway/src/upstream/http.rs,
-//! `pub struct IdRestorer`, `pub fn new(gateway_id: String, client_id: Box<RawValue>) -> Self`
-//! and `pub` on `push` and `finish` (fuzz/README.md); then add this target's `[[bin]]` to
-//! fuzz/Cargo.toml and its name to scripts/fuzz.
-//!
 //! Input: a byte of cut points (each set bit cuts the stream after that eighth of it), then the
 //! upstream's answer.
 //!

@@ -58,19 +58,4 @@ impl Delegation {
     }
 }
 
-/// `tools/call` params with `arguments[name] = credential`.
-pub fn with_tool_argument(
-    msg: &mcpgate_core::jsonrpc::Message<'_>,
-    name: &str,
-    credential: &Secret,
-) -> Option<Vec<u8>> {
-    let mut params: serde_json::Value = serde_json::from_str(msg.params?.get()).ok()?;
-    let obj = params.as_object_mut()?;
-    let args = obj.entry("arguments").or_insert_with(|| serde_json::json!({}));
-    args.as_object_mut()?.insert(
-        name.to_string(),
-        serde_json::Value::String(credential.expose().to_string()),
-    );
-    serde_json::to_vec(&serde_json::json!({ "jsonrpc": "2.0", "id": msg.id, "method": msg.method(), "params": params }))
-        .ok()
-}
+

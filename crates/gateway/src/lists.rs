@@ -50,7 +50,7 @@ pub async fn filter(
     let mut msg = if is_sse {
         response_in_sse(&bytes)?
     } else {
-        serde_json::from_slice::<Value>(&bytes).map_err(|_| Refusal::UpstreamGarbled)?
+        strict_value(&bytes)?
     };
     if let Some(items) = msg
         .get_mut("result")
@@ -91,7 +91,7 @@ fn response_in_sse(bytes: &[u8]) -> Result<Value, Refusal> {
     for line in text.lines().chain(std::iter::once("")) {
         if line.is_empty() {
             if !data.is_empty() {
-                if let Ok(v) = serde_json::from_str::<Value>(&data)
+                if let Ok(v) = strict_value(data.as_bytes())
                     && (v.get("result").is_some() || v.get("error").is_some())
                 {
                     found = Some(v);
@@ -106,6 +106,13 @@ fn response_in_sse(bytes: &[u8]) -> Result<Value, Refusal> {
         }
     }
     found.ok_or(Refusal::UpstreamGarbled)
+}
+
+/// An upstream answer read as strictly as a client message: with a duplicate key, the gateway's
+/// filter and the client could read two different lists.
+fn strict_value(bytes: &[u8]) -> Result<Value, Refusal> {
+    let canonical = mcpgate_core::jsonrpc::read(bytes).map_err(|_| Refusal::UpstreamGarbled)?;
+    serde_json::from_slice(&canonical).map_err(|_| Refusal::UpstreamGarbled)
 }
 
 /// The definition of the gateway's who-am-I tool.
@@ -159,6 +166,15 @@ mod tests {
             .insert(header::CONTENT_TYPE, "text/event-stream".parse().unwrap());
         assert_eq!(
             filter(garbled, "tools/list", |_| true, None).await.unwrap_err(),
+            Refusal::UpstreamGarbled
+        );
+        // A list item with two names: which one would the client see? Neither: refused.
+        let dup = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"ok","name":"hidden_admin_tool"}]}}"#;
+        let mut resp = Response::new(Body::from(dup));
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        assert_eq!(
+            filter(resp, "tools/list", |n| n == "ok", None).await.unwrap_err(),
             Refusal::UpstreamGarbled
         );
     }

@@ -236,9 +236,8 @@ impl Gateway {
             inject = d.headers(p, credential.as_ref());
             if let (true, Some(arg), Some(c)) = (is_call, &d.cfg.tool_argument, &credential) {
                 let current = reparsed.as_ref().unwrap_or(&parsed);
-                let body = crate::delegation::with_tool_argument(current, arg, c)
-                    .and_then(|b| jsonrpc::read(&b).ok())
-                    .ok_or_else(|| with_id(Refusal::UpstreamGarbled))?;
+                let body = jsonrpc::with_argument(current, arg, Some(c.expose()))
+                    .map_err(|_| with_id(Refusal::UpstreamGarbled))?;
                 delegated = Some(Bytes::from(body));
             }
         }
@@ -456,16 +455,9 @@ fn tool_arg_key(msg: &Message<'_>) -> Result<Option<Presented>, Refusal> {
     }))
 }
 
-/// The message without `params.arguments.api_key`, canonical.
+/// The message without `params.arguments.api_key`, canonical, every other byte as read.
 fn strip_tool_arg_key(msg: &Message<'_>) -> Result<Bytes, Refusal> {
-    let mut params: serde_json::Value =
-        serde_json::from_str(msg.params.map(|p| p.get()).unwrap_or("{}")).map_err(|_| Refusal::UpstreamGarbled)?;
-    if let Some(args) = params.get_mut("arguments").and_then(|a| a.as_object_mut()) {
-        args.remove("api_key");
-    }
-    let out = serde_json::json!({ "jsonrpc": "2.0", "id": msg.id, "method": msg.method(), "params": params });
-    let bytes = serde_json::to_vec(&out).map_err(|_| Refusal::UpstreamGarbled)?;
-    jsonrpc::read(&bytes)
+    jsonrpc::with_argument(msg, "api_key", None)
         .map(Bytes::from)
         .map_err(|_| Refusal::UpstreamGarbled)
 }

@@ -372,6 +372,45 @@ fn check_error_object(e: &RawValue) -> Result<(), ParseError> {
     if code_ok && message_ok { Ok(()) } else { Err(bad()) }
 }
 
+/// The message (a `tools/call`) with `params.arguments[name]` set to the string `value`, or
+/// removed when `value` is `None`. Every other member passes through as read — numbers keep
+/// their text (a `serde_json::Value` round trip would turn big integers into floats) — and the
+/// result is canonical.
+pub fn with_argument(msg: &Message<'_>, name: &str, value: Option<&str>) -> Result<Vec<u8>, ParseError> {
+    type Object<'b> = std::collections::BTreeMap<Cow<'b, str>, &'b RawValue>;
+    let bad = |_| ParseError::Params("\"params\" and \"arguments\" must be objects");
+    let params_text = msg.params.map(RawValue::get).unwrap_or("{}");
+    let mut params: Object<'_> = serde_json::from_str(params_text).map_err(bad)?;
+    let args_text = params.get("arguments").map(|a| a.get()).unwrap_or("{}");
+    let mut args: Object<'_> = serde_json::from_str(args_text).map_err(bad)?;
+    let value = match value {
+        Some(v) => Some(serde_json::value::to_raw_value(v).map_err(bad)?),
+        None => None,
+    };
+    match &value {
+        Some(v) => args.insert(Cow::Borrowed(name), v),
+        None => args.remove(name),
+    };
+    let args = serde_json::value::to_raw_value(&args).map_err(bad)?;
+    params.insert(Cow::Borrowed("arguments"), &args);
+    #[derive(serde::Serialize)]
+    struct Out<'b> {
+        jsonrpc: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<&'b RawValue>,
+        method: &'b str,
+        params: &'b Object<'b>,
+    }
+    let out = serde_json::to_vec(&Out {
+        jsonrpc: "2.0",
+        id: msg.id,
+        method: msg.method(),
+        params: &params,
+    })
+    .map_err(bad)?;
+    read(&out)
+}
+
 /// A JSON-RPC error response body for `id` (or `null` when the request had none).
 pub fn error_body(id: Option<&RawValue>, code: i64, message: &str, data: Option<&serde_json::Value>) -> Vec<u8> {
     #[derive(serde::Serialize)]
@@ -590,6 +629,19 @@ mod tests {
             let err = typed(body).unwrap_err().to_string();
             assert!(!err.contains("SECRET"), "{err}");
         }
+    }
+
+    #[test]
+    fn arguments_are_rewritten_without_touching_numbers() {
+        let body = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"api_key":"k","n":123456789012345678901234567890,"f":1.50}}}"#;
+        let m = Message::parse(body).unwrap();
+        let out = String::from_utf8(with_argument(&m, "api_key", None).unwrap()).unwrap();
+        assert_eq!(
+            out,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"f":1.50,"n":123456789012345678901234567890},"name":"echo"}}"#
+        );
+        let out = String::from_utf8(with_argument(&m, "token", Some("s\n")).unwrap()).unwrap();
+        assert!(out.contains(r#""token":"s\n""#) && out.contains("123456789012345678901234567890"), "{out}");
     }
 
     #[test]

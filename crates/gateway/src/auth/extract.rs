@@ -90,13 +90,16 @@ fn percent_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16) {
-                Ok(v) => {
-                    out.push(v);
-                    i += 2;
+            // Exactly two hex digits (from_str_radix alone would take "+A" as a signed 10).
+            b'%' if b.get(i + 1..i + 3).is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) => {
+                match u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
                 }
-                Err(_) => out.push(b'%'),
-            },
+            }
             c => out.push(c),
         }
         i += 1;
@@ -193,6 +196,9 @@ mod tests {
         assert!(from_query(Some("api_key=")).is_none());
         assert!(from_query(Some("%")).is_none());
         assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        // A sign is not a hex digit; an escape at the very end is still decoded.
+        assert_eq!(percent_decode("a%+Ab"), "a%+Ab");
+        assert_eq!(percent_decode("k%41"), "kA");
         let chain = vec!["A".to_string(), "B".to_string()];
         let got = default_key(&chain, |k| (k == "B").then(|| "kb".to_string())).unwrap();
         assert_eq!(got.secret.expose(), "kb");

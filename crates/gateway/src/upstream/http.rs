@@ -52,15 +52,24 @@ struct InFlight {
 
 /// Puts the client's id back into the answer to a request sent under a gateway id: line by line,
 /// so SSE streams keep streaming (a JSON answer is one line).
-struct IdRestorer {
+pub struct IdRestorer {
     buf: Vec<u8>,
     gateway_id: String,
     client_id: Box<serde_json::value::RawValue>,
 }
 
 impl IdRestorer {
+    /// Restores `client_id` in answers whose id is `gateway_id` (JSON text, e.g. `"mcpgate-7"`).
+    pub fn new(gateway_id: String, client_id: Box<serde_json::value::RawValue>) -> Self {
+        IdRestorer {
+            buf: Vec::new(),
+            gateway_id,
+            client_id,
+        }
+    }
+
     /// Complete lines of `chunk` (after what is buffered), rewritten; the rest waits.
-    fn push(&mut self, chunk: &[u8]) -> Bytes {
+    pub fn push(&mut self, chunk: &[u8]) -> Bytes {
         self.buf.extend_from_slice(chunk);
         let Some(end) = self.buf.iter().rposition(|b| *b == b'\n') else {
             return Bytes::new();
@@ -74,7 +83,7 @@ impl IdRestorer {
         Bytes::from(out)
     }
 
-    fn finish(&mut self) -> Bytes {
+    pub fn finish(&mut self) -> Bytes {
         let rest = std::mem::take(&mut self.buf);
         let mut out = Vec::with_capacity(rest.len());
         self.rewrite(&rest, &mut out);
@@ -89,7 +98,7 @@ impl IdRestorer {
             None => (&content[..0], content),
         };
         match jsonrpc::Message::parse(json) {
-            Ok(m) if m.kind == Kind::Response && m.id.map(|i| i.get()) == Some(self.gateway_id.as_str()) => {
+            Ok(m) if m.kind == Kind::Response && m.id.is_some_and(|i| same_id(i.get(), &self.gateway_id)) => {
                 out.extend_from_slice(prefix);
                 if prefix.ends_with(b":") {
                     out.push(b' ');
@@ -100,6 +109,14 @@ impl IdRestorer {
             _ => out.extend_from_slice(line),
         }
     }
+}
+
+/// Whether an id the upstream wrote is the gateway's: the same text, or the same string written
+/// with other escapes (`"mcpgate\u002d7"`).
+fn same_id(written: &str, gateway_id: &str) -> bool {
+    written == gateway_id
+        || (written.starts_with('"')
+            && serde_json::from_str::<String>(written).ok() == serde_json::from_str::<String>(gateway_id).ok())
 }
 
 /// The body of a POST's answer: the upstream's bytes as they arrive, ended at the request's
@@ -436,6 +453,11 @@ mod tests {
             .to_vec();
         out.extend_from_slice(&r.finish());
         assert_eq!(out, br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#);
+        // The gateway's id written with an escape is still the gateway's.
+        let mut r = restorer();
+        let mut out = r.push(br#"{"jsonrpc":"2.0","id":"mcpgate\u002d7","result":{}}"#).to_vec();
+        out.extend_from_slice(&r.finish());
+        assert_eq!(out, br#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
         let mut r = restorer();
         let other = br#"{"jsonrpc":"2.0","id":"other","result":{}}"#;
         let mut out = r.push(other).to_vec();
