@@ -429,12 +429,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_caller_leaves_nothing_behind() {
-        let (o, _) = outbound(1, 1000);
+        let (o, clock) = outbound(1, 1000);
         let hang = || std::future::pending::<Outcome<bool>>();
         let r = tokio::time::timeout(std::time::Duration::from_millis(10), o.run("x".into(), 0, hang)).await;
         assert!(r.is_err());
         assert!(o.in_flight.lock().unwrap().is_empty());
-        // Its permit was freed too (max_concurrent is 1).
+        // Its permit was freed too (max_concurrent is 1; the burst is 1, refilled in 1 ms).
+        clock.0.store(1000, Ordering::SeqCst);
         let up = || async { Outcome::Answer { value: true, until: 60 } };
         assert_eq!(o.run("x".into(), 0, up).await, Ok(true));
     }

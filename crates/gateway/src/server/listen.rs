@@ -63,7 +63,7 @@ pub(crate) async fn run(
         first_request: cfg.header_read_timeout,
         idle: cfg.idle_timeout,
     };
-    let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    let slots = Arc::new(Semaphore::new(cfg.max_connections.min(Semaphore::MAX_PERMITS)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     let mut shutdown = pin!(shutdown);
@@ -143,14 +143,14 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
 ) {
-    let (activity, active) = watch::channel(0usize);
+    let (activity, watched) = watch::channel(Activity::default());
     let service = ConnService {
         app,
         remote,
         activity: Arc::new(activity),
     };
     let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
-    let mut idle = pin!(idle_too_long(active, timers));
+    let mut idle = pin!(idle_too_long(watched, timers));
     let mut closing = false;
     // After an idle close starts, how long the client gets to finish it (an h2 peer that ignores
     // GOAWAY); a shutdown's limit is the grace period, enforced by the accept loop.
@@ -158,14 +158,12 @@ async fn connection(
     loop {
         tokio::select! {
             result = conn.as_mut() => {
-                eprintln!("DEBUG conn done {remote} {result:?}");
                 if let Err(e) = result {
                     tracing::debug!(%remote, "connection ended: {e}");
                 }
                 return;
             }
             () = &mut idle, if !closing => {
-                eprintln!("DEBUG idle fired {remote}");
                 conn.as_mut().graceful_shutdown();
                 closing = true;
                 backstop = Some(tokio::time::Instant::now() + timers.first_request);
@@ -186,21 +184,36 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
+/// What the watchdog sees of a connection's requests.
+#[derive(Clone, Copy, Default)]
+struct Activity {
+    in_progress: usize,
+    /// Requests started so far: a request may start and end before the watchdog first looks.
+    started: u64,
+}
+
 /// Completes once the connection has had no request in progress for too long: `first_request`
-/// before its first request, `idle` after. `active` counts requests in progress; any change to it
-/// (even a request that started and ended between two looks) restarts the wait.
-async fn idle_too_long(mut active: watch::Receiver<usize>, timers: Timers) {
-    let mut limit = timers.first_request;
+/// before its first request, `idle` after. Any change (a request started or ended) restarts the
+/// wait.
+async fn idle_too_long(mut activity: watch::Receiver<Activity>, timers: Timers) {
     loop {
-        while *active.borrow_and_update() > 0 {
-            if active.changed().await.is_err() {
-                return std::future::pending().await;
+        let now = *activity.borrow_and_update();
+        let changed = if now.in_progress > 0 {
+            activity.changed().await
+        } else {
+            let limit = if now.started == 0 {
+                timers.first_request
+            } else {
+                timers.idle
+            };
+            match tokio::time::timeout(limit, activity.changed()).await {
+                Ok(changed) => changed,
+                Err(_) => return,
             }
-        }
-        match tokio::time::timeout(limit, active.changed()).await {
-            Err(_) => return,
-            Ok(Err(_)) => return std::future::pending().await,
-            Ok(Ok(())) => limit = timers.idle,
+        };
+        // The service (and every request) is gone: the connection is ending anyway.
+        if changed.is_err() {
+            return std::future::pending().await;
         }
     }
 }
@@ -212,7 +225,7 @@ async fn idle_too_long(mut active: watch::Receiver<usize>, timers: Timers) {
 struct ConnService {
     app: Router,
     remote: SocketAddr,
-    activity: Arc<watch::Sender<usize>>,
+    activity: Arc<watch::Sender<Activity>>,
 }
 
 impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
@@ -235,19 +248,21 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
 }
 
 /// One request in progress on a connection.
-struct Busy(Arc<watch::Sender<usize>>);
+struct Busy(Arc<watch::Sender<Activity>>);
 
 impl Busy {
-    fn start(activity: Arc<watch::Sender<usize>>) -> Busy {
-        activity.send_modify(|n| *n += 1);
+    fn start(activity: Arc<watch::Sender<Activity>>) -> Busy {
+        activity.send_modify(|a| {
+            a.in_progress += 1;
+            a.started += 1;
+        });
         Busy(activity)
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        eprintln!("DEBUG busy drop");
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        self.0.send_modify(|a| a.in_progress = a.in_progress.saturating_sub(1));
     }
 }
 
@@ -291,5 +306,51 @@ impl Throttle {
         }
         self.last = Some(now);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timers() -> Timers {
+        Timers {
+            first_request: Duration::from_secs(5),
+            idle: Duration::from_millis(100),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_seen_late_still_switches_to_the_idle_limit() {
+        let (tx, rx) = watch::channel(Activity::default());
+        let tx = Arc::new(tx);
+        // The request starts and ends before the watchdog first looks (all in one poll of the
+        // connection): the watchdog must still know the first request came.
+        drop(Busy::start(tx.clone()));
+        let t = Instant::now();
+        tokio::time::timeout(Duration::from_secs(2), idle_too_long(rx, timers()))
+            .await
+            .expect("idle limit, not the first-request limit");
+        assert!(t.elapsed() >= Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn a_request_in_progress_is_never_idle() {
+        let (tx, rx) = watch::channel(Activity::default());
+        let tx = Arc::new(tx);
+        let busy = Busy::start(tx.clone());
+        let mut watchdog = pin!(idle_too_long(rx, timers()));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(400), &mut watchdog)
+                .await
+                .is_err(),
+            "fired with a request in progress"
+        );
+        drop(busy);
+        let t = Instant::now();
+        tokio::time::timeout(Duration::from_secs(2), watchdog)
+            .await
+            .expect("idle after the request");
+        assert!(t.elapsed() >= Duration::from_millis(90));
     }
 }
