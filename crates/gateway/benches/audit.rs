@@ -1,6 +1,8 @@
-//! Micro-benchmarks of the audit trail: what a request pays to queue its record (`enqueue`, the
-//! only part on the request path), and what the background writer pays per record to put a batch
-//! into the SQLite store (`store_append`, off the request path, in a temporary file).
+//! Micro-benchmarks of the audit trail: what a request pays to queue its record (`enqueue`, its
+//! CPU on the request path), how long a lone request then waits for its record to be committed
+//! (`enqueue_and_wait`: one SQLite commit), and what the writer pays per record to put a batch
+//! into the SQLite store (`store_append`, in a temporary file; the per-commit cost is why the
+//! writer paces commits under load).
 //! Run: `cargo bench -p mcpgate-gateway --bench audit`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -37,35 +39,60 @@ fn record(i: u64) -> AuditRecord {
     }
 }
 
-/// One record queued by a request, with the writer running and writing to SQLite as in
-/// `mcpgate serve` (the record is built outside the timed part, as the pipeline builds it anyway).
-#[divan::bench]
-fn enqueue(bencher: Bencher) {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+fn sink(dir: &tempfile::TempDir, rt: &tokio::runtime::Runtime) -> AuditSink {
     let store: Arc<dyn AuditStore> = Arc::new(SqliteStore::open(&dir.path().join("audit.db")).unwrap());
     let cfg = AuditConfig {
         store: true,
         jsonl: None,
         retention: None,
     };
-    let sink = rt.block_on(async { AuditSink::start(&cfg, Some(store)) }).unwrap();
+    rt.block_on(async { AuditSink::start(&cfg, Some(store)) }).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// One record queued by a request, with the writer running and writing to SQLite as in
+/// `mcpgate serve` (the record is built outside the timed part, as the pipeline builds it anyway).
+#[divan::bench]
+fn enqueue(bencher: Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let sink = sink(&dir, &rt);
     let mut i = 0;
     bencher
         .with_inputs(|| {
             i += 1;
             record(i)
         })
-        .bench_local_values(|r| sink.record(r));
+        .bench_local_values(|r| drop(sink.record(r)));
+    rt.block_on(sink.close());
+}
+
+/// One record queued and its commit awaited, the writer idle: what a lone request waits before
+/// its response is released.
+#[divan::bench]
+fn enqueue_and_wait(bencher: Bencher) {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let sink = sink(&dir, &rt);
+    let mut i = 0;
+    bencher
+        .with_inputs(|| {
+            i += 1;
+            record(i)
+        })
+        .bench_local_values(|r| rt.block_on(sink.record(r)));
     rt.block_on(sink.close());
 }
 
 /// Per record, a batch of `n` appended to the SQLite store in one transaction (the writer's cost).
-#[divan::bench(args = [1, 64, 512])]
+#[divan::bench(args = [1, 4, 16, 64, 512])]
 fn store_append(bencher: Bencher, n: u64) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("audit.db")).unwrap();
