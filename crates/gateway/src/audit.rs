@@ -200,9 +200,7 @@ impl Future for Committed<'_> {
             return Poll::Ready(());
         }
         let limit = this.sink.ceiling;
-        let ceiling = this
-            .ceiling
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        let ceiling = this.ceiling.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         if ceiling.as_mut().poll(cx).is_ready() {
             this.wait = None;
             this.sink.note_late();
@@ -341,8 +339,7 @@ impl Writer {
                 let _ = done.send(());
             }
         } else {
-            self.dropped
-                .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
+            self.dropped.fetch_add(batch.records.len() as u64, Ordering::Relaxed);
             batch.waiting.clear();
         }
         batch.records.clear();

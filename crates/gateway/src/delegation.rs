@@ -57,5 +57,3 @@ impl Delegation {
         out
     }
 }
-
-

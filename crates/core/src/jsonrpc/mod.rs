@@ -641,7 +641,10 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"f":1.50,"n":123456789012345678901234567890},"name":"echo"}}"#
         );
         let out = String::from_utf8(with_argument(&m, "token", Some("s\n")).unwrap()).unwrap();
-        assert!(out.contains(r#""token":"s\n""#) && out.contains("123456789012345678901234567890"), "{out}");
+        assert!(
+            out.contains(r#""token":"s\n""#) && out.contains("123456789012345678901234567890"),
+            "{out}"
+        );
     }
 
     #[test]

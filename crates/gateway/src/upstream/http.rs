@@ -455,7 +455,9 @@ mod tests {
         assert_eq!(out, br#"{"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}}"#);
         // The gateway's id written with an escape is still the gateway's.
         let mut r = restorer();
-        let mut out = r.push(br#"{"jsonrpc":"2.0","id":"mcpgate\u002d7","result":{}}"#).to_vec();
+        let mut out = r
+            .push(br#"{"jsonrpc":"2.0","id":"mcpgate\u002d7","result":{}}"#)
+            .to_vec();
         out.extend_from_slice(&r.finish());
         assert_eq!(out, br#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
         let mut r = restorer();
