@@ -1,0 +1,204 @@
+//! The audit trail under a crash: a real `mcpgate serve` is killed with SIGKILL in the middle of
+//! concurrent load, and every response a client received before the kill must have its audit
+//! record in the store (README, "Audit": a record is committed before its response is released,
+//! so the loss window is zero).
+//!
+//! Run with `cargo test --release -p mcpgate --test audit_kill -- --nocapture` (it prints the
+//! counts: responses, records, missing, window).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use mcpgate_core::audit::AuditQuery;
+use mcpgate_store::AuditStore;
+use mcpgate_store::sqlite::SqliteStore;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Concurrent clients, each on its own MCP session.
+const CONNECTIONS: usize = 16;
+/// How long the load runs before the kill.
+const LOAD: Duration = Duration::from_secs(2);
+/// The stated loss window: responses released this long before the kill may lack their record.
+/// Zero: the gateway commits a record before it releases the response.
+const WINDOW: Duration = Duration::ZERO;
+/// Every this many requests a client sends a made-up key, so refusals (`auth` records, answered
+/// by the gateway itself) are under the same rule as calls that went upstream.
+const BAD_KEY_EVERY: u64 = 7;
+
+/// A response the client received: its request id and when its headers arrived.
+struct Received {
+    id: String,
+    at: Instant,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_no_record_of_an_answered_request() {
+    // A stdio upstream answers in one JSON body, so the gateway releases whole answers, and fast.
+    let mut stack = Stack::new(Kind::Stdio).await;
+    let raw = stack.raw();
+    let run = nonce();
+
+    // Sessions first, so the load is calls only.
+    let mut sessions = Vec::new();
+    for _ in 0..CONNECTIONS {
+        sessions.push(within(START, "open a session", raw.open_session()).await);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for (c, session) in sessions.into_iter().enumerate() {
+        let raw = raw.clone();
+        let stop = stop.clone();
+        let run = run.clone();
+        clients.push(tokio::spawn(async move {
+            let mut received = Vec::new();
+            let mut sent = Vec::new();
+            let mut n: u64 = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let id = format!("ak-{run}-{c}-{n}");
+                let msg = json!({
+                    "jsonrpc": "2.0", "id": n, "method": "tools/call",
+                    "params": { "name": "echo", "arguments": { "text": id } }
+                });
+                let key = if n.is_multiple_of(BAD_KEY_EVERY) {
+                    new_key()
+                } else {
+                    raw.key.clone().expect("the stack's key")
+                };
+                let rb = raw
+                    .http
+                    .post(&raw.url)
+                    .header("content-type", "application/json")
+                    .header("accept", ACCEPT_BOTH)
+                    .header("x-api-key", key)
+                    .header("mcp-session-id", &session)
+                    .header("mcp-protocol-version", "2025-11-25")
+                    .header("x-request-id", &id)
+                    .body(msg.to_string());
+                sent.push(id.clone());
+                // The response counts as received once its status line and headers are here:
+                // by then the gateway has released it.
+                let resp = match rb.send().await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("client {c} stopped at {n}: {e:?}");
+                        break;
+                    }
+                };
+                let at = Instant::now();
+                let echoed = resp.headers().get("x-request-id").and_then(|v| v.to_str().ok());
+                assert_eq!(echoed, Some(id.as_str()), "the gateway echoes the request id");
+                let status = resp.status().as_u16();
+                received.push((Received { id, at }, status));
+                // A body cut short by the kill is fine: the response was already released.
+                let _ = resp.bytes().await;
+            }
+            (received, sent)
+        }));
+    }
+
+    tokio::time::sleep(LOAD).await;
+    let pid = stack.gw.pid().to_string();
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run kill");
+    assert!(killed.success(), "kill -KILL {pid} failed");
+    let killed_at = Instant::now();
+    stop.store(true, Ordering::Relaxed);
+
+    let mut received = Vec::new();
+    let mut sent = HashSet::new();
+    for client in clients {
+        let (r, s) = within(STEP, "a client stops after the kill", client)
+            .await
+            .expect("client task");
+        received.extend(r);
+        sent.extend(s);
+    }
+    poll_until(STEP, "the killed gateway is gone", || {
+        let gone = !stack.gw.is_running();
+        async move { gone.then_some(()) }
+    })
+    .await;
+
+    // The store as the next start of the gateway would find it (SQLite recovers its WAL on open).
+    let store = SqliteStore::open(&stack.dir.path().join("mcpgate.db")).expect("open the store after the kill");
+    let records = store
+        .query(&AuditQuery {
+            limit: 10_000_000,
+            ..AuditQuery::default()
+        })
+        .expect("query the audit records");
+    let prefix = format!("ak-{run}-");
+    let recorded: HashMap<&str, u16> = records
+        .iter()
+        .filter(|r| r.request_id.starts_with(&prefix))
+        .map(|r| (r.request_id.as_str(), r.status))
+        .collect();
+
+    let must_have: Vec<&(Received, u16)> = received.iter().filter(|(r, _)| r.at + WINDOW <= killed_at).collect();
+    let missing: Vec<&(Received, u16)> = must_have
+        .iter()
+        .copied()
+        .filter(|(r, _)| !recorded.contains_key(r.id.as_str()))
+        .collect();
+    let answered: HashSet<&str> = received.iter().map(|(r, _)| r.id.as_str()).collect();
+    // Requests in flight at the kill whose record was committed but whose answer never arrived.
+    let unanswered = recorded.keys().filter(|id| !answered.contains(*id)).count();
+    let refused = received.iter().filter(|(_, s)| *s == 401).count();
+    let newest = received.iter().map(|(r, _)| r.at).max();
+    println!(
+        "audit_kill: responses={} (refusals {refused}) records={} missing={} window={}ms; \
+         sent={} records_without_a_received_response={unanswered}; last response {:?} before the kill",
+        received.len(),
+        recorded.len(),
+        missing.len(),
+        WINDOW.as_millis(),
+        sent.len(),
+        newest.map(|t| killed_at.saturating_duration_since(t)),
+    );
+
+    // The load was real: both calls that went upstream and refusals, from every client.
+    assert!(
+        received.len() >= 10 * CONNECTIONS,
+        "too few responses before the kill to judge: {}",
+        received.len()
+    );
+    assert!(refused > 0, "no refusal among the responses");
+    assert!(
+        received.iter().any(|(_, s)| *s == 200),
+        "no call succeeded before the kill"
+    );
+    // No record invented: each one belongs to a request this test sent.
+    for id in recorded.keys() {
+        assert!(sent.contains(*id), "a record for a request never sent: {id}");
+    }
+    // Each record says what its response said.
+    for (r, status) in &received {
+        if let Some(s) = recorded.get(r.id.as_str()) {
+            assert_eq!(s, status, "the record of {} has another status than its response", r.id);
+        }
+    }
+    let examples: Vec<String> = missing
+        .iter()
+        .take(5)
+        .map(|(r, s)| format!("{} ({s}, {:?} before the kill)", r.id, killed_at - r.at))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} responses received before the kill have no audit record, e.g. {examples:?}",
+        missing.len(),
+        must_have.len()
+    );
+}
