@@ -186,10 +186,13 @@ impl Gateway {
             }
         }
         // 9. Limits, after authorization so refused calls do not spend the caller's budget.
-        //    Notifications count too (a flood of them costs the upstream as much); answers to the
-        //    upstream's own requests do not.
+        //    Notifications count too (a flood of them costs the upstream as much), except the
+        //    handshake's `notifications/initialized`, so a key's "requests per minute" still means
+        //    its requests; answers to the upstream's own requests do not count.
+        let handshake = parsed.kind == Kind::Notification && parsed.method() == "notifications/initialized";
         if let Some(p) = &principal
             && parsed.kind != Kind::Response
+            && !handshake
         {
             let limits = p.limits.or(self.config.limits.default);
             // Per-tool state is kept under names the configuration or the upstream's tool list
