@@ -228,7 +228,10 @@ impl<'a> Message<'a> {
         if let Some(e) = env.error {
             check_error_object(e)?;
         }
-        if let Some(p) = env.params
+        // `"params": null` is read as no params (some clients write it; it names nothing), and a
+        // method that needs a target then has none and is refused below.
+        let params = env.params.filter(|p| p.get() != "null");
+        if let Some(p) = params
             && !is_object(p)
         {
             return Err(ParseError::Params("\"params\" must be an object"));
@@ -237,7 +240,7 @@ impl<'a> Message<'a> {
             kind,
             id: env.id,
             method,
-            params: env.params,
+            params,
             result: env.result,
             error: env.error,
             target: None,
@@ -580,7 +583,8 @@ mod tests {
             (br#"{"jsonrpc":"2.0","id":null,"result":{}}"#, code::INVALID_REQUEST),
             (br#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#, code::PARSE_ERROR),
             (br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":[1]}"#, code::INVALID_PARAMS),
-            (br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":null}"#, code::INVALID_PARAMS),
+            (br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":"x"}"#, code::INVALID_PARAMS),
+            (br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":null}"#, code::INVALID_PARAMS),
             // Targets: present and typed, or refused — never "no target".
             (br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#, code::INVALID_PARAMS),
             (br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#, code::INVALID_PARAMS),
