@@ -44,7 +44,8 @@ const WARN_EVERY_MS: i64 = 10_000;
 
 enum Msg {
     /// A record, and who to tell once it is committed (dropped unsent if it could not be).
-    Record(AuditRecord, oneshot::Sender<()>),
+    /// Boxed: the queue holds 65,536 slots, each the size of its largest message.
+    Record(Box<AuditRecord>, oneshot::Sender<()>),
     /// Write everything queued, answer, stop.
     Close(oneshot::Sender<()>),
 }
@@ -122,7 +123,7 @@ impl AuditSink {
             return Committed::done(self);
         };
         let (done, wait) = oneshot::channel();
-        if tx.try_send(Msg::Record(r, done)).is_err() {
+        if tx.try_send(Msg::Record(Box::new(r), done)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Committed::done(self);
         }
@@ -169,6 +170,7 @@ impl AuditSink {
 
 /// Resolves once the record is committed, once it is known it never will be (counted in
 /// `dropped`), or after the ceiling (counted in `late`). Dropping it does not cancel the record.
+#[must_use = "await it before releasing the response the record is about"]
 pub struct Committed<'a> {
     sink: &'a AuditSink,
     wait: Option<oneshot::Receiver<()>>,
@@ -246,7 +248,7 @@ impl Batch {
     fn take(&mut self, msg: Msg) -> Option<oneshot::Sender<()>> {
         match msg {
             Msg::Record(r, done) => {
-                self.records.push(r);
+                self.records.push(*r);
                 self.waiting.push(done);
                 None
             }
@@ -300,6 +302,9 @@ impl Writer {
                     }
                 }
                 self.commit(&mut batch);
+                // Closed before answering, so a record queued after `close` returns is refused
+                // (and counted) at once rather than left in a queue no one reads.
+                drop(rx);
                 let _ = ack.send(());
                 return;
             }

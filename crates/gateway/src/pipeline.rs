@@ -80,7 +80,9 @@ impl Gateway {
             },
             elapsed,
         );
-        self.audit_record(&request_id, &parts, &trace, outcome, reason, response.status(), elapsed);
+        // The rule of audit.rs: the record is committed before the response is released.
+        self.audit_record(&request_id, &parts, &trace, outcome, reason, response.status(), elapsed)
+            .await;
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", v);
         }
@@ -159,7 +161,8 @@ impl Gateway {
             return Err(with_id(Refusal::TenantMismatch));
         }
         // 7. Sessions: only ids this gateway issued, and only to the principal that opened them.
-        let session = header_str(&parts.headers, SESSION_HEADER);
+        let session = session_header(&parts.headers)?;
+        check_protocol_version(&parts.headers).map_err(&with_id)?;
         let principal_id = principal.as_ref().map(|p| p.id.as_str());
         if let Some(s) = session {
             match self.sessions.check(s, principal_id) {
@@ -351,7 +354,8 @@ impl Gateway {
     async fn session_for(&self, parts: &Parts) -> Result<(Option<String>, Option<Principal>), Refusal> {
         guard::check(&self.config.http, &parts.uri, &parts.headers)?;
         let principal = self.authenticate_plain(parts).await?;
-        let session = header_str(&parts.headers, SESSION_HEADER).map(str::to_string);
+        let session = session_header(&parts.headers).map_err(|(r, _)| r)?.map(str::to_string);
+        check_protocol_version(&parts.headers)?;
         if let Some(s) = &session {
             match self.sessions.check(s, principal.as_ref().map(|p| p.id.as_str())) {
                 Lookup::Ok => {}
@@ -372,7 +376,7 @@ impl Gateway {
         // Open streams are capped per caller and in all; the permit rides in the body.
         let permit = self
             .sessions
-            .stream_permit(principal.as_ref().map(|p| p.id.as_str()))
+            .stream_permit(principal.as_ref().map(|p| p.id.as_str()), session.as_deref())
             .map_err(Refusal::Cap)?;
         let response = self.upstream.get(session.as_deref(), &parts.headers).await?;
         Ok(permit.attach(response))
@@ -510,6 +514,39 @@ fn request_id(headers: &HeaderMap) -> String {
 
 fn printable(s: &str, max: usize) -> String {
     s.chars().filter(|c| !c.is_control()).take(max).collect()
+}
+
+/// The session id, when the request names one; an id that is not visible ASCII is one this
+/// gateway never issued (and must not reach the upstream as a different reading).
+fn session_header(headers: &HeaderMap) -> Result<Option<&str>, Refused> {
+    match headers.get(SESSION_HEADER) {
+        None => Ok(None),
+        Some(v) => match v.to_str() {
+            Ok(s) => Ok(Some(s)),
+            Err(_) => Err((Refusal::SessionNotFound, None)),
+        },
+    }
+}
+
+/// `MCP-Protocol-Version`, when sent, is a revision date (`YYYY-MM-DD`); anything else is
+/// refused here rather than forwarded (an upstream's answer could quote it back).
+fn check_protocol_version(headers: &HeaderMap) -> Result<(), Refusal> {
+    let Some(v) = headers.get(crate::upstream::PROTOCOL_HEADER) else {
+        return Ok(());
+    };
+    let ok = v.as_bytes().len() == 10
+        && v.as_bytes().iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(Refusal::Malformed {
+            code: jsonrpc::code::INVALID_REQUEST,
+            message: "MCP-Protocol-Version must be a protocol revision such as 2025-06-18".into(),
+        })
+    }
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), Refusal> {

@@ -172,7 +172,11 @@ impl Gateway {
         Router::new()
             .route(
                 "/mcp",
-                get(mcp_get).post(mcp_post).delete(mcp_delete).fallback(mcp_other),
+                get(mcp_get)
+                    .head(mcp_other)
+                    .post(mcp_post)
+                    .delete(mcp_delete)
+                    .fallback(mcp_other),
             )
             .merge(pages)
             .layer(axum::middleware::map_response_with_state(

@@ -50,7 +50,8 @@ pub enum CapReached {
 }
 
 pub struct SessionRegistry {
-    inner: Mutex<Inner>,
+    /// Shared with the stream permits (which mark their session in use).
+    inner: Arc<Mutex<Inner>>,
     /// Shared with the permits, which outlive any borrow of the registry (they ride in response
     /// bodies).
     streams: Arc<Mutex<StreamCounts>>,
@@ -74,6 +75,8 @@ struct Entry {
     last_seen: Instant,
     /// The principal that opened the session (`None`: opened without a credential).
     owner: Option<String>,
+    /// GET streams open on this session now: a session with one is in use, never idle.
+    streams: usize,
 }
 
 #[derive(Default)]
@@ -106,6 +109,7 @@ impl Inner {
         let entry = Entry {
             last_seen: Instant::now(),
             owner: owner.map(str::to_string),
+            streams: 0,
         };
         // An id issued twice replaces the first entry; its count goes with it.
         if let Some(old) = self.map.insert(id.to_string(), entry) {
@@ -127,7 +131,7 @@ pub enum Lookup {
 impl SessionRegistry {
     pub fn new(limits: SessionLimits) -> Self {
         SessionRegistry {
-            inner: Mutex::default(),
+            inner: Arc::default(),
             streams: Arc::default(),
             limits,
         }
@@ -206,7 +210,7 @@ impl SessionRegistry {
         let idle: Vec<String> = inner
             .map
             .iter()
-            .filter(|(_, e)| e.last_seen.elapsed() >= limit)
+            .filter(|(_, e)| e.streams == 0 && e.last_seen.elapsed() >= limit)
             .map(|(id, _)| id.clone())
             .collect();
         for id in &idle {
@@ -219,7 +223,9 @@ impl SessionRegistry {
 
     /// A place for one more open GET stream of `principal`, or which cap is full. Hold the permit
     /// as long as the stream is open: [`StreamPermit::attach`] ties it to the response body.
-    pub fn stream_permit(&self, principal: Option<&str>) -> Result<StreamPermit, CapReached> {
+    /// `session`: the session the stream belongs to, kept from being forgotten as idle while the
+    /// stream is open (and seen again when it ends).
+    pub fn stream_permit(&self, principal: Option<&str>, session: Option<&str>) -> Result<StreamPermit, CapReached> {
         let mut counts = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         if counts.total >= self.limits.streams {
             return Err(CapReached::Streams {
@@ -235,9 +241,19 @@ impl SessionRegistry {
         }
         counts.total += 1;
         counts.per_principal.insert(b.to_string(), held + 1);
+        drop(counts);
+        let session = session.and_then(|id| {
+            let mut inner = self.lock();
+            let e = inner.map.get_mut(id)?;
+            e.streams += 1;
+            e.last_seen = Instant::now();
+            Some(id.to_string())
+        });
         Ok(StreamPermit {
             counts: self.streams.clone(),
+            inner: self.inner.clone(),
             principal: b.to_string(),
+            session,
         })
     }
 
@@ -273,7 +289,9 @@ impl Drop for SessionSlot<'_> {
 /// One open GET stream's place; dropping it frees the place.
 pub struct StreamPermit {
     counts: Arc<Mutex<StreamCounts>>,
+    inner: Arc<Mutex<Inner>>,
     principal: String,
+    session: Option<String>,
 }
 
 impl StreamPermit {
@@ -285,6 +303,13 @@ impl StreamPermit {
 
 impl Drop for StreamPermit {
     fn drop(&mut self) {
+        if let Some(id) = &self.session {
+            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(e) = inner.map.get_mut(id) {
+                e.streams = e.streams.saturating_sub(1);
+                e.last_seen = Instant::now();
+            }
+        }
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts.total = counts.total.saturating_sub(1);
         if let Some(n) = counts.per_principal.get_mut(&self.principal) {
@@ -354,13 +379,13 @@ mod tests {
         r.reserve(None).unwrap().open("x");
         r.reserve(Some(ANONYMOUS)).unwrap().open("y");
         assert!(r.reserve(None).is_err());
-        let s = r.stream_permit(None).unwrap();
+        let s = r.stream_permit(None, None).unwrap();
         assert_eq!(
-            r.stream_permit(Some(ANONYMOUS)).err(),
+            r.stream_permit(Some(ANONYMOUS), None).err(),
             Some(CapReached::StreamsPerPrincipal { limit: 1 })
         );
         drop(s);
-        assert!(r.stream_permit(Some(ANONYMOUS)).is_ok());
+        assert!(r.stream_permit(Some(ANONYMOUS), None).is_ok());
     }
 
     #[test]
@@ -376,21 +401,48 @@ mod tests {
     #[test]
     fn stream_permits_cap_per_principal_and_in_all() {
         let r = SessionRegistry::new(limits(1, 2, 3));
-        let a1 = r.stream_permit(Some("key:a")).unwrap();
-        let a2 = r.stream_permit(Some("key:a")).unwrap();
+        let a1 = r.stream_permit(Some("key:a"), None).unwrap();
+        let a2 = r.stream_permit(Some("key:a"), None).unwrap();
         assert_eq!(
-            r.stream_permit(Some("key:a")).err(),
+            r.stream_permit(Some("key:a"), None).err(),
             Some(CapReached::StreamsPerPrincipal { limit: 2 })
         );
-        let b1 = r.stream_permit(Some("key:b")).unwrap();
+        let b1 = r.stream_permit(Some("key:b"), None).unwrap();
         assert_eq!(
-            r.stream_permit(Some("key:c")).err(),
+            r.stream_permit(Some("key:c"), None).err(),
             Some(CapReached::Streams { limit: 3 })
         );
         assert_eq!(r.open_streams(), 3);
         drop(a1);
-        let c1 = r.stream_permit(Some("key:c")).unwrap();
+        let c1 = r.stream_permit(Some("key:c"), None).unwrap();
         drop((a2, b1, c1));
+        assert_eq!(r.open_streams(), 0);
+    }
+
+    /// A session whose GET stream is open is in use: the idle reaper keeps it, and it counts as
+    /// seen when the stream ends (before, a 30-minute stream lost its session under it).
+    #[test]
+    fn an_open_stream_keeps_its_session() {
+        let r = SessionRegistry::default();
+        r.open("s1", Some("key:a"));
+        r.open("s2", Some("key:a"));
+        let permit = r.stream_permit(Some("key:a"), Some("s1")).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(r.forget_idle(Duration::from_millis(1)), 1, "only s2 is idle");
+        assert_eq!(r.check("s1", Some("key:a")), Lookup::Ok);
+        assert_eq!(r.check("s2", Some("key:a")), Lookup::Unknown);
+        std::thread::sleep(Duration::from_millis(5));
+        drop(permit);
+        assert_eq!(
+            r.forget_idle(Duration::from_millis(3)),
+            0,
+            "the stream's end counts as seen"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(r.forget_idle(Duration::from_millis(3)), 1);
+        // A permit for a session that is gone (or none) marks nothing and frees its place.
+        let p = r.stream_permit(Some("key:a"), Some("gone")).unwrap();
+        drop(p);
         assert_eq!(r.open_streams(), 0);
     }
 }

@@ -6,9 +6,8 @@
 //! requests before and after the row), carry a secret the row sent back out (response, logs,
 //! audit), or quote attacker-chosen text (a marker is in the rows' bodies and odd headers).
 //!
-//! Rows keep asserting the right behaviour even where the gateway does not (yet) give it; those
-//! are marked `// DEFECT:`. The whole table runs and is printed before the test fails, so one run
-//! shows every row's answer.
+//! The whole table runs and is printed before the test fails, so one run shows every row's
+//! answer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -653,10 +652,10 @@ fn header_rows(w: &World) -> Vec<Row> {
         row("Authorization: Bearer + spaces", a(ECHO).with("authorization", "Bearer    "), 401, UNAUTH, "no token"),
         row("Authorization: Bearer garbage", a(ECHO).with("authorization", format!("Bearer {GARBAGE}")), 401, UNAUTH, "invalid API key"),
         row("Authorization with non-ASCII bytes", a(ECHO).with("authorization", b"Bearer SECRET-odd-bytes-\xe9"), 401, UNAUTH, "Authorization"),
-        // DEFECT: two Authorization headers: the first is used, the second ignored (auth/extract.rs
-        // `headers.get`); a proxy in front that reads the last one would authorize someone else.
+        // Two Authorization headers: a proxy in front that reads the other one would authorize
+        // someone else, so neither is used.
         row("two Authorization headers", a(ECHO).with("authorization", &bearer).with("authorization", format!("Bearer {GARBAGE}")), 401, UNAUTH, "Authorization"),
-        // DEFECT: the same for two X-API-Key headers.
+        // The same for two X-API-Key headers.
         row("two X-API-Key headers", a(ECHO).with("x-api-key", &w.user.key).with("x-api-key", GARBAGE), 401, UNAUTH, "X-API-Key"),
         row("X-Signature without X-Timestamp", signed(a(ECHO), &now, &sign(&now)).without("x-timestamp"), 401, UNAUTH, "X-Timestamp"),
         row("X-Signature, skewed X-Timestamp (-1 h)", signed(a(ECHO), &skewed, &sign(&skewed)), 401, UNAUTH, "window"),
@@ -684,18 +683,17 @@ fn session_rows(w: &World) -> Vec<Row> {
         row("Mcp-Session-Id unknown", a(ECHO).with("mcp-session-id", "0123456789abcdef0123456789abcdef"), 404, NO_SESSION, "session not found"),
         row("Mcp-Session-Id of another principal", a(ECHO).with("mcp-session-id", &w.other_session), 403, FORBID, "another principal"),
         row("Mcp-Session-Id garbage (path, 2 KiB)", a(ECHO).with("mcp-session-id", format!("../../admin/{}", "%00".repeat(700))), 404, NO_SESSION, "session not found"),
-        // DEFECT: an unreadable Mcp-Session-Id is taken as none (pipeline.rs `header_str`), so the
-        // ownership check is skipped, while the upstream connector copies the raw bytes upstream.
+        // An unreadable Mcp-Session-Id is not one this gateway issued; never "no session".
         row("Mcp-Session-Id with non-ASCII bytes", a(ECHO).with("mcp-session-id", format!("{}\u{e9}", w.session)), 404, NO_SESSION, "session not found"),
-        // DEFECT: MCP-Protocol-Version is never checked, only copied to the upstream as sent.
+        // MCP-Protocol-Version must be a revision date, not text copied to the upstream.
         row("MCP-Protocol-Version garbage", w.authed(ECHO).set("mcp-protocol-version", format!("1999-99-99 {MARKER}")), 400, INVALID, "MCP-Protocol-Version"),
         row("MCP-Protocol-Version with non-ASCII bytes", w.authed(ECHO).set("mcp-protocol-version", b"2025-06-18\xff"), 400, INVALID, "MCP-Protocol-Version"),
         // Not refused by the gateway on purpose: without a session the stream is the upstream's to
         // offer or refuse (a sessionless upstream may serve it); this one answers its own 400.
         Row { code: None, ..row("GET without a session (the upstream's to refuse)", get(), 400, 0, "") }.forwarded(),
-        // DEFECT: axum's `get()` also routes HEAD (server.rs `router`), so HEAD opens an upstream
-        // GET stream (and takes a stream permit) whose body is then thrown away.
-        row("HEAD /mcp in the user's session", Req { method: "HEAD", ..get().with("mcp-session-id", &w.session) }, 405, INVALID, "use POST"),
+        // HEAD must not open an upstream GET stream (axum's `get()` would route it there). A HEAD
+        // answer has no body by HTTP, so only the status is checked.
+        Row { code: None, ..row("HEAD /mcp in the user's session", Req { method: "HEAD", ..get().with("mcp-session-id", &w.session) }, 405, 0, "") },
         row("GET with an unknown session", get().with("mcp-session-id", "feedfacefeedface"), 404, NO_SESSION, "session not found"),
         row("GET with another principal's session", get().with("mcp-session-id", &w.other_session), 403, FORBID, "another principal"),
         row("GET without a credential", Req::new("GET").with("accept", "text/event-stream").with("mcp-session-id", &w.session), 401, UNAUTH, "missing API key"),
@@ -817,8 +815,7 @@ fn size_rows(w: &World) -> Vec<Row> {
         row("nesting 100,000 levels", w.authed("[".repeat(100_000)), 400, PARSE, "nested too deeply"),
         row("10,000 top-level members", w.authed(top), 400, INVALID, "each once"),
         row("10,000 argument keys, the last a duplicate", w.authed(dup), 400, PARSE, "duplicate key"),
-        // DEFECT: a 1 MiB tool name is read, authorized, audited and forwarded: targets have no
-        // length bound (core/jsonrpc/mod.rs `read_params`), unlike methods (128 bytes).
+        // Targets are bounded (4096 bytes), like methods (128 bytes).
         row("tool name of 1 MiB", w.authed(name), 400, PARAMS, "name"),
     ]
 }

@@ -726,8 +726,15 @@ async fn hmac_session(gw: &Gw) -> String {
     let r = send_signed(gw, None, &init).await;
     r.ok("signed initialize");
     let s = r.header("mcp-session-id").expect("session id").to_string();
-    let note = br#"{"jsonrpc": "2.0", "method": "notifications/initialized"}"#;
-    let n = send_signed(gw, Some(&s), note).await;
+    // The replay cache is keyed by signature, and a signature covers only the timestamp and the
+    // body: two sessions opened in the same second must not send byte-identical notifications.
+    static OPENED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let note = format!(
+        r#"{{"jsonrpc": "2.0",{} "method": "notifications/initialized"}}"#,
+        " ".repeat(n)
+    );
+    let n = send_signed(gw, Some(&s), note.as_bytes()).await;
     assert!(n.status.is_success(), "signed notification: {} {}", n.status, n.text);
     s
 }
@@ -1375,4 +1382,56 @@ async fn no_token_secret_or_delegated_credential_reaches_logs_audit_metrics_or_r
         ],
     );
     assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n\n"));
+}
+
+/// Settles a suspicion from the security review: seed 002's signature covers the timestamp and
+/// the body only — not the HTTP method, path, session or `X-Tenant-ID`. What makes that sound:
+/// every signature is single-use (whatever it is sent with), the tenant comes from the signing
+/// client's configuration (a header that disagrees is refused), and sessions belong to the
+/// principal. So a captured signature cannot be moved to another session, method or tenant.
+#[tokio::test]
+async fn hmac_signature_cannot_be_moved_to_another_session_method_or_tenant() {
+    let gw = hmac_gateway().await;
+    let s1 = hmac_session(&gw).await;
+    let s2 = hmac_session(&gw).await;
+    let body = rpc_bytes(
+        gw.id(),
+        "tools/call",
+        &json!({ "name": "echo", "arguments": { "text": "x" } }),
+    );
+    let signed = signed_headers("svc-a", HMAC_SECRET, now_s(), &body);
+    post_signed(&gw, &signed, Some(&s1), &body)
+        .await
+        .ok("first use, session 1");
+    // The same signed bytes into another session of the same client: a replay.
+    let r = post_signed(&gw, &signed, Some(&s2), &body).await;
+    assert_invalid_token(&r, "moved to another session", &["already used"]);
+    // A bodiless request's signature (GET) reused for a DELETE: a replay too.
+    let empty = signed_headers("svc-a", HMAC_SECRET, now_s(), b"");
+    let mut h: Vec<(&str, &str)> = empty.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    h.push(("mcp-session-id", &s2));
+    let first = gw.send_raw("DELETE", "/mcp", &h, Vec::new()).await;
+    assert!(
+        first.status.is_success(),
+        "signed DELETE: {} {}",
+        first.status,
+        first.text
+    );
+    let again = gw.send_raw("DELETE", "/mcp", &h, Vec::new()).await;
+    assert_eq!(again.status.as_u16(), 401, "{}", again.text);
+    // Another tenant named in the header, with a fresh valid signature: refused by tenancy.
+    let body = rpc_bytes(
+        gw.id(),
+        "tools/call",
+        &json!({ "name": "echo", "arguments": { "text": "y" } }),
+    );
+    let mut h = signed_headers("svc-a", HMAC_SECRET, now_s(), &body);
+    h.push(("x-tenant-id".into(), "t-other".into()));
+    let r = post_signed(&gw, &h, Some(&s1), &body).await;
+    assert_eq!(
+        (r.status.as_u16(), r.code()),
+        (403, Some(code::FORBIDDEN)),
+        "{}",
+        r.text
+    );
 }

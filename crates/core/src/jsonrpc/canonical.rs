@@ -287,7 +287,7 @@ impl Reader<'_> {
             // Copy the run of plain printable ASCII at once.
             let run = self.s[self.i..]
                 .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20 || b >= 0x7f)
+                .position(|&b| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b))
                 .unwrap_or(self.s.len() - self.i);
             self.out.extend_from_slice(&self.s[self.i..self.i + run]);
             self.i += run;

@@ -137,6 +137,9 @@ fn is_object(v: &RawValue) -> bool {
     v.get().starts_with('{')
 }
 
+/// Longest target (tool name, URI, prompt name) the gateway accepts, in bytes.
+pub const MAX_TARGET_BYTES: usize = 4096;
+
 /// A JSON string's value; `None` for any other JSON type.
 fn string<'a>(v: &'a RawValue) -> Option<Cow<'a, str>> {
     if !v.get().starts_with('"') {
@@ -288,6 +291,11 @@ impl<'a> Message<'a> {
                 }
             }
         };
+        if self.target().is_some_and(|t| t.len() > MAX_TARGET_BYTES) {
+            return Err(ParseError::Params(
+                "the target (tool name, URI or prompt name) is longer than 4096 bytes",
+            ));
+        }
         Ok(())
     }
 

@@ -42,6 +42,18 @@ pub enum Found {
 }
 
 pub fn from_headers(headers: &axum::http::HeaderMap) -> Found {
+    // Two copies of a credential header: a proxy in front may read the other one. Refused.
+    if headers.get_all("x-api-key").iter().nth(1).is_some() {
+        return Found::Malformed("send one X-API-Key header, not several");
+    }
+    if headers
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return Found::Malformed("send one Authorization header, not several");
+    }
     if let Some(v) = headers.get("x-api-key") {
         return match v.to_str() {
             Ok(s) if !s.trim().is_empty() => Found::Credential(Presented {

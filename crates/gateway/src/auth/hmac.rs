@@ -51,6 +51,13 @@ impl HmacAuth {
         if raw.clients.is_empty() {
             return Err("auth.hmac.clients: add at least one client { id, secret_env }".into());
         }
+        // Every signature is remembered for the whole window (replay cache): a day at most.
+        let skew_s = raw.skew_s.unwrap_or(300);
+        if !(1..=86_400).contains(&skew_s) {
+            return Err(format!(
+                "auth.hmac.skew_s: {skew_s} is out of range; give seconds from 1 to 86400 (default 300)"
+            ));
+        }
         let mut clients = HashMap::new();
         for c in raw.clients {
             let secret = env(&c.secret_env).filter(|s| !s.is_empty()).ok_or_else(|| {
@@ -78,7 +85,7 @@ impl HmacAuth {
         }
         Ok(HmacAuth {
             key_id_header,
-            skew_s: raw.skew_s.unwrap_or(300) as i64,
+            skew_s: skew_s as i64,
             clients,
             replay: ReplayCache::default(),
         })
@@ -100,5 +107,36 @@ impl HmacAuth {
             return Err(Some(HmacError::Replayed));
         }
         Ok(principal.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_skew(skew_s: Option<u64>) -> Result<HmacAuth, String> {
+        let raw = RawHmac {
+            key_id_header: None,
+            skew_s,
+            clients: vec![RawHmacClient {
+                id: "svc".into(),
+                secret_env: "S".into(),
+                ..RawHmacClient::default()
+            }],
+        };
+        HmacAuth::new(raw, &|_| Some("a-long-enough-test-secret".into()))
+    }
+
+    /// A window past i64 once wrapped negative (every timestamp then failed, or worse): the
+    /// configuration is refused with the key's name instead.
+    #[test]
+    fn skew_window_is_bounded() {
+        assert!(with_skew(None).is_ok());
+        assert!(with_skew(Some(1)).is_ok());
+        assert!(with_skew(Some(86_400)).is_ok());
+        for bad in [0, 86_401, i64::MAX as u64 + 1, u64::MAX] {
+            let e = with_skew(Some(bad)).err().unwrap_or_default();
+            assert!(e.contains("auth.hmac.skew_s"), "{bad}: {e:?}");
+        }
     }
 }

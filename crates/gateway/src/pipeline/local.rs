@@ -107,7 +107,7 @@ impl Gateway {
         reason: &str,
         status: StatusCode,
         elapsed: std::time::Duration,
-    ) {
+    ) -> crate::audit::Committed<'_> {
         let p = trace.principal.as_ref();
         let decision = match outcome {
             "ok" => "allow",
@@ -139,7 +139,7 @@ impl Gateway {
             reason: reason.into(),
             status: status.as_u16(),
             latency_us: elapsed.as_micros() as u64,
-        });
+        })
     }
 }
 
