@@ -301,16 +301,7 @@ impl Gateway {
             None
         };
         let has_arg = arg_key.is_some();
-        let found = match extract::from_headers(&parts.headers) {
-            Found::Credential(p) => Some(p),
-            Found::Malformed(why) => {
-                return Err(Refusal::Unauthenticated {
-                    failure: Some(crate::auth::AuthFailure::Malformed(why)),
-                });
-            }
-            Found::None => None,
-        };
-        let found = found
+        let found = header_credential(parts)?
             .or_else(|| {
                 cfg.allow_query_key
                     .then(|| extract::from_query(parts.uri.query()))
@@ -328,20 +319,13 @@ impl Gateway {
                 .map(Some)
                 .map_err(|f| Refusal::Unauthenticated { failure: Some(f) });
         }
-        let presented = match extract::from_headers(&parts.headers) {
-            Found::Credential(p) => Some(p),
-            Found::Malformed(why) => {
-                return Err(Refusal::Unauthenticated {
-                    failure: Some(crate::auth::AuthFailure::Malformed(why)),
-                });
-            }
-            Found::None => self
-                .auth
+        let presented = header_credential(parts)?.or_else(|| {
+            self.auth
                 .cfg
                 .allow_query_key
                 .then(|| extract::from_query(parts.uri.query()))
-                .flatten(),
-        };
+                .flatten()
+        });
         self.auth
             .authenticate(presented.as_ref(), clock::unix_s())
             .await
@@ -387,6 +371,20 @@ impl Gateway {
         let session = session.ok_or(Refusal::SessionRequired)?;
         self.sessions.close(&session);
         self.upstream.delete(&session, &parts.headers).await
+    }
+}
+
+/// The credential in `X-API-Key` or `Authorization`, if any; one that cannot be read is refused
+/// (and logged for `DEBUG=auth:*`).
+fn header_credential(parts: &Parts) -> Result<Option<Presented>, Refusal> {
+    match extract::from_headers(&parts.headers) {
+        Found::Credential(p) => Ok(Some(p)),
+        Found::None => Ok(None),
+        Found::Malformed(why) => {
+            let failure = crate::auth::AuthFailure::Malformed(why);
+            crate::auth::log_refusal("header", None, failure);
+            Err(Refusal::Unauthenticated { failure: Some(failure) })
+        }
     }
 }
 

@@ -887,3 +887,94 @@ async fn keys_and_audit_survive_a_restart_and_seed_001_works() {
         );
     }
 }
+
+/// Mints an HS256 token with the CLI (`mcpgate token mint`), the secret in `JWT_SECRET`.
+fn mint(secret: &str, sub: &str, aud: &str) -> String {
+    let out = std::process::Command::new(gateway_bin())
+        .args(["token", "mint", "--sub", sub, "--aud", aud, "--ttl", "10m"])
+        .env("JWT_SECRET", secret)
+        .output()
+        .expect("mcpgate token mint");
+    assert!(
+        out.status.success(),
+        "token mint: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+async fn initialize_bearer(base: &str, token: &str) -> (u16, String) {
+    let r = raw_client()
+        .post(format!("{base}/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", format!("Bearer {token}"))
+        .json(&initialize_body())
+        .send()
+        .await
+        .expect("initialize");
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap_or_default())
+}
+
+/// Seeds 001/002 as a new user follows them: no config file, only `export JWT_SECRET=…` and
+/// `DEBUG=auth:*`. The secret alone turns on HS256 verification (audience: this gateway's
+/// resource URL, said at start-up); every refused credential is logged with its reason and key
+/// id, and never the credential. Without `JWT_SECRET`, a bearer JWT is told that no verifier is
+/// configured (not "invalid API key").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_environment_variables_work_without_a_config_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("state.db");
+    let secret = format!("e2e-jwt-secret-{}{}{}", nonce(), nonce(), nonce());
+    let env = [("JWT_SECRET", secret.as_str()), ("DEBUG", "auth:*")];
+    let (mut gw, base) = gateway_on(&db, &env).await;
+    let started = gw.wait_for_line("bearer JWTs are verified", START).await;
+    assert!(started.contains("JWT_SECRET") && started.contains("HS256"), "{started}");
+    let resource = format!("{base}/mcp");
+    assert!(started.contains(&resource), "the audience is the resource: {started}");
+
+    let good = mint(&secret, "seed-user", &resource);
+    let (status, body) = initialize_bearer(&base, &good).await;
+    assert_eq!(status, 200, "JWT_SECRET alone verifies HS256: {body}");
+    let other_aud = mint(&secret, "seed-user", "https://elsewhere.example/mcp");
+    let (status, _) = initialize_bearer(&base, &other_aud).await;
+    assert_eq!(status, 401, "a token for another audience");
+    let forged = mint(&format!("{secret}-not"), "seed-user", &resource);
+    let (status, _) = initialize_bearer(&base, &forged).await;
+    assert_eq!(status, 401, "a token signed with another secret");
+
+    // DEBUG=auth:* logs refusals (the case people turn it on for), never the credential.
+    let refused_key = format!("mcp_e2erefused_{}{}{}", nonce(), nonce(), nonce());
+    let refused_secret = refused_key.rsplit('_').next().unwrap_or_default().to_string();
+    assert_eq!(initialize_with(&base, &refused_key).await, 401);
+    assert_eq!(initialize_with(&base, &good).await, 401, "a JWT in X-API-Key");
+    let refusal = gw.wait_for_line("key_id=\"e2erefused\"", START).await;
+    assert!(
+        refusal.contains("credential refused") && refusal.contains("invalid_key"),
+        "{refusal}"
+    );
+    let jwt_line = gw.wait_for_line("jwt_as_key", START).await;
+    assert!(
+        jwt_line.contains("via=\"x-api-key\"") || jwt_line.contains("via=x-api-key"),
+        "{jwt_line}"
+    );
+    gw.wait_for_line("bad_signature", START).await;
+    gw.stop(Duration::from_secs(5));
+    let logs = gw.stderr();
+    for (what, s) in [
+        ("the refused key's secret", refused_secret.as_str()),
+        ("JWT_SECRET", secret.as_str()),
+        ("a token", good.as_str()),
+        ("a forged token", forged.as_str()),
+    ] {
+        assert!(!logs.contains(s), "{what} is in the logs:\n{logs}");
+    }
+
+    // No JWT_SECRET: a bearer JWT is told exactly what is missing.
+    let (mut gw, base) = gateway_on(&db, &[]).await;
+    let (status, body) = initialize_bearer(&base, &good).await;
+    assert_eq!(status, 401);
+    assert!(body.contains("no JWT verifier is configured"), "{body}");
+    gw.stop(Duration::from_secs(5));
+}

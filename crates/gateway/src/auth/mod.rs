@@ -86,7 +86,16 @@ impl Auth {
         let default_key = extract::default_key(&cfg.default_key_env, env);
         let hmac = cfg.hmac.clone().map(|h| hmac::HmacAuth::new(h, env)).transpose()?;
         let jwt = match cfg.jwt.clone() {
-            Some(raw) => Some(jwt::JwtVerifier::new(jwt::JwtConfig::validate(raw, resource, env)?)?),
+            Some(raw) => {
+                let from_env = raw.secret_env.as_deref() == Some(crate::config::raw::env::JWT_SECRET);
+                let jwt = jwt::JwtConfig::validate(raw, resource, env)?;
+                tracing::info!(
+                    "{}{}",
+                    jwt.describe(),
+                    if from_env { " (secret from JWT_SECRET)" } else { "" }
+                );
+                Some(jwt::JwtVerifier::new(jwt)?)
+            }
             None => None,
         };
         let introspection = cfg
@@ -130,7 +139,7 @@ impl Auth {
                 "a signed request needs X-Timestamp, X-Signature and the client id header",
             )));
         };
-        Some(match h.verify(client, ts, sig, body, now) {
+        let result = match h.verify(client, ts, sig, body, now) {
             Ok(p) => {
                 tracing::debug!(target: "mcpgate::auth", client = %client, "signed request accepted");
                 Ok(p)
@@ -139,7 +148,13 @@ impl Auth {
                 "the key-id header names no configured HMAC client",
             )),
             Err(Some(e)) => Err(AuthFailure::Hmac(e)),
-        })
+        };
+        if let Err(f) = &result {
+            // The client id is a configured name or what the caller sent: printable, bounded.
+            let shown: String = client.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
+            log_refusal("hmac", Some(&shown), *f);
+        }
+        Some(result)
     }
 
     pub fn single_user_mode(&self) -> bool {
@@ -177,11 +192,23 @@ impl Auth {
     }
 
     /// `Ok(None)`: no credential and no default role — the policy decides whether that is enough.
+    /// Every refusal is logged at debug level on `mcpgate::auth` (`DEBUG=auth:*`) with where the
+    /// credential came from, the key id when it has one, and the reason — never the credential.
     pub async fn authenticate(
         &self,
         presented: Option<&Presented>,
         now: i64,
     ) -> Result<Option<Principal>, AuthFailure> {
+        let result = self.decide(presented, now).await;
+        if let Err(f) = &result {
+            let p = presented.or(self.default_key.as_ref());
+            let key_id = p.and_then(|p| mcpgate_core::keys::key_id_of(p.secret.expose()));
+            log_refusal(p.map_or("none", |p| p.from.as_str()), key_id, *f);
+        }
+        result
+    }
+
+    async fn decide(&self, presented: Option<&Presented>, now: i64) -> Result<Option<Principal>, AuthFailure> {
         let presented = presented.or(self.default_key.as_ref());
         let Some(p) = presented else {
             return Ok(self.cfg.default_role.map(|role| {
@@ -250,6 +277,18 @@ impl Auth {
             }
         }
     }
+}
+
+/// One debug line per refused credential (`DEBUG=auth:*`): where it came from, its key id when
+/// it has one, and the reason. Never the credential itself.
+pub fn log_refusal(via: &str, key_id: Option<&str>, failure: AuthFailure) {
+    tracing::debug!(
+        target: "mcpgate::auth",
+        via,
+        key_id = key_id.unwrap_or("-"),
+        reason = failure.reason(),
+        "credential refused"
+    );
 }
 
 fn token_failure(e: jwt::TokenError) -> AuthFailure {

@@ -610,6 +610,28 @@ mod tests {
         Config::validate(raw).map_err(|e| e.to_string())
     }
 
+    /// Seeds 001/002: `JWT_SECRET` alone turns on HS256 verification; an `[auth.jwt]` section
+    /// (its own secret variable or issuer) is left as written; an empty variable turns on nothing.
+    #[test]
+    fn jwt_secret_alone_turns_on_hs256() {
+        let env = |v: &'static str| move |k: &str| (k == raw::env::JWT_SECRET).then(|| v.to_string());
+        let mut raw = RawConfig::default();
+        raw.apply_env(env("a-secret-long-enough-for-hs256-0123456789")).unwrap();
+        let jwt = raw.auth.jwt.clone().unwrap();
+        assert_eq!(jwt.secret_env.as_deref(), Some("JWT_SECRET"));
+        assert!(
+            jwt.issuer.is_none() && jwt.audience.is_none(),
+            "audience defaults to the resource"
+        );
+        let mut raw = RawConfig::from_toml("[auth.jwt]\nissuer = \"https://id.example\"").unwrap();
+        raw.apply_env(env("a-secret-long-enough-for-hs256-0123456789")).unwrap();
+        let jwt = raw.auth.jwt.unwrap();
+        assert!(jwt.secret_env.is_none(), "a configured section wins");
+        let mut raw = RawConfig::default();
+        raw.apply_env(env("")).unwrap();
+        assert!(raw.auth.jwt.is_none());
+    }
+
     #[test]
     fn defaults_and_layers() {
         let mut raw = RawConfig::from_toml("[upstream]\nurl = \"http://127.0.0.1:9/mcp\"").unwrap();

@@ -245,6 +245,8 @@ pub mod env {
     pub const MCP_DEFAULT_ROLE: &str = "MCP_DEFAULT_ROLE";
     /// Seed 001: `DEBUG=auth:*` switches on detailed authentication tracing.
     pub const DEBUG: &str = "DEBUG";
+    /// Seeds 001/002: the HS256 secret. Set alone (no `[auth.jwt]`), it turns JWT verification on.
+    pub const JWT_SECRET: &str = "JWT_SECRET";
 }
 
 /// Values given on the command line; `None` leaves the lower layers in force.
@@ -300,6 +302,15 @@ impl RawConfig {
                 .parse()
                 .map_err(|_| format!("{}: expected a number of bytes, got {v:?}", env::MAX_BODY_BYTES))?;
             self.http.max_body_bytes = Some(n);
+        }
+        // Seeds 001/002: `export JWT_SECRET=…` is all a user does before sending a bearer JWT.
+        // Without an `[auth.jwt]` section, the variable turns on HS256 verification (audience:
+        // the gateway's resource URL); a section that names its own secret or issuer wins.
+        if self.auth.jwt.is_none() && get(env::JWT_SECRET).is_some_and(|v| !v.is_empty()) {
+            self.auth.jwt = Some(crate::auth::jwt::RawJwt {
+                secret_env: Some(env::JWT_SECRET.into()),
+                ..Default::default()
+            });
         }
         if let Some(v) = get(env::MCP_DEFAULT_ROLE) {
             self.auth.default_role = Some(v);

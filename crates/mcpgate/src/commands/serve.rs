@@ -22,7 +22,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         overrides.upstream_cmd = Some(format!("{exe} demo-upstream"));
         overrides.prepend_rules = super::demo::rules();
     }
-    let config = super::config::load(&args.config, &overrides)?;
+    let mut config = super::config::load(&args.config, &overrides)?;
     let demo_keys = if args.demo {
         super::demo::ensure_keys(&config.store_path)?
     } else {
@@ -30,6 +30,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     let listener = listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Port 0 picks a free port: the resource URL (the audience tokens must carry, the metadata's
+    // `resource`) is the address actually bound, unless `public_url` was given.
+    if config.listen.port() == 0 && config.public_url == format!("http://{}", config.listen) {
+        config.public_url = format!("http://{addr}");
+    }
     if args.no_auth {
         tracing::warn!("authentication is OFF (--no-auth): every caller is an anonymous admin");
     }

@@ -58,6 +58,25 @@ pub struct JwtConfig {
 }
 
 impl JwtConfig {
+    /// One line for the start-up log: what is verified, with which algorithms, for which audience.
+    pub fn describe(&self) -> String {
+        let keys = match (&self.secret, &self.source) {
+            (Some(_), Some(_)) => "a shared secret and the issuer's keys",
+            (Some(_), None) => "a shared secret",
+            _ => "the issuer's keys",
+        };
+        let algs: Vec<String> = self.algorithms.iter().map(|a| format!("{a:?}")).collect();
+        let audience = if self.audience.is_empty() {
+            "any (the check is off)".to_string()
+        } else {
+            self.audience.join(", ")
+        };
+        format!(
+            "bearer JWTs are verified with {keys} ({}); audience: {audience}",
+            algs.join(", ")
+        )
+    }
+
     /// `resource` is the gateway's own resource URL, the default audience. Errors name the field.
     pub fn validate(raw: RawJwt, resource: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<JwtConfig, String> {
         let secret = match raw.secret_env {
