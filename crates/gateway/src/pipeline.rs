@@ -7,6 +7,7 @@ mod local;
 pub use local::whoami_json;
 
 use crate::Gateway;
+use crate::auth::Attempt;
 use crate::auth::extract::{self, Found, Location, Presented};
 use crate::clock;
 use crate::guard;
@@ -123,19 +124,18 @@ impl Gateway {
             .as_ref()
             .and_then(|p| mcpgate_core::keys::key_id_of(p.secret.expose()))
             .map(str::to_string);
-        let refuse = |f| match f {
-            crate::auth::AuthFailure::VerifierUnavailable => with_id(Refusal::VerifierUnavailable),
-            f => with_id(Refusal::Unauthenticated { failure: Some(f) }),
+        // A signed request is checked over the exact bytes received (auth/mod.rs, the chain).
+        let attempt = Attempt {
+            headers: &parts.headers,
+            body: &bytes,
+            presented: presented.as_ref(),
+            now: clock::unix_s(),
         };
-        // A signed request is checked over the exact bytes received, before anything else.
-        let principal = match self.auth.verify_signed(&parts.headers, &bytes, clock::unix_s()) {
-            Some(result) => Some(result.map_err(refuse)?),
-            None => self
-                .auth
-                .authenticate(presented.as_ref(), clock::unix_s())
-                .await
-                .map_err(refuse)?,
-        };
+        let principal = self
+            .auth
+            .authenticate(&attempt)
+            .await
+            .map_err(|f| with_id(Refusal::from(f)))?;
         let principal = principal.map(std::sync::Arc::new);
         trace.principal = principal.clone();
         // Scopes every token must carry (seed 003's required_scopes); keys carry none to check.
@@ -313,12 +313,6 @@ impl Gateway {
 
     /// Authenticates a request that carries no JSON-RPC message (GET, DELETE, status pages).
     pub async fn authenticate_plain(&self, parts: &Parts) -> Result<Option<Principal>, Refusal> {
-        // A signed client signs these bodiless requests over the empty body.
-        if let Some(signed) = self.auth.verify_signed(&parts.headers, b"", clock::unix_s()) {
-            return signed
-                .map(Some)
-                .map_err(|f| Refusal::Unauthenticated { failure: Some(f) });
-        }
         let presented = header_credential(parts)?.or_else(|| {
             self.auth
                 .cfg
@@ -326,13 +320,14 @@ impl Gateway {
                 .then(|| extract::from_query(parts.uri.query()))
                 .flatten()
         });
-        self.auth
-            .authenticate(presented.as_ref(), clock::unix_s())
-            .await
-            .map_err(|f| match f {
-                crate::auth::AuthFailure::VerifierUnavailable => Refusal::VerifierUnavailable,
-                f => Refusal::Unauthenticated { failure: Some(f) },
-            })
+        // A signed client signs these bodiless requests over the empty body.
+        let attempt = Attempt {
+            headers: &parts.headers,
+            body: b"",
+            presented: presented.as_ref(),
+            now: clock::unix_s(),
+        };
+        self.auth.authenticate(&attempt).await.map_err(Refusal::from)
     }
 
     async fn session_for(&self, parts: &Parts) -> Result<(Option<String>, Option<Principal>), Refusal> {

@@ -178,3 +178,23 @@ fn text_at(v: &serde_json::Value, path: &str) -> Option<String> {
         _ => None,
     }
 }
+
+/// Keys the registry does not know, asked of the vendor's API: every presented key is this
+/// method's (it is asked last), so its answer decides.
+impl super::Authenticator for ExternalVerifier {
+    async fn authenticate(&self, a: &super::Attempt<'_>) -> super::Outcome {
+        use super::{AuthFailure, Outcome};
+        let Some(p) = a.presented else {
+            return Outcome::NotMine;
+        };
+        match self.verify(&p.secret, a.now).await {
+            Ok(principal) => {
+                tracing::debug!(target: "mcpgate::auth", user = %principal.user_id, "key accepted by the external verifier");
+                Outcome::Authenticated(principal)
+            }
+            Err(ExternalError::Invalid) => Outcome::Refused(AuthFailure::Invalid),
+            Err(ExternalError::Unavailable) => Outcome::Refused(AuthFailure::VerifierUnavailable),
+            Err(ExternalError::Busy { retry_after_s }) => Outcome::Refused(AuthFailure::VerifierBusy { retry_after_s }),
+        }
+    }
+}

@@ -110,6 +110,47 @@ impl HmacAuth {
     }
 }
 
+/// Signed requests (seed 002): a request with `X-Signature` is this method's, checked over the
+/// exact bytes received.
+impl super::Authenticator for HmacAuth {
+    async fn authenticate(&self, a: &super::Attempt<'_>) -> super::Outcome {
+        use super::{AuthFailure, Outcome};
+        let Some(signature) = a.headers.get(SIGNATURE) else {
+            return Outcome::NotMine;
+        };
+        fn text(v: Option<&axum::http::HeaderValue>) -> Option<&str> {
+            v.and_then(|v| v.to_str().ok()).map(str::trim)
+        }
+        let (Some(sig), Some(ts), Some(client)) = (
+            text(Some(signature)),
+            text(a.headers.get(TIMESTAMP)),
+            text(a.headers.get(&self.key_id_header)),
+        ) else {
+            return Outcome::Refused(AuthFailure::Malformed(
+                "a signed request needs X-Timestamp, X-Signature and the client id header",
+            ));
+        };
+        match self.verify(client, ts, sig, a.body, a.now) {
+            Ok(p) => {
+                tracing::debug!(target: "mcpgate::auth", client = %client, "signed request accepted");
+                Outcome::Authenticated(p)
+            }
+            Err(None) => Outcome::Refused(AuthFailure::Malformed(
+                "the key-id header names no configured HMAC client",
+            )),
+            Err(Some(e)) => Outcome::Refused(AuthFailure::Hmac(e)),
+        }
+    }
+}
+
+impl HmacAuth {
+    /// The client id a request names, for the log: printable ASCII, at most 64 characters.
+    pub fn client_id(&self, headers: &axum::http::HeaderMap) -> Option<String> {
+        let v = headers.get(&self.key_id_header)?.to_str().ok()?;
+        Some(v.chars().filter(|c| c.is_ascii_graphic()).take(64).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

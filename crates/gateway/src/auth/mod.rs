@@ -1,9 +1,14 @@
 //! Authentication: turns what a request carries into a [`Principal`], or a reason it cannot.
-//! One place holds the order of the methods and why: a JWT to the token verifier only (and only
-//! from a bearer), the registry first for everything else (local, microseconds), introspection
-//! or the external verifier only for credentials the registry does not know (a network call,
-//! behind the ceilings of auth/outbound.rs), the default key only when nothing was presented, and
-//! the default role last.
+//!
+//! Every method implements [`Authenticator`] and answers with an [`Outcome`]: not mine,
+//! authenticated as P, or refused (with an [`AuthFailure`], the one failure type, turned into a
+//! response in one place: `refusal.rs`). [`Auth::authenticate`] holds the order of the methods and
+//! why, in one function: a signature first, a JWT to the token verifier only (and only from a
+//! bearer), the key registry for everything else (local, microseconds), introspection or the
+//! external verifier only for credentials the registry does not know (a network call, behind the
+//! ceilings of auth/outbound.rs), the default key only when nothing was presented, and the default
+//! role last. A new method: a module here implementing [`Authenticator`], and one line in the
+//! chain.
 
 pub mod cache;
 mod claims;
@@ -17,12 +22,45 @@ pub mod outbound;
 pub mod registry;
 
 use crate::config::AuthConfig;
-use external::{ExternalError, ExternalVerifier};
+use axum::http::HeaderMap;
+use external::ExternalVerifier;
 use extract::{Location, Presented};
-use mcpgate_core::keys::KeyError;
-use mcpgate_core::principal::{AuthMethod, Principal};
+use mcpgate_core::principal::Principal;
 use registry::KeyRegistry;
+use std::future::Future;
 use std::sync::Arc;
+
+/// What one authentication method makes of a request.
+// Unboxed on purpose: an outcome is moved once, on the request path, where a box would cost an
+// allocation per request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Outcome {
+    /// Not a credential this method reads: the chain asks the next one.
+    NotMine,
+    /// The method vouches for the caller.
+    Authenticated(Principal),
+    /// This method's credential, refused: the chain stops here.
+    Refused(AuthFailure),
+}
+
+/// What a request offers the methods.
+#[derive(Clone, Copy)]
+pub struct Attempt<'a> {
+    pub headers: &'a HeaderMap,
+    /// The exact bytes received (empty for GET and DELETE): what an HMAC signature covers.
+    pub body: &'a [u8],
+    /// The credential found in the places this gateway reads (`X-API-Key`, bearer, the opt-in
+    /// query parameter or tool argument); the chain fills in the default key when there is none.
+    pub presented: Option<&'a Presented>,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// One authentication method (API key registry, external verifier, JWT, introspection, HMAC).
+pub trait Authenticator: Send + Sync {
+    fn authenticate(&self, attempt: &Attempt<'_>) -> impl Future<Output = Outcome> + Send;
+}
 
 /// Why a presented credential was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,49 +152,6 @@ impl Auth {
         })
     }
 
-    /// A request signed per seed 002, when it carries `X-Signature`; `None` when it does not.
-    pub fn verify_signed(
-        &self,
-        headers: &axum::http::HeaderMap,
-        body: &[u8],
-        now: i64,
-    ) -> Option<Result<Principal, AuthFailure>> {
-        let signature = headers.get(hmac::SIGNATURE)?;
-        let Some(h) = &self.hmac else {
-            return Some(Err(AuthFailure::Malformed(
-                "this gateway does not accept HMAC-signed requests",
-            )));
-        };
-        fn text(v: Option<&axum::http::HeaderValue>) -> Option<&str> {
-            v.and_then(|v| v.to_str().ok()).map(str::trim)
-        }
-        let (Some(sig), Some(ts), Some(client)) = (
-            text(Some(signature)),
-            text(headers.get(hmac::TIMESTAMP)),
-            text(headers.get(&h.key_id_header)),
-        ) else {
-            return Some(Err(AuthFailure::Malformed(
-                "a signed request needs X-Timestamp, X-Signature and the client id header",
-            )));
-        };
-        let result = match h.verify(client, ts, sig, body, now) {
-            Ok(p) => {
-                tracing::debug!(target: "mcpgate::auth", client = %client, "signed request accepted");
-                Ok(p)
-            }
-            Err(None) => Err(AuthFailure::Malformed(
-                "the key-id header names no configured HMAC client",
-            )),
-            Err(Some(e)) => Err(AuthFailure::Hmac(e)),
-        };
-        if let Err(f) = &result {
-            // The client id is a configured name or what the caller sent: printable, bounded.
-            let shown: String = client.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
-            log_refusal("hmac", Some(&shown), *f);
-        }
-        Some(result)
-    }
-
     pub fn single_user_mode(&self) -> bool {
         self.default_key.is_some()
     }
@@ -191,91 +186,94 @@ impl Auth {
         m
     }
 
-    /// `Ok(None)`: no credential and no default role — the policy decides whether that is enough.
-    /// Every refusal is logged at debug level on `mcpgate::auth` (`DEBUG=auth:*`) with where the
-    /// credential came from, the key id when it has one, and the reason — never the credential.
-    pub async fn authenticate(
-        &self,
-        presented: Option<&Presented>,
-        now: i64,
-    ) -> Result<Option<Principal>, AuthFailure> {
-        let result = self.decide(presented, now).await;
+    /// Who the caller is. `Ok(None)`: nothing presented and no default role — the policy decides
+    /// whether that is enough. Every refusal is logged at debug level on `mcpgate::auth`
+    /// (`DEBUG=auth:*`) with where the credential came from, the key id when it has one, and the
+    /// reason — never the credential.
+    pub async fn authenticate(&self, attempt: &Attempt<'_>) -> Result<Option<Principal>, AuthFailure> {
+        // The server-side default key stands in for a credential the request does not carry.
+        let presented = attempt.presented.or(self.default_key.as_ref());
+        let attempt = Attempt { presented, ..*attempt };
+        let result = self.chain(&attempt).await;
         if let Err(f) = &result {
-            let p = presented.or(self.default_key.as_ref());
-            let key_id = p.and_then(|p| mcpgate_core::keys::key_id_of(p.secret.expose()));
-            log_refusal(p.map_or("none", |p| p.from.as_str()), key_id, *f);
+            if attempt.headers.contains_key(hmac::SIGNATURE) {
+                let client = self.hmac.as_ref().and_then(|h| h.client_id(attempt.headers));
+                log_refusal("hmac", client.as_deref(), *f);
+            } else {
+                let key_id = presented.and_then(|p| mcpgate_core::keys::key_id_of(p.secret.expose()));
+                log_refusal(presented.map_or("none", |p| p.from.as_str()), key_id, *f);
+            }
         }
         result
     }
 
-    async fn decide(&self, presented: Option<&Presented>, now: i64) -> Result<Option<Principal>, AuthFailure> {
-        let presented = presented.or(self.default_key.as_ref());
-        let Some(p) = presented else {
+    /// The methods, in their order, and why this order. The first method that recognises the
+    /// credential decides: no other method may accept what one has refused.
+    async fn chain(&self, a: &Attempt<'_>) -> Result<Option<Principal>, AuthFailure> {
+        // 1. A signed request (seed 002) is checked over the exact bytes received, before
+        //    anything else; a gateway without `[auth.hmac]` refuses one rather than ignore the
+        //    signature and judge the client id as if it were a key.
+        if a.headers.contains_key(hmac::SIGNATURE) {
+            return match &self.hmac {
+                Some(h) => decided(h.authenticate(a).await),
+                None => Err(AuthFailure::Malformed(
+                    "this gateway does not accept HMAC-signed requests",
+                )),
+            };
+        }
+        let Some(p) = a.presented else {
+            // 6. Nothing presented: the default role, when one is configured.
             return Ok(self.cfg.default_role.map(|role| {
-                let mut a = Principal::anonymous(role);
-                a.permissions = self.cfg.default_permissions.clone();
-                a
+                let mut anon = Principal::anonymous(role);
+                anon.permissions = self.cfg.default_permissions.clone();
+                anon
             }));
         };
-        // A JWT goes to the token verifier only, and only from a bearer: never to the key
-        // registry, the external verifier or introspection. A token minted for this gateway must
-        // not reach a vendor's API, and every made-up one would cost an outbound call. (With a
-        // JWT verifier, a bearer of roughly JWT shape goes to it, to be told what is wrong.)
+        // 2. A JWT goes to the token verifier only, and only from a bearer: never to the key
+        //    registry, the external verifier or introspection. A token minted for this gateway
+        //    must not reach a vendor's API, and every made-up one would cost an outbound call.
+        //    (With a JWT verifier, a bearer of roughly JWT shape goes to it, to be told what is
+        //    wrong.)
         let secret = p.secret.expose();
         let bearer = p.from == Location::Bearer;
         if extract::is_jwt(secret) || (bearer && self.jwt.is_some() && jwt::JwtVerifier::looks_like_jwt(secret)) {
             return match (&self.jwt, bearer) {
-                (Some(jwt), true) => match jwt.verify(secret, now).await {
-                    Ok(principal) => {
-                        tracing::debug!(target: "mcpgate::auth", user = %principal.user_id, "token accepted");
-                        Ok(Some(principal))
-                    }
-                    Err(e) => Err(token_failure(e)),
-                },
+                (Some(jwt), true) => decided(jwt.authenticate(a).await),
                 (None, true) => Err(AuthFailure::JwtWithoutVerifier),
                 (_, false) => Err(AuthFailure::JwtAsKey),
             };
         }
-        let method = if p.from == Location::DefaultEnv {
-            AuthMethod::DefaultKey
-        } else {
-            AuthMethod::ApiKey
-        };
-        match self.keys.verify(secret, now) {
-            Ok(record) => {
-                tracing::debug!(target: "mcpgate::auth", key_id = %record.key_id, via = p.from.as_str(), "key accepted");
-                Ok(Some(record.principal(method)))
-            }
-            Err(KeyError::Revoked) => Err(AuthFailure::Revoked),
-            Err(KeyError::Expired) => Err(AuthFailure::Expired),
-            Err(KeyError::Unknown) => {
-                // An opaque bearer token the registry does not know: ask the token issuer.
-                if p.from == Location::Bearer
-                    && let Some(i) = &self.introspection
-                {
-                    return match i.introspect(secret, now).await {
-                        Ok(Ok(principal)) => Ok(Some(principal)),
-                        Ok(Err(e)) => Err(token_failure(e)),
-                        Err(outbound::Unanswered::Unavailable) => Err(AuthFailure::VerifierUnavailable),
-                        Err(outbound::Unanswered::Busy { retry_after_s }) => {
-                            Err(AuthFailure::VerifierBusy { retry_after_s })
-                        }
-                    };
+        // 3. The key registry: local, microseconds; it knows revoked and expired keys.
+        // 4. Introspection, for an opaque bearer token the registry does not know (a network
+        //    call, behind the ceilings of auth/outbound.rs).
+        // 5. The external verifier, for a key the registry does not know (the same ceilings).
+        // Each is asked only when those before it said "not mine".
+        macro_rules! ask {
+            ($method:expr) => {
+                match $method.authenticate(a).await {
+                    Outcome::NotMine => {}
+                    decisive => return decided(decisive),
                 }
-                match &self.external {
-                    None => Err(AuthFailure::Invalid),
-                    Some(v) => match v.verify(&p.secret, now).await {
-                        Ok(principal) => {
-                            tracing::debug!(target: "mcpgate::auth", user = %principal.user_id, "key accepted by the external verifier");
-                            Ok(Some(principal))
-                        }
-                        Err(ExternalError::Invalid) => Err(AuthFailure::Invalid),
-                        Err(ExternalError::Unavailable) => Err(AuthFailure::VerifierUnavailable),
-                        Err(ExternalError::Busy { retry_after_s }) => Err(AuthFailure::VerifierBusy { retry_after_s }),
-                    },
-                }
-            }
+            };
         }
+        ask!(self.keys);
+        if let Some(i) = &self.introspection {
+            ask!(i);
+        }
+        if let Some(e) = &self.external {
+            ask!(e);
+        }
+        Err(AuthFailure::Invalid)
+    }
+}
+
+/// A decisive outcome as the chain's answer (a method that let its own credential pass as "not
+/// mine" leaves it refused, never accepted).
+fn decided(outcome: Outcome) -> Result<Option<Principal>, AuthFailure> {
+    match outcome {
+        Outcome::Authenticated(p) => Ok(Some(p)),
+        Outcome::Refused(f) => Err(f),
+        Outcome::NotMine => Err(AuthFailure::Invalid),
     }
 }
 
@@ -291,7 +289,7 @@ pub fn log_refusal(via: &str, key_id: Option<&str>, failure: AuthFailure) {
     );
 }
 
-fn token_failure(e: jwt::TokenError) -> AuthFailure {
+pub(crate) fn token_failure(e: jwt::TokenError) -> AuthFailure {
     match e {
         jwt::TokenError::Invalid(reason) => AuthFailure::Token(reason),
         jwt::TokenError::Expired => AuthFailure::Token("expired"),

@@ -159,3 +159,30 @@ impl KeyRegistry {
         }
     }
 }
+
+/// API-key authentication: a key this registry holds (store, `MCP_API_KEYS`, keys file, the
+/// default key). A key it does not know is "not mine" (introspection or the external verifier
+/// may know it); a revoked or expired one is refused here.
+impl super::Authenticator for KeyRegistry {
+    async fn authenticate(&self, a: &super::Attempt<'_>) -> super::Outcome {
+        use super::{AuthFailure, Outcome};
+        use mcpgate_core::keys::KeyError;
+        let Some(p) = a.presented else {
+            return Outcome::NotMine;
+        };
+        let method = if p.from == super::extract::Location::DefaultEnv {
+            mcpgate_core::principal::AuthMethod::DefaultKey
+        } else {
+            mcpgate_core::principal::AuthMethod::ApiKey
+        };
+        match self.verify(p.secret.expose(), a.now) {
+            Ok(record) => {
+                tracing::debug!(target: "mcpgate::auth", key_id = %record.key_id, via = p.from.as_str(), "key accepted");
+                Outcome::Authenticated(record.principal(method))
+            }
+            Err(KeyError::Revoked) => Outcome::Refused(AuthFailure::Revoked),
+            Err(KeyError::Expired) => Outcome::Refused(AuthFailure::Expired),
+            Err(KeyError::Unknown) => Outcome::NotMine,
+        }
+    }
+}
