@@ -45,6 +45,7 @@ fn sink(dir: &tempfile::TempDir, rt: &tokio::runtime::Runtime) -> AuditSink {
         store: true,
         jsonl: None,
         retention: None,
+        commit_before_response: false,
     };
     rt.block_on(async { AuditSink::start(&cfg, Some(store)) }).unwrap()
 }

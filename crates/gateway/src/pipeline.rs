@@ -81,9 +81,12 @@ impl Gateway {
             },
             elapsed,
         );
-        // The rule of audit.rs: the record is committed before the response is released.
-        self.audit_record(&request_id, &parts, &trace, outcome, reason, response.status(), elapsed)
-            .await;
+        // audit.rs: the record is queued now and committed within about 2 ms; with
+        // `audit.commit_before_response`, the response waits for that commit.
+        let committed = self.audit_record(&request_id, &parts, &trace, outcome, reason, response.status(), elapsed);
+        if self.config.audit.commit_before_response {
+            committed.await;
+        }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", v);
         }

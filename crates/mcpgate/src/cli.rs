@@ -248,5 +248,14 @@ pub struct ServeArgs {
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
     /// Validate the configuration (file + env) and print what the gateway would run with.
-    Check(ConfigArgs),
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Also reach what the configuration names: the JWT issuer's keys (discovery / JWKS URL).
+    #[arg(long)]
+    pub online: bool,
 }

@@ -54,7 +54,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Config {
                 command: ConfigCommand::Check(args),
-            } => commands::config::check(&args),
+            } => commands::config::check(&args).await,
             Command::Keys { command } => commands::keys::run(command),
             Command::Audit(args) => commands::audit::run(args),
             Command::Token {

@@ -676,12 +676,18 @@ async fn unreachable_http_upstream_is_not_ready_and_fails_fast() {
 // ---- 6. config check ----------------------------------------------------------------------------
 
 fn config_check(toml: &str) -> std::process::Output {
+    config_check_with(toml, &[])
+}
+
+fn config_check_with(toml: &str, args: &[&str]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mcpgate.toml");
     std::fs::write(&path, toml).unwrap();
     let mut cmd = std::process::Command::new(gateway_bin());
     cmd.args(["config", "check", "--config"])
         .arg(&path)
+        .args(args)
+        .env_remove("JWT_SECRET")
         .current_dir(dir.path());
     for (k, _) in std::env::vars_os() {
         let name = k.to_string_lossy();
@@ -710,6 +716,53 @@ fn config_check_names_the_bad_field() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "ftp upstream accepted: {stderr}");
     assert!(stderr.contains("upstream.url"), "stderr: {stderr}");
+}
+
+/// `config check` validates the auth sections too, as `serve` would (secrets from the
+/// environment), and with `--online` reaches the JWT issuer's keys.
+#[test]
+fn config_check_validates_the_auth_sections() {
+    let up = "[upstream]\nurl = \"http://127.0.0.1:9/mcp\"\n";
+    for (toml, field) in [
+        (
+            "[auth.jwt]\nsecret_env = \"MCPGATE_E2E_UNSET_SECRET\"\n",
+            "auth.jwt.secret_env",
+        ),
+        (
+            "[auth.jwt]\njwks_url = \"http://127.0.0.1:9/jwks\"\nalgorithms = [\"none\"]\n",
+            "auth.jwt.algorithms",
+        ),
+        ("[auth.hmac]\nskew_s = 300\n", "auth.hmac.clients"),
+        (
+            "[auth.hmac]\nskew_s = 0\nclients = [{ id = \"a\", secret_env = \"PATH\" }]\n",
+            "auth.hmac.skew_s",
+        ),
+    ] {
+        let out = config_check(&format!("{up}{toml}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "accepted:\n{toml}\n{stderr}");
+        assert!(
+            stderr.contains(field),
+            "{field} not named for\n{toml}\nstderr: {stderr}"
+        );
+    }
+    // Keys from a JWKS URL nobody answers: valid offline, refused online.
+    let toml = format!("{up}[auth.jwt]\njwks_url = \"http://127.0.0.1:9/jwks\"\n");
+    let out = config_check(&toml);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "offline: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("jwt"), "the methods are listed: {stdout}");
+    let out = config_check_with(&toml, &["--online"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "online check passed with an unreachable JWKS: {stderr}"
+    );
+    assert!(stderr.contains("auth.jwt"), "stderr: {stderr}");
 }
 
 #[test]

@@ -141,6 +141,8 @@ pub struct AuditConfig {
     pub jsonl: Option<PathBuf>,
     /// `None`: keep every record.
     pub retention: Option<Duration>,
+    /// Hold each response until its record is committed (`audit.commit_before_response`).
+    pub commit_before_response: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -461,6 +463,7 @@ impl Config {
                 0 => None,
                 days => Some(Duration::from_secs(days.saturating_mul(86_400))),
             },
+            commit_before_response: raw.audit.commit_before_response.unwrap_or(false),
         };
         Ok(Config {
             delegation,

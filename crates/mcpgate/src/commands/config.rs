@@ -2,11 +2,14 @@
 //! environment, then flags, then validation. A relative store path is taken relative to the
 //! config file, so the store sits next to the config that names it.
 
-use crate::cli::ConfigArgs;
+use crate::cli::{CheckArgs, ConfigArgs};
 use anyhow::{Context, Result};
+use mcpgate_gateway::auth::Auth;
+use mcpgate_gateway::auth::registry::KeyRegistry;
 use mcpgate_gateway::config::raw::{Overrides, RawConfig};
 use mcpgate_gateway::config::{Config, UpstreamConfig};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 fn read_raw(args: &ConfigArgs) -> Result<RawConfig> {
     let mut raw = match &args.config {
@@ -44,8 +47,25 @@ pub fn load_store_path(args: &ConfigArgs) -> Result<PathBuf> {
     Ok(PathBuf::from(raw.store.path.unwrap_or_else(|| "mcpgate.db".into())))
 }
 
-pub fn check(args: &ConfigArgs) -> Result<()> {
-    let cfg = load(args, &Overrides::default())?;
+/// Validates every section — including `[auth.jwt]`, `[auth.hmac]`, `[auth.introspection]` and
+/// `[auth.external]`, whose secrets and keys are read from the environment as `serve` would —
+/// and with `--online` fetches the JWT issuer's keys.
+pub async fn check(args: &CheckArgs) -> Result<()> {
+    let cfg = load(&args.config, &Overrides::default())?;
+    let keys = KeyRegistry::new(Vec::new(), None, None).map_err(anyhow::Error::msg)?;
+    let resource = format!("{}/mcp", cfg.public_url);
+    let auth = Auth::new(cfg.auth.clone(), Arc::new(keys), &resource, &|k| std::env::var(k).ok())
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    if args.online
+        && let Some(jwt) = &auth.jwt
+    {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        jwt.prefetch(now)
+            .await
+            .map_err(|e| anyhow::anyhow!("auth.jwt: the issuer's keys could not be fetched: {e}"))?;
+    }
     println!("configuration is valid");
     println!("  listen:   {}", cfg.listen);
     println!("  public:   {}", cfg.public_url);
@@ -56,6 +76,10 @@ pub fn check(args: &ConfigArgs) -> Result<()> {
     println!("  allowed hosts: {}", cfg.http.allowed_hosts.join(", "));
     println!("  store:    {}", cfg.store_path.display());
     println!("  policy:   {} rule(s)", cfg.policy.rules.len());
+    println!("  auth:     {}", auth.methods().join(", "));
+    if args.online && auth.jwt.is_some() {
+        println!("  jwt keys: fetched");
+    }
     if let Some(role) = cfg.auth.default_role {
         println!("  anonymous callers: role {}", role.as_str());
     }
