@@ -47,7 +47,7 @@ const WARN_EVERY_MS: i64 = 10_000;
 enum Msg {
     /// A record, and who to tell once it is committed (dropped unsent if it could not be).
     /// Boxed: the queue holds 65,536 slots, each the size of its largest message.
-    Record(Box<AuditRecord>, oneshot::Sender<()>),
+    Record(Box<AuditRecord>, Option<oneshot::Sender<()>>),
     /// Write everything queued, answer, stop.
     Close(oneshot::Sender<()>),
 }
@@ -125,7 +125,7 @@ impl AuditSink {
             return Committed::done(self);
         };
         let (done, wait) = oneshot::channel();
-        if tx.try_send(Msg::Record(Box::new(r), done)).is_err() {
+        if tx.try_send(Msg::Record(Box::new(r), Some(done))).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return Committed::done(self);
         }
@@ -133,6 +133,16 @@ impl AuditSink {
             sink: self,
             wait: Some(wait),
             ceiling: None,
+        }
+    }
+
+    /// Queues a record for the next commit, with no one waiting for it (the default rule: the
+    /// response does not wait); if the writer is that far behind, the record is counted as dropped.
+    pub fn queue(&self, r: AuditRecord) {
+        if let Some(tx) = &self.tx
+            && tx.try_send(Msg::Record(Box::new(r), None)).is_err()
+        {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -251,7 +261,7 @@ impl Batch {
         match msg {
             Msg::Record(r, done) => {
                 self.records.push(*r);
-                self.waiting.push(done);
+                self.waiting.extend(done);
                 None
             }
             Msg::Close(ack) => Some(ack),
@@ -425,6 +435,22 @@ mod tests {
     fn sink(mem: &Arc<Mem>, ceiling: Duration) -> Arc<AuditSink> {
         let store: Arc<dyn AuditStore> = mem.clone();
         Arc::new(AuditSink::start_with(&to_store(), Some(store), ceiling).unwrap())
+    }
+
+    /// The default rule: a queued record has no waiter and is committed soon after, all the same.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_queued_record_is_committed_without_a_waiter() {
+        let mem = Arc::new(Mem::default());
+        let sink = sink(&mem, Duration::from_secs(30));
+        for i in 0..100 {
+            sink.queue(rec(&format!("q{i}")));
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while mem.ids().len() < 100 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert_eq!(mem.ids().len(), 100, "queued records committed without anyone waiting");
+        assert_eq!(sink.dropped.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

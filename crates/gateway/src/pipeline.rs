@@ -81,11 +81,13 @@ impl Gateway {
             },
             elapsed,
         );
-        // audit.rs: the record is queued now and committed within about 2 ms; with
+        // audit.rs: the record is committed within about 2 ms; with
         // `audit.commit_before_response`, the response waits for that commit.
-        let committed = self.audit_record(&request_id, &parts, &trace, outcome, reason, response.status(), elapsed);
+        let record = self.audit_record(&request_id, &parts, &trace, outcome, reason, response.status(), elapsed);
         if self.config.audit.commit_before_response {
-            committed.await;
+            self.audit.record(record).await;
+        } else {
+            self.audit.queue(record);
         }
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert("x-request-id", v);

@@ -205,9 +205,8 @@ impl JwtVerifier {
         if let Some(principal) = self.cache.get(&hash, now_unix) {
             return Ok(principal);
         }
-        let (principal, exp) = self.verify_uncached(token, now_unix).await.inspect_err(|e| {
-            tracing::debug!(target: "mcpgate::auth", reason = e.reason(), "JWT refused");
-        })?;
+        // A refusal is logged once, by the chain (auth/mod.rs `log_refusal`).
+        let (principal, exp) = self.verify_uncached(token, now_unix).await?;
         // Never past `exp`, even though the uncached path grants leeway.
         let until = exp.min(now_unix.saturating_add(MAX_CACHE_AGE_S));
         self.cache.insert(hash, principal.clone(), until, now_unix);

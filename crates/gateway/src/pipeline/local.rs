@@ -107,7 +107,7 @@ impl Gateway {
         reason: &str,
         status: StatusCode,
         elapsed: std::time::Duration,
-    ) -> crate::audit::Committed<'_> {
+    ) -> AuditRecord {
         let p = trace.principal.as_ref();
         let decision = match outcome {
             "ok" => "allow",
@@ -115,7 +115,7 @@ impl Gateway {
             "refused" => "deny",
             _ => "error",
         };
-        self.audit.record(AuditRecord {
+        AuditRecord {
             time_ms: clock::unix_ms(),
             request_id: request_id.to_string(),
             event: if decision == "deny" || decision == "limited" {
@@ -139,7 +139,7 @@ impl Gateway {
             reason: reason.into(),
             status: status.as_u16(),
             latency_us: elapsed.as_micros() as u64,
-        })
+        }
     }
 }
 
