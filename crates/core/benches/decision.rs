@@ -123,7 +123,7 @@ fn full_decision(bencher: divan::Bencher) {
         let target = m.target();
         let rec = idx.verify(black_box(&key), 1).unwrap();
         let principal = rec.principal(AuthMethod::ApiKey);
-        let d = p.decide(Some(&principal), m.method(), target.as_deref());
+        let d = p.decide(Some(&principal), m.method(), target);
         let ok = l
             .check(&principal.id, &principal.limits, None, Now { mono_us: t, unix_s: 1 })
             .is_ok();

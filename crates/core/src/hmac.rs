@@ -5,8 +5,6 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HmacError {
@@ -73,54 +71,8 @@ pub fn verify(
     Ok((out, ts.saturating_add(skew_s).saturating_add(1)))
 }
 
-/// Signatures seen recently. A signature is remembered until its timestamp leaves the window
-/// (`forget_at`), after which the window check alone refuses it.
-///
-/// Signatures are kept in generations of `GENERATION_S` seconds of `forget_at`. A signature
-/// always comes with the same `forget_at` (its timestamp is part of what is signed), so a lookup
-/// reads one generation, and forgetting is dropping whole generations: no sweep scans the
-/// entries. An entry is the first 16 bytes of the HMAC (a collision between two valid
-/// signatures needs ~2^64 of them in the window), about 20–40 bytes with the table's overhead.
-#[derive(Default)]
-pub struct ReplayCache {
-    inner: Mutex<BTreeMap<i64, HashSet<u128>>>,
-}
-
-/// Seconds of `forget_at` per generation: an entry outlives its `forget_at` by less than this.
-const GENERATION_S: i64 = 16;
-
-impl ReplayCache {
-    /// Records `sig` (valid until `forget_at`); false when it was already there.
-    pub fn first_use(&self, sig: [u8; 32], forget_at: i64, now: i64) -> bool {
-        if forget_at <= now {
-            // Out of the window: refused by the window check, nothing to remember.
-            return true;
-        }
-        let mut prefix = [0u8; 16];
-        prefix.copy_from_slice(&sig[..16]);
-        let mut generations = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        // Generations whose every entry has expired go first (at most one per GENERATION_S).
-        while let Some(entry) = generations.first_entry() {
-            if (*entry.key() + 1) * GENERATION_S > now {
-                break;
-            }
-            entry.remove();
-        }
-        generations
-            .entry(forget_at.div_euclid(GENERATION_S))
-            .or_default()
-            .insert(u128::from_le_bytes(prefix))
-    }
-
-    pub fn len(&self) -> usize {
-        let generations = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        generations.values().map(HashSet::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+// Signatures are remembered once used by a `mcpgate_store::ReplayStore`: in memory by default,
+// shared across replicas by a shared backend.
 
 #[cfg(test)]
 mod tests {
@@ -197,24 +149,5 @@ mod tests {
         for (secret, ts, body, sig, now, want) in cases {
             assert_eq!(verify(secret, ts, body, &sig, now, 300).unwrap_err(), want);
         }
-    }
-
-    #[test]
-    fn replays_are_refused_once_seen() {
-        let c = ReplayCache::default();
-        assert!(c.first_use([1; 32], 100, 0));
-        assert!(!c.first_use([1; 32], 100, 50));
-        assert!(c.first_use([2; 32], 100, 50));
-        assert!(c.first_use([1; 32], 300, 101));
-        assert!(!c.first_use([1; 32], 300, 299));
-        // Past its forget_at a signature is the window check's to refuse, not the cache's.
-        assert!(c.first_use([1; 32], 300, 300));
-        assert!(c.first_use([3; 32], 400, 301));
-        assert_eq!(c.len(), 2, "generation 288-303 still holds [1]'s expired entry");
-        // Forgotten a whole generation at a time, once every entry in it has expired.
-        assert!(c.first_use([4; 32], 500, 304));
-        assert_eq!(c.len(), 2);
-        assert!(!c.first_use([3; 32], 400, 399));
-        assert!(!c.first_use([4; 32], 500, 399));
     }
 }

@@ -97,6 +97,12 @@ fn enqueue_and_wait(bencher: Bencher) {
 fn store_append(bencher: Bencher, n: u64) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("audit.db")).unwrap();
+    // The writer thread's way of calling the store: block on it (the work runs on the blocking pool).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let mut i = 0;
     bencher
         .counter(divan::counter::ItemsCount::new(n))
@@ -104,5 +110,5 @@ fn store_append(bencher: Bencher, n: u64) {
             i += n;
             (i..i + n).map(record).collect::<Vec<_>>()
         })
-        .bench_local_values(|batch| store.append(&batch).unwrap());
+        .bench_local_values(|batch| rt.block_on(store.append(&batch)).unwrap());
 }

@@ -11,9 +11,11 @@ use aws_lc_rs::encoding::AsDer;
 use base64::Engine;
 use divan::{Bencher, black_box};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mcpgate_core::hmac::{self as core_hmac, ReplayCache};
+use mcpgate_core::hmac as core_hmac;
 use mcpgate_gateway::auth::hmac::{HmacAuth, RawHmac, RawHmacClient};
 use mcpgate_gateway::auth::jwt::{JwtConfig, JwtVerifier, RawJwt};
+use mcpgate_store::ReplayStore;
+use mcpgate_store::memory::MemoryStore;
 use serde_json::{Value, json};
 use std::future::Future;
 use std::sync::OnceLock;
@@ -258,16 +260,16 @@ fn unique_sig(n: u64) -> [u8; 32] {
 /// A replay cache already holding `n` live signatures, their expiry spread over the window as a
 /// steady signed request rate leaves them (the gateway remembers each one until its timestamp
 /// leaves the window: up to 2 × skew + 1 = 601 s, so it holds ~601 × the signed request rate).
-fn replay_cache(n: u64, t: i64) -> ReplayCache {
-    let c = ReplayCache::default();
+fn replay_cache(n: u64, t: i64) -> MemoryStore {
+    let c = MemoryStore::new();
     for i in 0..n {
-        assert!(c.first_use(unique_sig(u64::MAX - i), t + 1 + (i % 601) as i64, t));
+        assert!(ready(c.claim(&unique_sig(u64::MAX - i), t + 1 + (i % 601) as i64, t)).unwrap());
     }
     c
 }
 
-/// Recording a new signature while the cache holds `n` live ones, within the same second (no
-/// sweep): a hash insert under the cache's mutex.
+/// Recording a new signature while the store holds `n` live ones, within the same second (no
+/// expiry): a SHA-256 and a hash insert under one of 16 shard mutexes.
 #[divan::bench(args = [1_000, 100_000, 1_000_000], sample_count = 100, sample_size = 100)]
 fn replay_first_use(bencher: Bencher, n: u64) {
     let t = now();
@@ -275,13 +277,12 @@ fn replay_first_use(bencher: Bencher, n: u64) {
     let mut i = 0u64;
     bencher.bench_local(|| {
         i += 1;
-        c.first_use(unique_sig(i), t + 601, t)
+        ready(c.claim(&unique_sig(i), t + 601, t)).unwrap()
     });
 }
 
-/// A signature arriving as a generation of `forget_at` seconds (16 s) has expired: the cache
-/// drops that generation's table whole (no scan of the entries), then inserts. Each iteration
-/// moves the clock on by one generation.
+/// Signatures expiring as the clock moves on 16 s per iteration: the store forgets the entries
+/// whose expiry passed (read in expiry order, no scan of the live ones), then inserts.
 #[divan::bench(args = [100_000, 1_000_000], sample_count = 30, sample_size = 1)]
 fn replay_first_use_sweep(bencher: Bencher, n: u64) {
     let t = now();
@@ -290,7 +291,7 @@ fn replay_first_use_sweep(bencher: Bencher, n: u64) {
     bencher.bench_local(|| {
         i += 1;
         let now = t + 16 * i as i64;
-        c.first_use(unique_sig(i), now + 601, now)
+        ready(c.claim(&unique_sig(i), now + 601, now)).unwrap()
     });
 }
 
@@ -320,5 +321,5 @@ fn hmac_auth_verify_1k(bencher: Bencher) {
             let sig = core_hmac::sign(HMAC_SECRET.as_bytes(), &ts, &body);
             (body, sig)
         })
-        .bench_local_refs(|(body, sig)| auth.verify("bench", &ts, sig, body, t).unwrap());
+        .bench_local_refs(|(body, sig)| ready(auth.verify("bench", &ts, sig, body, t)).unwrap());
 }

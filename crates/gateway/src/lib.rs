@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod delegation;
 pub mod guard;
+pub mod key_service;
 pub mod known_tools;
 pub mod lists;
 pub mod metadata;

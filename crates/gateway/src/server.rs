@@ -73,7 +73,7 @@ fn fixed_keys(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<V
 impl Gateway {
     /// Builds the gateway; must run inside a Tokio runtime (stdio upstreams, the key watcher and
     /// the audit writer start background work). `env` reads environment variables.
-    pub fn new(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Arc<Gateway>, String> {
+    pub async fn new(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Arc<Gateway>, String> {
         let metrics = Arc::new(Metrics::new());
         let store = Arc::new(SqliteStore::open(&config.store_path).map_err(|e| e.to_string())?);
         let held = match &config.delegation {
@@ -87,7 +87,7 @@ impl Gateway {
             },
             None => None,
         };
-        let keys = Arc::new(KeyRegistry::new(fixed_keys(&config, env)?, Some(store.clone()), held)?);
+        let keys = KeyRegistry::new(fixed_keys(&config, env)?, Some(store.clone()), held).await?;
         let delegation = config
             .delegation
             .clone()
@@ -298,7 +298,7 @@ pub async fn serve(
     reaper.abort();
     gw.upstream.shutdown();
     gw.audit.close().await;
-    gw.auth.keys.flush_used_now();
+    gw.auth.keys.flush_used_now().await;
     result
 }
 

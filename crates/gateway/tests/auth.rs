@@ -359,7 +359,7 @@ async fn revocation_reaches_a_running_gateway() {
     gw.call(&[k.x_api_key()], Some(&s), "echo", json!({ "text": "before" }))
         .await
         .ok("before revocation");
-    assert!(gw.store().revoke_key(&k.key_id).unwrap());
+    assert!(gw.store().revoke_key(&k.key_id).await.unwrap());
     eventually(Duration::from_secs(5), "the revoked key is refused", || async {
         gw.try_initialize(&[k.x_api_key()]).await.status == 401
     })
@@ -389,7 +389,7 @@ async fn rotation_overlap_then_only_the_new_key() {
             .ok(name);
     }
     // The overlap window ends.
-    assert!(gw.store().set_key_expiry(&old.key_id, Some(now_s() - 1)).unwrap());
+    assert!(gw.store().set_key_expiry(&old.key_id, Some(now_s() - 1)).await.unwrap());
     eventually(Duration::from_secs(5), "the old key expires", || async {
         gw.try_initialize(&[old.x_api_key()]).await.status == 401
     })

@@ -1000,16 +1000,15 @@ fn seal_for(store: &mcpgate_store::sqlite::SqliteStore, sealing: &str, key_id: &
         .unwrap()
         .seal(key_id, credential.as_bytes())
         .unwrap();
-    store
-        .set_credential(
-            key_id,
-            &SealedCredential {
-                nonce: nonce.to_vec(),
-                ciphertext,
-            },
-            now_s(),
-        )
-        .unwrap();
+    common::wait(store.set_credential(
+        key_id,
+        &SealedCredential {
+            nonce: nonce.to_vec(),
+            ciphertext,
+        },
+        now_s(),
+    ))
+    .unwrap();
 }
 
 #[tokio::test]

@@ -55,8 +55,8 @@ fn main() -> std::process::ExitCode {
             Command::Config {
                 command: ConfigCommand::Check(args),
             } => commands::config::check(&args).await,
-            Command::Keys { command } => commands::keys::run(command),
-            Command::Audit(args) => commands::audit::run(args),
+            Command::Keys { command } => commands::keys::run(command).await,
+            Command::Audit(args) => commands::audit::run(args).await,
             Command::Token {
                 command: cli::TokenCommand::Mint(args),
             } => commands::token::mint(args),

@@ -1,11 +1,22 @@
-//! Storage behind traits: [`KeyStore`] for API keys and [`AuditStore`] for audit records. The
-//! embedded SQLite implementation ([`sqlite::SqliteStore`]) is the default and needs no other
-//! service; shared backends implement the same traits and must pass the same tests.
+//! Storage behind async traits, one per kind of state: [`KeyStore`] (API keys), [`CredentialStore`]
+//! (upstream credentials held per key, sealed), [`AuditStore`] (audit records) and [`ReplayStore`]
+//! (nonces and signatures seen once: HMAC replay, later `private_key_jwt` jti). Two embedded
+//! implementations need no other service: [`sqlite::SqliteStore`] (one file, the default) and
+//! [`memory::MemoryStore`] (nothing survives the process; tests, embedders). A shared backend
+//! (PostgreSQL, Redis) implements the same traits and must pass the same [`conformance`] suite.
+//!
+//! The traits are object-safe (`Arc<dyn KeyStore>`): the gateway picks a backend at start-up.
+//! Each method is one unit of work a backend can make atomic; none is on the per-request hot
+//! path except [`ReplayStore::claim`] for signed requests (keys are served from memory and
+//! reloaded on change; audit records are appended in batches off the request path).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod conformance;
+pub mod memory;
 pub mod sqlite;
 
+pub use async_trait::async_trait;
 use mcpgate_core::audit::{AuditQuery, AuditRecord};
 use mcpgate_core::keys::KeyRecord;
 
@@ -19,24 +30,29 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+#[async_trait]
 pub trait KeyStore: Send + Sync {
-    /// Every key, oldest first (for people: `mcpgate keys list`).
-    fn list_keys(&self) -> Result<Vec<KeyRecord>>;
+    /// Every key, oldest first (ties by key id; for people: `mcpgate keys list`).
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>>;
     /// Every key in no particular order (for building an index: no sort at 1M keys).
-    fn all_keys(&self) -> Result<Vec<KeyRecord>> {
-        self.list_keys()
+    async fn all_keys(&self) -> Result<Vec<KeyRecord>> {
+        self.list_keys().await
     }
-    fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>>;
-    fn insert_key(&self, record: &KeyRecord) -> Result<()>;
+    async fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>>;
+    /// Adds a key; [`StoreError::Duplicate`] when its id is taken (two writers racing on one id:
+    /// exactly one wins).
+    async fn insert_key(&self, record: &KeyRecord) -> Result<()>;
     /// Marks a key revoked; false when there is no such key.
-    fn revoke_key(&self, key_id: &str) -> Result<bool>;
+    async fn revoke_key(&self, key_id: &str) -> Result<bool>;
     /// Sets (or clears) a key's expiry; false when there is no such key.
-    fn set_key_expiry(&self, key_id: &str, expires_at: Option<i64>) -> Result<bool>;
-    /// Records when keys were last used (batched by the caller).
-    fn touch_keys(&self, used: &[(String, i64)]) -> Result<()>;
-    fn last_used(&self, key_id: &str) -> Result<Option<i64>>;
-    /// A number that changes whenever any key changes, so readers can reload cheaply.
-    fn keys_version(&self) -> Result<i64>;
+    async fn set_key_expiry(&self, key_id: &str, expires_at: Option<i64>) -> Result<bool>;
+    /// Records when keys were last used (batched by the caller). A time never moves backwards.
+    async fn touch_keys(&self, used: &[(String, i64)]) -> Result<()>;
+    /// When the key was last used; `None` when never, or when there is no such key.
+    async fn last_used(&self, key_id: &str) -> Result<Option<i64>>;
+    /// A number that changes whenever a key or a held credential changes, so readers can reload
+    /// cheaply.
+    async fn keys_version(&self) -> Result<i64>;
 }
 
 /// A user's upstream credential, sealed (see `mcpgate_core::sealed`); the store never sees it
@@ -49,15 +65,34 @@ pub struct SealedCredential {
 
 /// Upstream credentials the gateway holds per key (identity delegation). Changes bump
 /// [`KeyStore::keys_version`] so running gateways reload them.
+#[async_trait]
 pub trait CredentialStore: Send + Sync {
-    fn set_credential(&self, key_id: &str, sealed: &SealedCredential, now: i64) -> Result<()>;
-    fn remove_credential(&self, key_id: &str) -> Result<bool>;
-    fn list_credentials(&self) -> Result<Vec<(String, SealedCredential)>>;
+    /// Sets or replaces the credential held for `key_id`.
+    async fn set_credential(&self, key_id: &str, sealed: &SealedCredential, now: i64) -> Result<()>;
+    /// False when none was held.
+    async fn remove_credential(&self, key_id: &str) -> Result<bool>;
+    async fn list_credentials(&self) -> Result<Vec<(String, SealedCredential)>>;
 }
 
+#[async_trait]
 pub trait AuditStore: Send + Sync {
-    fn append(&self, records: &[AuditRecord]) -> Result<()>;
-    fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>>;
+    /// Appends the records, all or none.
+    async fn append(&self, records: &[AuditRecord]) -> Result<()>;
+    /// The last `q.limit` records (100 when 0) appended that match, in the order they were
+    /// appended.
+    async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>>;
     /// Deletes records older than `before_ms`; returns how many.
-    fn prune(&self, before_ms: i64) -> Result<usize>;
+    async fn prune(&self, before_ms: i64) -> Result<usize>;
+}
+
+/// Things that may be used once within a window: an HMAC signature, a `private_key_jwt` jti.
+#[async_trait]
+pub trait ReplayStore: Send + Sync {
+    /// Records `key` as used until `expires_at` (unix seconds). True when it is its first use:
+    /// never seen, or seen with an expiry at or before `now`. Two callers claiming the same key
+    /// at once: exactly one gets true.
+    async fn claim(&self, key: &[u8], expires_at: i64, now: i64) -> Result<bool>;
+    /// Forgets entries that expired at or before `now`; returns how many (a backend that
+    /// expires entries on its own may answer 0).
+    async fn purge(&self, now: i64) -> Result<usize>;
 }

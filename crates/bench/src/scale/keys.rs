@@ -71,8 +71,12 @@ fn record(key_id: &str, hash: &str, i: usize, now: i64) -> KeyRecord {
 pub fn create(path: &Path, count: usize, keep: usize) -> Result<Created> {
     ensure!(count >= 1, "--count must be at least 1");
     let started = Instant::now();
+    let rt = super::runtime(1)?;
     let store = SqliteStore::open(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let before = store.list_keys().map_err(|e| anyhow::anyhow!("{e}"))?.len();
+    let before = rt
+        .block_on(store.list_keys())
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .len();
     if before != 0 {
         bail!("{} already holds {before} keys; give a new store", path.display());
     }
@@ -131,8 +135,8 @@ pub fn create(path: &Path, count: usize, keep: usize) -> Result<Created> {
     drop(conn);
     let store = SqliteStore::open(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     for want in &samples {
-        let got = store
-            .get_key(&want.key_id)
+        let got = rt
+            .block_on(store.get_key(&want.key_id))
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .with_context(|| format!("key {} not found through the store's API", want.key_id))?;
         ensure!(
@@ -189,6 +193,7 @@ pub struct ReloadCost {
 /// Times what one reload of the gateway's key registry does, on the store at `path` (best of
 /// `runs`), and the ordered vs unordered scan of the same rows.
 pub fn reload_cost(path: &Path, runs: usize) -> Result<ReloadCost> {
+    let rt = super::runtime(1)?;
     let store = SqliteStore::open(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut best: Option<(f64, f64, f64, f64)> = None;
     let mut best_drop: Option<(f64, f64)> = None;
@@ -199,8 +204,8 @@ pub fn reload_cost(path: &Path, runs: usize) -> Result<ReloadCost> {
         let rss0 = super::self_rss_kib();
         let c0 = cpu_ms();
         let t0 = Instant::now();
-        let _version = store.keys_version().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let all = store.all_keys().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let _version = rt.block_on(store.keys_version()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let all = rt.block_on(store.all_keys()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let t1 = Instant::now();
         let c1 = cpu_ms();
         let rss1 = super::self_rss_kib();
@@ -283,7 +288,8 @@ fn swap_stall(path: &Path) -> Result<f64> {
     use std::sync::{Arc, RwLock};
     let load = |path: std::path::PathBuf| -> Result<KeyIndex> {
         let store = SqliteStore::open(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(KeyIndex::new(store.all_keys().map_err(|e| anyhow::anyhow!("{e}"))?))
+        let all = super::runtime(1)?.block_on(store.all_keys());
+        Ok(KeyIndex::new(all.map_err(|e| anyhow::anyhow!("{e}"))?))
     };
     let p = path.to_path_buf();
     let first = std::thread::spawn(move || load(p))

@@ -503,8 +503,10 @@ pub fn with_id(msg: &Message<'_>, id: &RawValue) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    type Typed = (Kind, Option<String>, Option<(TargetKind, String)>);
+
     /// `read` then `parse`, as the gateway does.
-    fn typed(body: &[u8]) -> Result<(Kind, Option<String>, Option<(TargetKind, String)>), ParseError> {
+    fn typed(body: &[u8]) -> Result<Typed, ParseError> {
         let canonical = read(body)?;
         let m = Message::parse(&canonical)?;
         Ok((

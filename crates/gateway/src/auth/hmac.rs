@@ -1,11 +1,13 @@
 //! HMAC-signed requests (seed 002) at the HTTP edge: finds the client named by the key-id header,
 //! checks `X-Timestamp`/`X-Signature` over the exact body bytes received, and refuses replays.
 
-use mcpgate_core::hmac::{self, HmacError, ReplayCache};
+use mcpgate_core::hmac::{self, HmacError};
 use mcpgate_core::principal::{AuthMethod, Limits, Principal, Role};
 use mcpgate_core::redact::Secret;
+use mcpgate_store::ReplayStore;
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +39,19 @@ pub struct HmacAuth {
     pub key_id_header: axum::http::HeaderName,
     skew_s: i64,
     clients: HashMap<String, (Secret, Principal)>,
-    replay: ReplayCache,
+    /// Signatures seen within the window: in this process by default; a shared store (Redis)
+    /// makes a replay against another replica fail too.
+    replay: Arc<dyn ReplayStore>,
+}
+
+/// Why a signed request was not accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HmacRefusal {
+    /// The key-id header names no configured client.
+    UnknownClient,
+    Bad(HmacError),
+    /// The replay store could not answer: refused (503), never let through unchecked.
+    StoreUnavailable,
 }
 
 pub const SIGNATURE: &str = "x-signature";
@@ -87,26 +101,36 @@ impl HmacAuth {
             key_id_header,
             skew_s: skew_s as i64,
             clients,
-            replay: ReplayCache::default(),
+            replay: Arc::new(mcpgate_store::memory::MemoryStore::new()),
         })
     }
 
-    /// Verifies a signed request. `Err(None)`: the client id is unknown.
-    pub fn verify(
+    /// Remembers signatures in `store` instead of this process's memory.
+    pub fn with_replay_store(mut self, store: Arc<dyn ReplayStore>) -> HmacAuth {
+        self.replay = store;
+        self
+    }
+
+    /// Verifies a signed request, and claims its signature so that it works once.
+    pub async fn verify(
         &self,
         client: &str,
         timestamp: &str,
         signature: &str,
         body: &[u8],
         now: i64,
-    ) -> Result<Principal, Option<HmacError>> {
-        let (secret, principal) = self.clients.get(client).ok_or(None)?;
-        let (sig, forget_at) =
-            hmac::verify(secret.expose().as_bytes(), timestamp, body, signature, now, self.skew_s).map_err(Some)?;
-        if !self.replay.first_use(sig, forget_at, now) {
-            return Err(Some(HmacError::Replayed));
+    ) -> Result<Principal, HmacRefusal> {
+        let (secret, principal) = self.clients.get(client).ok_or(HmacRefusal::UnknownClient)?;
+        let (sig, forget_at) = hmac::verify(secret.expose().as_bytes(), timestamp, body, signature, now, self.skew_s)
+            .map_err(HmacRefusal::Bad)?;
+        match self.replay.claim(&sig, forget_at, now).await {
+            Ok(true) => Ok(principal.clone()),
+            Ok(false) => Err(HmacRefusal::Bad(HmacError::Replayed)),
+            Err(e) => {
+                tracing::error!("HMAC replay store unavailable: {e}");
+                Err(HmacRefusal::StoreUnavailable)
+            }
         }
-        Ok(principal.clone())
     }
 }
 
@@ -130,15 +154,16 @@ impl super::Authenticator for HmacAuth {
                 "a signed request needs X-Timestamp, X-Signature and the client id header",
             ));
         };
-        match self.verify(client, ts, sig, a.body, a.now) {
+        match self.verify(client, ts, sig, a.body, a.now).await {
             Ok(p) => {
                 tracing::debug!(target: "mcpgate::auth", client = %client, "signed request accepted");
                 Outcome::Authenticated(p)
             }
-            Err(None) => Outcome::Refused(AuthFailure::Malformed(
+            Err(HmacRefusal::UnknownClient) => Outcome::Refused(AuthFailure::Malformed(
                 "the key-id header names no configured HMAC client",
             )),
-            Err(Some(e)) => Outcome::Refused(AuthFailure::Hmac(e)),
+            Err(HmacRefusal::Bad(e)) => Outcome::Refused(AuthFailure::Hmac(e)),
+            Err(HmacRefusal::StoreUnavailable) => Outcome::Refused(AuthFailure::VerifierUnavailable),
         }
     }
 }

@@ -275,6 +275,22 @@ impl IntrospectionVerifier {
     }
 }
 
+/// Opaque bearer tokens (RFC 7662): a bearer value is this method's; any other place is not.
+impl super::Authenticator for IntrospectionVerifier {
+    async fn authenticate(&self, a: &super::Attempt<'_>) -> super::Outcome {
+        use super::{AuthFailure, Outcome};
+        let Some(p) = a.presented.filter(|p| p.from == super::extract::Location::Bearer) else {
+            return Outcome::NotMine;
+        };
+        match self.introspect(p.secret.expose(), a.now).await {
+            Ok(Ok(principal)) => Outcome::Authenticated(principal),
+            Ok(Err(e)) => Outcome::Refused(super::token_failure(e)),
+            Err(Unanswered::Unavailable) => Outcome::Refused(AuthFailure::VerifierUnavailable),
+            Err(Unanswered::Busy { retry_after_s }) => Outcome::Refused(AuthFailure::VerifierBusy { retry_after_s }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,21 +384,5 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.starts_with("auth.introspection.client_secret_env:"), "{e}");
-    }
-}
-
-/// Opaque bearer tokens (RFC 7662): a bearer value is this method's; any other place is not.
-impl super::Authenticator for IntrospectionVerifier {
-    async fn authenticate(&self, a: &super::Attempt<'_>) -> super::Outcome {
-        use super::{AuthFailure, Outcome};
-        let Some(p) = a.presented.filter(|p| p.from == super::extract::Location::Bearer) else {
-            return Outcome::NotMine;
-        };
-        match self.introspect(p.secret.expose(), a.now).await {
-            Ok(Ok(principal)) => Outcome::Authenticated(principal),
-            Ok(Err(e)) => Outcome::Refused(super::token_failure(e)),
-            Err(Unanswered::Unavailable) => Outcome::Refused(AuthFailure::VerifierUnavailable),
-            Err(Unanswered::Busy { retry_after_s }) => Outcome::Refused(AuthFailure::VerifierBusy { retry_after_s }),
-        }
     }
 }

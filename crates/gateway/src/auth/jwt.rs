@@ -349,6 +349,24 @@ pub fn mint_hs256(secret: &[u8], claims: &Value) -> Result<String, String> {
     .map_err(|e| format!("cannot sign: {e}"))
 }
 
+/// Bearer JWTs. The chain hands it only bearer values of JWT shape; any other place is "not
+/// mine" (the chain refuses a JWT there itself).
+impl super::Authenticator for JwtVerifier {
+    async fn authenticate(&self, a: &super::Attempt<'_>) -> super::Outcome {
+        use super::Outcome;
+        let Some(p) = a.presented.filter(|p| p.from == super::extract::Location::Bearer) else {
+            return Outcome::NotMine;
+        };
+        match self.verify(p.secret.expose(), a.now).await {
+            Ok(principal) => {
+                tracing::debug!(target: "mcpgate::auth", user = %principal.user_id, "token accepted");
+                Outcome::Authenticated(principal)
+            }
+            Err(e) => Outcome::Refused(super::token_failure(e)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,23 +470,5 @@ mod tests {
         assert_eq!(TokenError::Expired.to_string(), "expired");
         assert_eq!(TokenError::IssuerUnavailable.reason(), "issuer_unavailable");
         assert_eq!(TokenError::Invalid("bad_signature").reason(), "bad_signature");
-    }
-}
-
-/// Bearer JWTs. The chain hands it only bearer values of JWT shape; any other place is "not
-/// mine" (the chain refuses a JWT there itself).
-impl super::Authenticator for JwtVerifier {
-    async fn authenticate(&self, a: &super::Attempt<'_>) -> super::Outcome {
-        use super::Outcome;
-        let Some(p) = a.presented.filter(|p| p.from == super::extract::Location::Bearer) else {
-            return Outcome::NotMine;
-        };
-        match self.verify(p.secret.expose(), a.now).await {
-            Ok(principal) => {
-                tracing::debug!(target: "mcpgate::auth", user = %principal.user_id, "token accepted");
-                Outcome::Authenticated(principal)
-            }
-            Err(e) => Outcome::Refused(super::token_failure(e)),
-        }
     }
 }

@@ -5,7 +5,7 @@
 use mcpgate_core::keys::{KeyError, KeyIndex, KeyRecord};
 use mcpgate_core::redact::Secret;
 use mcpgate_core::sealed::SealingKey;
-use mcpgate_store::{CredentialStore, KeyStore};
+use mcpgate_store::{CredentialStore, KeyStore, SealedCredential};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,12 +39,12 @@ fn free_here(mut old: Arc<KeyIndex>) {
 }
 
 impl KeyRegistry {
-    pub fn new(
+    pub async fn new(
         fixed: Vec<KeyRecord>,
         store: Option<Arc<dyn KeyStore>>,
         held_store: Option<(Arc<dyn CredentialStore>, SealingKey)>,
-    ) -> Result<KeyRegistry, String> {
-        let reg = KeyRegistry {
+    ) -> Result<Arc<KeyRegistry>, String> {
+        let reg = Arc::new(KeyRegistry {
             index: RwLock::new(Arc::new(KeyIndex::default())),
             fixed,
             store,
@@ -52,8 +52,8 @@ impl KeyRegistry {
             used: Mutex::new(HashMap::new()),
             held_store,
             held: RwLock::new(Arc::new(HashMap::new())),
-        };
-        reg.reload()?;
+        });
+        reg.reload().await?;
         Ok(reg)
     }
 
@@ -62,19 +62,36 @@ impl KeyRegistry {
         self.held.read().unwrap_or_else(|e| e.into_inner()).get(key_id).cloned()
     }
 
-    fn reload(&self) -> Result<(), String> {
+    /// Reads every key (and held credential) from the store, then builds and swaps in the new
+    /// index on the blocking pool: at a million keys that takes seconds of CPU.
+    async fn reload(self: &Arc<Self>) -> Result<(), String> {
         let mut all = self.fixed.clone();
+        let mut version = None;
         if let Some(store) = &self.store {
-            let version = store.keys_version().map_err(|e| e.to_string())?;
-            all.extend(store.all_keys().map_err(|e| e.to_string())?);
-            self.version.store(version, Ordering::Relaxed);
+            // The version first: a change between the two reads is picked up by the next poll.
+            version = Some(store.keys_version().await.map_err(|e| e.to_string())?);
+            all.extend(store.all_keys().await.map_err(|e| e.to_string())?);
         }
+        let sealed = match &self.held_store {
+            Some((creds, _)) => Some(creds.list_credentials().await.map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.install(all, version, sealed))
+            .await
+            .map_err(|e| format!("key reload failed: {e}"))
+    }
+
+    fn install(&self, all: Vec<KeyRecord>, version: Option<i64>, sealed: Option<Vec<(String, SealedCredential)>>) {
         let index = Arc::new(KeyIndex::new(all));
         let old = std::mem::replace(&mut *self.index.write().unwrap_or_else(|e| e.into_inner()), index);
+        if let Some(v) = version {
+            self.version.store(v, Ordering::Relaxed);
+        }
         free_here(old);
-        if let Some((creds, sealing)) = &self.held_store {
+        if let (Some((_, sealing)), Some(sealed)) = (&self.held_store, sealed) {
             let mut held = HashMap::new();
-            for (key_id, sealed) in creds.list_credentials().map_err(|e| e.to_string())? {
+            for (key_id, sealed) in sealed {
                 match sealing.open(&key_id, &sealed.nonce, &sealed.ciphertext) {
                     Ok(plain) => {
                         held.insert(key_id, Secret::new(String::from_utf8_lossy(&plain).into_owned()));
@@ -84,7 +101,6 @@ impl KeyRegistry {
             }
             *self.held.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(held);
         }
-        Ok(())
     }
 
     pub fn snapshot(&self) -> Arc<KeyIndex> {
@@ -119,43 +135,32 @@ impl KeyRegistry {
         let mut flushes = 0u32;
         loop {
             tick.tick().await;
-            let me = self.clone();
-            let store = store.clone();
             flushes += 1;
-            let flush = flushes.is_multiple_of(10);
-            let _ = tokio::task::spawn_blocking(move || {
-                match store.keys_version() {
-                    Ok(v) if v != me.version.load(Ordering::Relaxed) => {
-                        if let Err(e) = me.reload() {
-                            tracing::warn!("cannot reload keys: {e}");
-                        } else {
-                            tracing::debug!(target: "mcpgate::auth", "keys reloaded from the store");
-                        }
+            match store.keys_version().await {
+                Ok(v) if v != self.version.load(Ordering::Relaxed) => {
+                    if let Err(e) = self.reload().await {
+                        tracing::warn!("cannot reload keys: {e}");
+                    } else {
+                        tracing::debug!(target: "mcpgate::auth", "keys reloaded from the store");
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!("cannot read the key store: {e}"),
                 }
-                if flush {
-                    me.flush_used(store.as_ref());
-                }
-            })
-            .await;
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot read the key store: {e}"),
+            }
+            if flushes.is_multiple_of(10) {
+                self.flush_used_now().await;
+            }
         }
     }
 
-    pub fn flush_used(&self, store: &dyn KeyStore) {
+    /// Writes pending last-used times now (every 10 s, and on shutdown).
+    pub async fn flush_used_now(&self) {
+        let Some(store) = &self.store else { return };
         let used: Vec<(String, i64)> = self.used.lock().unwrap_or_else(|e| e.into_inner()).drain().collect();
         if !used.is_empty()
-            && let Err(e) = store.touch_keys(&used)
+            && let Err(e) = store.touch_keys(&used).await
         {
             tracing::warn!("cannot record key use: {e}");
-        }
-    }
-
-    /// Writes pending last-used times now (on shutdown).
-    pub fn flush_used_now(&self) {
-        if let Some(store) = &self.store {
-            self.flush_used(store.as_ref());
         }
     }
 }

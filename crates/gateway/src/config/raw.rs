@@ -166,7 +166,7 @@ pub struct RawAudit {
     pub retention_days: Option<u64>,
     /// Hold each response until its record is committed: a `kill -9` then loses no record of an
     /// answered request, at a cost in throughput (default false: records are committed within
-    /// about 2 ms of their response).
+    /// about 10 ms of their response).
     pub commit_before_response: Option<bool>,
 }
 

@@ -142,6 +142,26 @@ pub fn unknown_key() -> Issued {
     }
 }
 
+/// Waits for a store call from synchronous test code (the store's work runs on the runtime's
+/// blocking pool, so this thread can simply park until it is done).
+pub fn wait<F: std::future::Future>(f: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
 pub fn insert_key(store: &SqliteStore, spec: &KeySpec) -> Issued {
     let k = keys::generate();
     let record = KeyRecord {
@@ -158,7 +178,7 @@ pub fn insert_key(store: &SqliteStore, spec: &KeySpec) -> Issued {
         revoked: spec.revoked,
         source: "store".into(),
     };
-    store.insert_key(&record).expect("insert key");
+    wait(store.insert_key(&record)).expect("insert key");
     Issued {
         key: k.key.expose().to_string(),
         key_id: k.key_id,
@@ -232,7 +252,9 @@ impl Setup {
         });
         let config = Config::validate(raw).unwrap_or_else(|e| panic!("invalid test config: {e}\n{}", self.toml));
         let env = self.env;
-        let gw = Gateway::new(config, &|k| env.get(k).cloned()).unwrap_or_else(|e| panic!("Gateway::new: {e}"));
+        let gw = Gateway::new(config, &|k| env.get(k).cloned())
+            .await
+            .unwrap_or_else(|e| panic!("Gateway::new: {e}"));
         Gw {
             gw,
             upstream_url,
@@ -546,6 +568,7 @@ impl Gw {
                 limit: 10_000,
                 ..AuditQuery::default()
             })
+            .await
             .expect("audit query")
     }
 }

@@ -6,7 +6,7 @@ use mcpgate_core::audit::AuditQuery;
 use mcpgate_core::time::{format_rfc3339, parse_rfc3339};
 use mcpgate_store::AuditStore;
 
-pub fn run(a: AuditArgs) -> Result<()> {
+pub async fn run(a: AuditArgs) -> Result<()> {
     let store = super::keys::open_store(&a.store)?;
     let since_ms = match &a.since {
         None => None,
@@ -25,7 +25,7 @@ pub fn run(a: AuditArgs) -> Result<()> {
         decision: a.outcome,
         limit: a.limit,
     };
-    let rows = store.query(&q)?;
+    let rows = store.query(&q).await?;
     if a.json {
         for r in &rows {
             println!("{}", serde_json::to_string(r)?);

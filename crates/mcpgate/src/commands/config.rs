@@ -9,7 +9,6 @@ use mcpgate_gateway::auth::registry::KeyRegistry;
 use mcpgate_gateway::config::raw::{Overrides, RawConfig};
 use mcpgate_gateway::config::{Config, UpstreamConfig};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 fn read_raw(args: &ConfigArgs) -> Result<RawConfig> {
     let mut raw = match &args.config {
@@ -52,9 +51,11 @@ pub fn load_store_path(args: &ConfigArgs) -> Result<PathBuf> {
 /// and with `--online` fetches the JWT issuer's keys.
 pub async fn check(args: &CheckArgs) -> Result<()> {
     let cfg = load(&args.config, &Overrides::default())?;
-    let keys = KeyRegistry::new(Vec::new(), None, None).map_err(anyhow::Error::msg)?;
+    let keys = KeyRegistry::new(Vec::new(), None, None)
+        .await
+        .map_err(anyhow::Error::msg)?;
     let resource = format!("{}/mcp", cfg.public_url);
-    let auth = Auth::new(cfg.auth.clone(), Arc::new(keys), &resource, &|k| std::env::var(k).ok())
+    let auth = Auth::new(cfg.auth.clone(), keys, &resource, &|k| std::env::var(k).ok())
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     if args.online
         && let Some(jwt) = &auth.jwt

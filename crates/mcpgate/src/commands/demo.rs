@@ -2,10 +2,9 @@
 //! and two keys created on first run — an admin key and a read-only key.
 
 use anyhow::Result;
-use mcpgate_core::keys::KeyRecord;
 use mcpgate_core::policy::Rule;
 use mcpgate_core::principal::{Limits, Role};
-use mcpgate_store::KeyStore;
+use mcpgate_gateway::key_service::NewKey;
 use mcpgate_store::sqlite::SqliteStore;
 use std::io::Write;
 use std::path::Path;
@@ -28,18 +27,16 @@ pub fn rules() -> Vec<Rule> {
 
 /// Creates the demo keys if the store has none named so; writes them (0600) beside the store so
 /// later runs can show them again. Returns the lines to print.
-pub fn ensure_keys(store_path: &Path) -> Result<Vec<String>> {
+pub async fn ensure_keys(store_path: &Path) -> Result<Vec<String>> {
     let keys_file = store_path.with_extension("demo-keys.txt");
-    let store = SqliteStore::open(store_path)?;
-    let existing = store.list_keys()?;
+    let svc = super::keys::service(SqliteStore::open(store_path)?);
+    let existing = svc.keys().list_keys().await?;
     if existing.iter().any(|k| k.name == "demo admin" && !k.revoked) && keys_file.exists() {
         let text = std::fs::read_to_string(&keys_file)?;
         return Ok(text.lines().map(str::to_string).collect());
     }
     let now = mcpgate_gateway::clock::unix_s();
-    let template = |name: &str, role: Role, perms: &[&str], per_minute: Option<u32>| KeyRecord {
-        key_id: String::new(),
-        hash: String::new(),
+    let new = |name: &str, role: Role, perms: &[&str], per_minute: Option<u32>| NewKey {
         name: name.into(),
         user_id: name.replace(' ', "-"),
         tenant: None,
@@ -50,15 +47,14 @@ pub fn ensure_keys(store_path: &Path) -> Result<Vec<String>> {
             ..Limits::default()
         },
         expires_at: None,
-        created_at: now,
-        revoked: false,
-        source: "store".into(),
     };
-    let (admin, _) = super::keys::create_record(&store, template("demo admin", Role::Admin, &["*"], None))?;
-    let (reader, _) = super::keys::create_record(&store, template("demo reader", Role::User, &["read"], Some(60)))?;
+    let admin = svc.create(new("demo admin", Role::Admin, &["*"], None), now).await?;
+    let reader = svc
+        .create(new("demo reader", Role::User, &["read"], Some(60)), now)
+        .await?;
     let lines = vec![
-        format!("admin key (every tool):            {admin}"),
-        format!("read-only key (echo, add; 60/min): {reader}"),
+        format!("admin key (every tool):            {}", admin.key.expose()),
+        format!("read-only key (echo, add; 60/min): {}", reader.key.expose()),
     ];
     let mut f = open_private(&keys_file)?;
     for l in &lines {

@@ -1,14 +1,18 @@
-//! `mcpgate keys …`: the key registry in the embedded store. A key is printed once, at creation
-//! or rotation; afterwards only its id and hash exist.
+//! `mcpgate keys …`: a thin adapter over the key service (`mcpgate_gateway::key_service`) on the
+//! embedded store. A key is printed once, at creation or rotation; afterwards only its id and
+//! hash exist.
 
 use crate::cli::{CreateKey, KeysCommand, StoreArgs};
-use anyhow::{Context, Result, bail};
-use mcpgate_core::keys::{self, KeyRecord};
+use anyhow::{Context, Result};
+use mcpgate_core::keys::KeyRecord;
 use mcpgate_core::principal::{Limits, Role};
+use mcpgate_core::redact::Secret;
 use mcpgate_core::time::{format_rfc3339, parse_rfc3339};
 use mcpgate_gateway::clock::unix_s;
+use mcpgate_gateway::key_service::{KeyService, NewKey, state};
+use mcpgate_store::KeyStore;
 use mcpgate_store::sqlite::SqliteStore;
-use mcpgate_store::{CredentialStore, KeyStore, SealedCredential};
+use std::sync::Arc;
 
 pub fn open_store(args: &StoreArgs) -> Result<SqliteStore> {
     let path = match &args.store {
@@ -18,29 +22,54 @@ pub fn open_store(args: &StoreArgs) -> Result<SqliteStore> {
     SqliteStore::open(&path).with_context(|| format!("cannot open the store at {}", path.display()))
 }
 
-pub fn run(cmd: KeysCommand) -> Result<()> {
+/// The key service over the embedded store.
+pub fn service(store: SqliteStore) -> KeyService {
+    let store = Arc::new(store);
+    KeyService::new(store.clone(), store)
+}
+
+fn open(args: &StoreArgs) -> Result<KeyService> {
+    Ok(service(open_store(args)?))
+}
+
+pub async fn run(cmd: KeysCommand) -> Result<()> {
     match cmd {
-        KeysCommand::Create(c) => create(c),
-        KeysCommand::List { store, json } => list(&open_store(&store)?, json),
-        KeysCommand::Show { key_id, store } => show(&open_store(&store)?, &key_id),
+        KeysCommand::Create(c) => create(c).await,
+        KeysCommand::List { store, json } => list(&open(&store)?, json).await,
+        KeysCommand::Show { key_id, store } => {
+            let svc = open(&store)?;
+            let k = svc.get(&key_id).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&view(svc.keys(), &k, unix_s()).await)?
+            );
+            Ok(())
+        }
         KeysCommand::Revoke { key_id, store } => {
-            if !open_store(&store)?.revoke_key(&key_id)? {
-                bail!("no key with id {key_id}");
-            }
+            open(&store)?.revoke(&key_id).await?;
             println!("revoked {key_id}");
             Ok(())
         }
-        KeysCommand::Rotate { key_id, overlap, store } => rotate(&open_store(&store)?, &key_id, &overlap),
+        KeysCommand::Rotate { key_id, overlap, store } => {
+            let r = open(&store)?
+                .rotate(&key_id, super::parse_duration(&overlap)?, unix_s())
+                .await?;
+            println!("{}", r.minted.key.expose());
+            eprintln!(
+                "rotated {key_id} → {}; {key_id} stays valid until {} — store the new key now, it is not shown again",
+                r.minted.record.key_id,
+                format_rfc3339(r.old_valid_until)
+            );
+            Ok(())
+        }
         KeysCommand::SetUpstreamCredential {
             key_id,
             from_env,
             encryption_key_env,
             store,
-        } => set_credential(&open_store(&store)?, &key_id, from_env.as_deref(), &encryption_key_env),
+        } => set_credential(&open(&store)?, &key_id, from_env.as_deref(), &encryption_key_env).await,
         KeysCommand::ClearUpstreamCredential { key_id, store } => {
-            if !open_store(&store)?.remove_credential(&key_id)? {
-                bail!("no upstream credential is held for {key_id}");
-            }
+            open(&store)?.clear_credential(&key_id).await?;
             println!("cleared the upstream credential of {key_id}");
             Ok(())
         }
@@ -51,20 +80,8 @@ pub fn run(cmd: KeysCommand) -> Result<()> {
     }
 }
 
-/// Creates and stores a key; returns the key (shown once) and its record.
-pub fn create_record(store: &dyn KeyStore, template: KeyRecord) -> Result<(String, KeyRecord)> {
-    let new = keys::generate();
-    let record = KeyRecord {
-        key_id: new.key_id.clone(),
-        hash: new.hash.clone(),
-        ..template
-    };
-    store.insert_key(&record)?;
-    Ok((new.key.expose().to_string(), record))
-}
-
-fn create(c: CreateKey) -> Result<()> {
-    let store = open_store(&c.store)?;
+async fn create(c: CreateKey) -> Result<()> {
+    let svc = open(&c.store)?;
     let role =
         Role::parse(&c.role).with_context(|| format!("--role {:?}: use guest, user, developer or admin", c.role))?;
     let now = unix_s();
@@ -75,42 +92,43 @@ fn create(c: CreateKey) -> Result<()> {
         }
         (None, None) => None,
     };
-    let template = KeyRecord {
-        key_id: String::new(),
-        hash: String::new(),
+    let new = NewKey {
         name: c.name,
         user_id: c.user,
         tenant: c.tenant,
         role,
-        permissions: c.permissions.into_iter().filter(|p| !p.is_empty()).collect(),
+        permissions: c.permissions,
         limits: Limits {
             per_minute: c.per_minute,
             per_hour: c.per_hour,
             per_day: c.per_day,
         },
         expires_at,
-        created_at: now,
-        revoked: false,
-        source: "store".into(),
     };
-    let (key, record) = create_record(&store, template)?;
+    let minted = svc.create(new, now).await?;
     if c.json {
-        println!("{}", serde_json::json!({ "key": key, "key_id": record.key_id }));
+        println!(
+            "{}",
+            serde_json::json!({ "key": minted.key.expose(), "key_id": minted.record.key_id })
+        );
     } else {
-        println!("{key}");
+        println!("{}", minted.key.expose());
         eprintln!(
             "created key {} for {} — store it now, it is not shown again",
-            record.key_id, record.user_id
+            minted.record.key_id, minted.record.user_id
         );
     }
     Ok(())
 }
 
-fn list(store: &SqliteStore, json: bool) -> Result<()> {
-    let keys = store.list_keys()?;
+async fn list(svc: &KeyService, json: bool) -> Result<()> {
+    let keys = svc.keys().list_keys().await?;
     let now = unix_s();
     if json {
-        let rows: Vec<_> = keys.iter().map(|k| view(store, k, now)).collect();
+        let mut rows = Vec::with_capacity(keys.len());
+        for k in &keys {
+            rows.push(view(svc.keys(), k, now).await);
+        }
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
@@ -133,44 +151,9 @@ fn list(store: &SqliteStore, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn show(store: &SqliteStore, key_id: &str) -> Result<()> {
-    let k = store
-        .get_key(key_id)?
-        .with_context(|| format!("no key with id {key_id}"))?;
-    println!("{}", serde_json::to_string_pretty(&view(store, &k, unix_s()))?);
-    Ok(())
-}
-
-fn rotate(store: &SqliteStore, key_id: &str, overlap: &str) -> Result<()> {
-    let old = store
-        .get_key(key_id)?
-        .with_context(|| format!("no key with id {key_id}"))?;
-    if old.revoked {
-        bail!("key {key_id} is revoked; create a new one instead");
-    }
-    let now = unix_s();
-    let old_until = now + super::parse_duration(overlap)?;
-    let template = KeyRecord {
-        created_at: now,
-        ..old.clone()
-    };
-    let (key, record) = create_record(store, template)?;
-    // The old key stops at the end of the overlap, or earlier if it was to expire sooner.
-    let until = old.expires_at.map_or(old_until, |e| e.min(old_until));
-    store.set_key_expiry(key_id, Some(until))?;
-    println!("{key}");
-    eprintln!(
-        "rotated {key_id} → {}; {key_id} stays valid until {} — store the new key now, it is not shown again",
-        record.key_id,
-        format_rfc3339(until)
-    );
-    Ok(())
-}
-
-fn set_credential(store: &SqliteStore, key_id: &str, from_env: Option<&str>, key_env: &str) -> Result<()> {
-    if store.get_key(key_id)?.is_none() {
-        bail!("no key with id {key_id} in the store");
-    }
+async fn set_credential(svc: &KeyService, key_id: &str, from_env: Option<&str>, key_env: &str) -> Result<()> {
+    // The key first: a typo in the id is named before anything is read from stdin.
+    svc.get(key_id).await?;
     let key_text = std::env::var(key_env)
         .with_context(|| format!("{key_env} is not set; create one with `mcpgate keys gen-encryption-key`"))?;
     let sealing = mcpgate_core::sealed::SealingKey::parse(&key_text).map_err(|e| anyhow::anyhow!("{key_env}: {e}"))?;
@@ -184,25 +167,13 @@ fn set_credential(store: &SqliteStore, key_id: &str, from_env: Option<&str>, key
             line.trim_end_matches(['\r', '\n']).to_string()
         }
     };
-    if credential.is_empty() {
-        bail!("the credential is empty");
-    }
-    let (nonce, ciphertext) = sealing
-        .seal(key_id, credential.as_bytes())
-        .map_err(anyhow::Error::msg)?;
-    store.set_credential(
-        key_id,
-        &SealedCredential {
-            nonce: nonce.to_vec(),
-            ciphertext,
-        },
-        unix_s(),
-    )?;
+    svc.hold_credential(key_id, &Secret::new(credential), &sealing, unix_s())
+        .await?;
     eprintln!("holding an upstream credential for {key_id} (sealed); a running gateway uses it within a second");
     Ok(())
 }
 
-fn view(store: &SqliteStore, k: &KeyRecord, now: i64) -> serde_json::Value {
+async fn view(store: &dyn KeyStore, k: &KeyRecord, now: i64) -> serde_json::Value {
     serde_json::json!({
         "key_id": k.key_id,
         "name": k.name,
@@ -214,18 +185,8 @@ fn view(store: &SqliteStore, k: &KeyRecord, now: i64) -> serde_json::Value {
         "state": state(k, now),
         "created_at": format_rfc3339(k.created_at),
         "expires_at": k.expires_at.map(format_rfc3339),
-        "last_used_at": store.last_used(&k.key_id).ok().flatten().map(format_rfc3339),
+        "last_used_at": store.last_used(&k.key_id).await.ok().flatten().map(format_rfc3339),
     })
-}
-
-fn state(k: &KeyRecord, now: i64) -> &'static str {
-    if k.revoked {
-        "revoked"
-    } else if k.expires_at.is_some_and(|t| now >= t) {
-        "expired"
-    } else {
-        "active"
-    }
 }
 
 fn cut(s: &str, n: usize) -> String {

@@ -24,7 +24,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     let mut config = super::config::load(&args.config, &overrides)?;
     let demo_keys = if args.demo {
-        super::demo::ensure_keys(&config.store_path)?
+        super::demo::ensure_keys(&config.store_path).await?
     } else {
         Vec::new()
     };
@@ -38,7 +38,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     if args.no_auth {
         tracing::warn!("authentication is OFF (--no-auth): every caller is an anonymous admin");
     }
-    let gw = Gateway::new(config, &|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
+    let gw = Gateway::new(config, &|k| std::env::var(k).ok())
+        .await
+        .map_err(anyhow::Error::msg)?;
     tracing::info!(
         upstream = gw.upstream.kind(),
         "mcpgate {} listening on http://{addr}/mcp",

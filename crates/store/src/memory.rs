@@ -1,0 +1,228 @@
+//! The in-memory store: every trait, nothing survives the process. For tests, for embedders
+//! that keep keys in code, and as the gateway's replay cache (see [`ReplayStore`]).
+
+use crate::{AuditStore, CredentialStore, KeyStore, ReplayStore, Result, SealedCredential, StoreError, async_trait};
+use mcpgate_core::audit::{AuditQuery, AuditRecord};
+use mcpgate_core::keys::KeyRecord;
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Default)]
+struct Keys {
+    keys: HashMap<String, KeyRecord>,
+    last_used: HashMap<String, i64>,
+    credentials: BTreeMap<String, SealedCredential>,
+    version: i64,
+}
+
+/// Replay entries, sharded so concurrent signed requests rarely share a lock.
+const SHARDS: usize = 16;
+
+#[derive(Default)]
+struct ReplayShard {
+    /// Entry (first 16 bytes of the key's SHA-256) → when it may be used again.
+    live: HashMap<u128, i64>,
+    /// Expiry → entries, so forgetting reads only what has expired.
+    by_expiry: BTreeMap<i64, Vec<u128>>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    keys: Mutex<Keys>,
+    audit: Mutex<Vec<AuditRecord>>,
+    replay: [Mutex<ReplayShard>; SHARDS],
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// Live replay entries (for tests and metrics).
+    pub fn replay_len(&self) -> usize {
+        self.replay.iter().map(|s| lock(s).live.len()).sum()
+    }
+}
+
+#[async_trait]
+impl KeyStore for MemoryStore {
+    async fn list_keys(&self) -> Result<Vec<KeyRecord>> {
+        let mut all: Vec<KeyRecord> = lock(&self.keys).keys.values().cloned().collect();
+        all.sort_by(|a, b| (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id)));
+        Ok(all)
+    }
+
+    async fn all_keys(&self) -> Result<Vec<KeyRecord>> {
+        Ok(lock(&self.keys).keys.values().cloned().collect())
+    }
+
+    async fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>> {
+        Ok(lock(&self.keys).keys.get(key_id).cloned())
+    }
+
+    async fn insert_key(&self, record: &KeyRecord) -> Result<()> {
+        let mut k = lock(&self.keys);
+        if k.keys.contains_key(&record.key_id) {
+            return Err(StoreError::Duplicate(record.key_id.clone()));
+        }
+        let mut stored = record.clone();
+        stored.source = "store".into();
+        k.keys.insert(record.key_id.clone(), stored);
+        k.version += 1;
+        Ok(())
+    }
+
+    async fn revoke_key(&self, key_id: &str) -> Result<bool> {
+        let mut k = lock(&self.keys);
+        let Some(rec) = k.keys.get_mut(key_id) else {
+            return Ok(false);
+        };
+        rec.revoked = true;
+        k.version += 1;
+        Ok(true)
+    }
+
+    async fn set_key_expiry(&self, key_id: &str, expires_at: Option<i64>) -> Result<bool> {
+        let mut k = lock(&self.keys);
+        let Some(rec) = k.keys.get_mut(key_id) else {
+            return Ok(false);
+        };
+        rec.expires_at = expires_at;
+        k.version += 1;
+        Ok(true)
+    }
+
+    async fn touch_keys(&self, used: &[(String, i64)]) -> Result<()> {
+        let mut k = lock(&self.keys);
+        for (id, at) in used {
+            if k.keys.contains_key(id) {
+                let last = k.last_used.entry(id.clone()).or_insert(*at);
+                *last = (*last).max(*at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn last_used(&self, key_id: &str) -> Result<Option<i64>> {
+        Ok(lock(&self.keys).last_used.get(key_id).copied())
+    }
+
+    async fn keys_version(&self) -> Result<i64> {
+        Ok(lock(&self.keys).version)
+    }
+}
+
+#[async_trait]
+impl CredentialStore for MemoryStore {
+    async fn set_credential(&self, key_id: &str, sealed: &SealedCredential, _now: i64) -> Result<()> {
+        let mut k = lock(&self.keys);
+        k.credentials.insert(key_id.to_string(), sealed.clone());
+        k.version += 1;
+        Ok(())
+    }
+
+    async fn remove_credential(&self, key_id: &str) -> Result<bool> {
+        let mut k = lock(&self.keys);
+        let removed = k.credentials.remove(key_id).is_some();
+        if removed {
+            k.version += 1;
+        }
+        Ok(removed)
+    }
+
+    async fn list_credentials(&self) -> Result<Vec<(String, SealedCredential)>> {
+        Ok(lock(&self.keys)
+            .credentials
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
+    }
+}
+
+/// The filter `AuditQuery` describes, as every backend applies it.
+fn matches(q: &AuditQuery, r: &AuditRecord) -> bool {
+    q.since_ms.is_none_or(|t| r.time_ms >= t)
+        && q.user.as_ref().is_none_or(|u| r.user_id.as_ref() == Some(u))
+        && q.tool.as_ref().is_none_or(|t| r.tool.as_ref() == Some(t))
+        && q.decision.as_ref().is_none_or(|d| &r.decision == d)
+}
+
+#[async_trait]
+impl AuditStore for MemoryStore {
+    async fn append(&self, records: &[AuditRecord]) -> Result<()> {
+        lock(&self.audit).extend_from_slice(records);
+        Ok(())
+    }
+
+    async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        let limit = if q.limit == 0 { 100 } else { q.limit };
+        let all = lock(&self.audit);
+        let mut out: Vec<AuditRecord> = all
+            .iter()
+            .rev()
+            .filter(|r| matches(q, r))
+            .take(limit)
+            .cloned()
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
+
+    async fn prune(&self, before_ms: i64) -> Result<usize> {
+        let mut all = lock(&self.audit);
+        let before = all.len();
+        all.retain(|r| r.time_ms >= before_ms);
+        Ok(before - all.len())
+    }
+}
+
+impl ReplayShard {
+    fn forget_expired(&mut self, now: i64) -> usize {
+        let mut forgotten = 0;
+        while let Some(entry) = self.by_expiry.first_entry() {
+            if *entry.key() > now {
+                break;
+            }
+            for id in entry.remove() {
+                // Claimed again since with a later expiry: still live.
+                if self.live.get(&id).is_some_and(|&e| e <= now) {
+                    self.live.remove(&id);
+                    forgotten += 1;
+                }
+            }
+        }
+        forgotten
+    }
+}
+
+#[async_trait]
+impl ReplayStore for MemoryStore {
+    async fn claim(&self, key: &[u8], expires_at: i64, now: i64) -> Result<bool> {
+        if expires_at <= now {
+            return Ok(true);
+        }
+        // 16 bytes of a SHA-256: whatever the key's shape (a signature, a jti), two different
+        // keys collide with probability ~2^-128 per pair.
+        let digest = Sha256::digest(key);
+        let mut prefix = [0u8; 16];
+        prefix.copy_from_slice(&digest[..16]);
+        let id = u128::from_le_bytes(prefix);
+        let mut shard = lock(&self.replay[(id as usize) % SHARDS]);
+        shard.forget_expired(now);
+        if shard.live.get(&id).is_some_and(|&e| e > now) {
+            return Ok(false);
+        }
+        shard.live.insert(id, expires_at);
+        shard.by_expiry.entry(expires_at).or_default().push(id);
+        Ok(true)
+    }
+
+    async fn purge(&self, now: i64) -> Result<usize> {
+        Ok(self.replay.iter().map(|s| lock(s).forget_expired(now)).sum())
+    }
+}

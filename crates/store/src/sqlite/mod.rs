@@ -1,0 +1,96 @@
+//! The embedded store: one SQLite file (WAL mode, so `mcpgate keys …` can change keys while the
+//! gateway runs), schema migrations embedded and applied on open. SQLite calls block, so every
+//! method runs on the runtime's blocking pool, never on a worker thread.
+
+mod audit;
+mod keys;
+mod replay;
+
+use crate::{Result, StoreError};
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+     INSERT INTO meta VALUES ('keys_version', 0);
+     CREATE TABLE api_keys (
+        key_id TEXT PRIMARY KEY, hash TEXT NOT NULL, name TEXT NOT NULL, user_id TEXT NOT NULL,
+        tenant TEXT, role TEXT NOT NULL, permissions TEXT NOT NULL, per_minute INTEGER,
+        per_hour INTEGER, per_day INTEGER, expires_at INTEGER, created_at INTEGER NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0, last_used_at INTEGER);
+     CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL, request_id TEXT NOT NULL,
+        event TEXT NOT NULL, principal TEXT, key_id TEXT, user_id TEXT, tenant TEXT,
+        auth_method TEXT, client_addr TEXT, mcp_method TEXT, tool TEXT, decision TEXT NOT NULL,
+        reason TEXT NOT NULL, status INTEGER NOT NULL, latency_us INTEGER NOT NULL);
+     CREATE INDEX audit_time ON audit(time_ms);
+     CREATE INDEX audit_user ON audit(user_id, time_ms);",
+    "CREATE TABLE upstream_credentials (
+        key_id TEXT PRIMARY KEY, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, updated_at INTEGER NOT NULL);",
+    "CREATE TABLE replay (key BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+     CREATE INDEX replay_expiry ON replay(expires_at);",
+];
+
+/// One SQLite file. Cloning shares the connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let mut conn =
+            Connection::open(path).map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;",
+        )
+        .map_err(backend)?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .map_err(backend)?
+        .max(0) as usize;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Keys or held credentials changed: running gateways reload.
+fn bump(conn: &Connection) -> Result<()> {
+    conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'keys_version'", [])
+        .map_err(backend)?;
+    Ok(())
+}
