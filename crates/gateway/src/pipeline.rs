@@ -9,7 +9,6 @@ pub use local::whoami_json;
 use crate::Gateway;
 use crate::auth::Attempt;
 use crate::auth::extract::{self, Found, Location, Presented};
-use crate::clock;
 use crate::guard;
 use crate::metrics::method_label;
 use crate::refusal::Refusal;
@@ -134,7 +133,7 @@ impl Gateway {
             headers: &parts.headers,
             body: &bytes,
             presented: presented.as_ref(),
-            now: clock::unix_s(),
+            now: self.clock.unix_s(),
         };
         let principal = self
             .auth
@@ -216,7 +215,7 @@ impl Gateway {
                 None
             };
             self.limiter
-                .check(&p.id, &limits, tool_limits, clock::now())
+                .check(&p.id, &limits, tool_limits, self.clock.now())
                 .map_err(|l| with_id(Refusal::RateLimited(l)))?;
         }
         // 10. Answered by the gateway itself.
@@ -330,7 +329,7 @@ impl Gateway {
             headers: &parts.headers,
             body: b"",
             presented: presented.as_ref(),
-            now: clock::unix_s(),
+            now: self.clock.unix_s(),
         };
         self.auth.authenticate(&attempt).await.map_err(Refusal::from)
     }

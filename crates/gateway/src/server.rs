@@ -6,6 +6,7 @@ mod listen;
 use crate::audit::AuditSink;
 use crate::auth::Auth;
 use crate::auth::registry::KeyRegistry;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::refusal::Refusal;
@@ -40,6 +41,9 @@ pub struct Gateway {
     pub delegation: Option<crate::delegation::Delegation>,
     /// Tool names per-tool limiter state may be kept under.
     pub known_tools: crate::known_tools::KnownTools,
+    /// The time the request path reads (token expiry, key expiry, limits, session idleness,
+    /// JWKS refresh floors, replay windows, audit times).
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The keys configured outside the store: `MCP_API_KEYS` (seed 001) and the keys file.
@@ -74,6 +78,15 @@ impl Gateway {
     /// Builds the gateway; must run inside a Tokio runtime (stdio upstreams, the key watcher and
     /// the audit writer start background work). `env` reads environment variables.
     pub async fn new(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Arc<Gateway>, String> {
+        Gateway::with_clock(config, env, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Gateway::new`], reading time from `clock` (tests move a [`crate::clock::ManualClock`]).
+    pub async fn with_clock(
+        config: Config,
+        env: &dyn Fn(&str) -> Option<String>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Gateway>, String> {
         let metrics = Arc::new(Metrics::new());
         let store = Arc::new(SqliteStore::open(&config.store_path).map_err(|e| e.to_string())?);
         let held = match &config.delegation {
@@ -133,11 +146,15 @@ impl Gateway {
             known_tools,
             upstream,
             metrics,
-            sessions: SessionRegistry::new(SessionLimits {
-                sessions_per_principal: config.max_sessions_per_principal,
-                streams_per_principal: config.http.max_streams_per_principal,
-                streams: config.http.max_streams,
-            }),
+            sessions: SessionRegistry::with_clock(
+                SessionLimits {
+                    sessions_per_principal: config.max_sessions_per_principal,
+                    streams_per_principal: config.http.max_streams_per_principal,
+                    streams: config.http.max_streams,
+                },
+                clock.clone(),
+            ),
+            clock,
             started: Instant::now(),
             auth,
             limiter: Arc::new(LocalLimiter::default()),
@@ -226,7 +243,7 @@ async fn me(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         Err(r) => return r,
     };
     let limits = p.limits.or(gw.config.limits.default);
-    let remaining = gw.limiter.remaining(&p.id, &limits, crate::clock::now());
+    let remaining = gw.limiter.remaining(&p.id, &limits, gw.clock.now());
     axum::Json(crate::pipeline::whoami_json(&p, &limits, &remaining)).into_response()
 }
 

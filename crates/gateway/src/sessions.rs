@@ -8,10 +8,11 @@
 //! connection, an upstream stream and memory for as long as the client likes). Callers without a
 //! credential count as one principal, so anonymous traffic cannot multiply its share.
 
+use crate::clock::{Clock, SystemClock};
 use axum::response::Response;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The bucket callers without a credential share; principal ids are `key:…`, `jwt:…` and so on,
 /// and the default-role principal's id is this same word.
@@ -56,6 +57,8 @@ pub struct SessionRegistry {
     /// bodies).
     streams: Arc<Mutex<StreamCounts>>,
     limits: SessionLimits,
+    /// Idleness is measured on this clock's monotonic time.
+    clock: Arc<dyn Clock>,
 }
 
 impl Default for SessionRegistry {
@@ -72,7 +75,8 @@ struct Inner {
 }
 
 struct Entry {
-    last_seen: Instant,
+    /// Monotonic µs of the clock when the session was last used.
+    last_seen: i64,
     /// The principal that opened the session (`None`: opened without a credential).
     owner: Option<String>,
     /// GET streams open on this session now: a session with one is in use, never idle.
@@ -105,9 +109,9 @@ impl Inner {
     }
 
     /// Records a session whose count was already taken.
-    fn insert(&mut self, id: &str, owner: Option<&str>) {
+    fn insert(&mut self, id: &str, owner: Option<&str>, now_us: i64) {
         let entry = Entry {
-            last_seen: Instant::now(),
+            last_seen: now_us,
             owner: owner.map(str::to_string),
             streams: 0,
         };
@@ -130,10 +134,15 @@ pub enum Lookup {
 
 impl SessionRegistry {
     pub fn new(limits: SessionLimits) -> Self {
+        SessionRegistry::with_clock(limits, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(limits: SessionLimits, clock: Arc<dyn Clock>) -> Self {
         SessionRegistry {
             inner: Arc::default(),
             streams: Arc::default(),
             limits,
+            clock,
         }
     }
 
@@ -162,20 +171,22 @@ impl SessionRegistry {
 
     /// Records a session without checking the cap (it still counts toward it).
     pub fn open(&self, id: &str, owner: Option<&str>) {
+        let now = self.clock.mono_us();
         let mut inner = self.lock();
         inner.add(owner);
-        inner.insert(id, owner);
+        inner.insert(id, owner, now);
     }
 
     /// Whether `principal` may use the session; marks it used when so.
     pub fn check(&self, id: &str, principal: Option<&str>) -> Lookup {
+        let now = self.clock.mono_us();
         let mut inner = self.lock();
         match inner.map.get_mut(id) {
             None => Lookup::Unknown,
             Some(e) if e.owner.is_none() && principal.is_some() => Lookup::OpenedAnonymously,
             Some(e) if e.owner.as_deref() != principal => Lookup::OwnedByOther,
             Some(e) => {
-                e.last_seen = Instant::now();
+                e.last_seen = now;
                 Lookup::Ok
             }
         }
@@ -206,11 +217,13 @@ impl SessionRegistry {
     }
 
     pub fn forget_idle(&self, limit: Duration) -> usize {
+        let now = self.clock.mono_us();
+        let limit_us = i64::try_from(limit.as_micros()).unwrap_or(i64::MAX);
         let mut inner = self.lock();
         let idle: Vec<String> = inner
             .map
             .iter()
-            .filter(|(_, e)| e.streams == 0 && e.last_seen.elapsed() >= limit)
+            .filter(|(_, e)| e.streams == 0 && now.saturating_sub(e.last_seen) >= limit_us)
             .map(|(id, _)| id.clone())
             .collect();
         for id in &idle {
@@ -246,12 +259,13 @@ impl SessionRegistry {
             let mut inner = self.lock();
             let e = inner.map.get_mut(id)?;
             e.streams += 1;
-            e.last_seen = Instant::now();
+            e.last_seen = self.clock.mono_us();
             Some(id.to_string())
         });
         Ok(StreamPermit {
             counts: self.streams.clone(),
             inner: self.inner.clone(),
+            clock: self.clock.clone(),
             principal: b.to_string(),
             session,
         })
@@ -274,7 +288,8 @@ impl SessionSlot<'_> {
     /// The upstream issued `id`: the session now exists and keeps the place.
     pub fn open(mut self, id: &str) {
         self.used = true;
-        self.registry.lock().insert(id, self.owner.as_deref());
+        let now = self.registry.clock.mono_us();
+        self.registry.lock().insert(id, self.owner.as_deref(), now);
     }
 }
 
@@ -290,6 +305,7 @@ impl Drop for SessionSlot<'_> {
 pub struct StreamPermit {
     counts: Arc<Mutex<StreamCounts>>,
     inner: Arc<Mutex<Inner>>,
+    clock: Arc<dyn Clock>,
     principal: String,
     session: Option<String>,
 }
@@ -307,7 +323,7 @@ impl Drop for StreamPermit {
             let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(e) = inner.map.get_mut(id) {
                 e.streams = e.streams.saturating_sub(1);
-                e.last_seen = Instant::now();
+                e.last_seen = self.clock.mono_us();
             }
         }
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
@@ -423,22 +439,23 @@ mod tests {
     /// seen when the stream ends (before, a 30-minute stream lost its session under it).
     #[test]
     fn an_open_stream_keeps_its_session() {
-        let r = SessionRegistry::default();
+        let clock = Arc::new(crate::clock::ManualClock::at(0));
+        let r = SessionRegistry::with_clock(SessionLimits::default(), clock.clone());
         r.open("s1", Some("key:a"));
         r.open("s2", Some("key:a"));
         let permit = r.stream_permit(Some("key:a"), Some("s1")).unwrap();
-        std::thread::sleep(Duration::from_millis(5));
+        clock.advance(Duration::from_millis(5));
         assert_eq!(r.forget_idle(Duration::from_millis(1)), 1, "only s2 is idle");
         assert_eq!(r.check("s1", Some("key:a")), Lookup::Ok);
         assert_eq!(r.check("s2", Some("key:a")), Lookup::Unknown);
-        std::thread::sleep(Duration::from_millis(5));
+        clock.advance(Duration::from_millis(5));
         drop(permit);
         assert_eq!(
             r.forget_idle(Duration::from_millis(3)),
             0,
             "the stream's end counts as seen"
         );
-        std::thread::sleep(Duration::from_millis(5));
+        clock.advance(Duration::from_millis(5));
         assert_eq!(r.forget_idle(Duration::from_millis(3)), 1);
         // A permit for a session that is gone (or none) marks nothing and frees its place.
         let p = r.stream_permit(Some("key:a"), Some("gone")).unwrap();

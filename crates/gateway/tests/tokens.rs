@@ -306,14 +306,17 @@ async fn jwt_from_a_discovered_issuer_initializes_lists_and_calls_with_rs256_es2
 async fn a_rotated_issuer_key_is_picked_up_without_restart() {
     let k = keys();
     let issuer = Issuer::start(&[&k.rsa]).await;
-    let gw = Setup::new(&issuer_toml(&issuer.base, "", "")).start().await;
+    let gw = Setup::new(&issuer_toml(&issuer.base, "", ""))
+        .manual_clock()
+        .start()
+        .await;
     let old = bearer(&k.rsa.sign(&issuer.claims()));
     let s = gw.initialize(&[("authorization", &old)]).await;
     assert_eq!(issuer.fetches(), (1, 1));
 
     // The issuer rotates: publishes rsa-2, withdraws rsa-1.
     issuer.publish(&[&k.rsa2]);
-    tokio::time::sleep(PAST_FLOOR).await;
+    gw.advance(PAST_FLOOR);
     let new = bearer(&k.rsa2.sign(&issuer.claims()));
     let who = gw.whoami(&[("authorization", &new)]).await;
     assert_eq!(who["user_id"], json!("alice"));
@@ -345,12 +348,15 @@ async fn a_rotated_issuer_key_is_picked_up_without_restart() {
 async fn issuer_stopped_cached_keys_still_verify_unknown_kids_fail_closed() {
     let k = keys();
     let issuer = Issuer::start(&[&k.rsa]).await;
-    let gw = Setup::new(&issuer_toml(&issuer.base, "", "")).start().await;
+    let gw = Setup::new(&issuer_toml(&issuer.base, "", ""))
+        .manual_clock()
+        .start()
+        .await;
     let first = bearer(&k.rsa.sign(&issuer.claims()));
     let s = gw.initialize(&[("authorization", &first)]).await;
 
     issuer.stop();
-    tokio::time::sleep(PAST_FLOOR).await;
+    gw.advance(PAST_FLOOR);
     // A token never seen before, under the cached key: verified with the cached key.
     let second = bearer(&k.rsa.sign(&issuer.claims()));
     gw.call(

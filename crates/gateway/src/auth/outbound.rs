@@ -93,19 +93,7 @@ pub enum Outcome<V> {
     Unavailable,
 }
 
-/// Monotonic time in microseconds.
-pub trait Clock: Send + Sync {
-    fn mono_us(&self) -> i64;
-}
-
-/// The process's monotonic clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn mono_us(&self) -> i64 {
-        crate::clock::now().mono_us
-    }
-}
+pub use crate::clock::{Clock, SystemClock};
 
 /// At most `max_concurrent` calls at once and `max_per_second` on average. The bucket holds at
 /// most `min(max_per_second, max_concurrent)` tokens, so in any `t` seconds the endpoint sees at
@@ -300,6 +288,9 @@ mod tests {
 
     struct Manual(AtomicI64);
     impl Clock for Manual {
+        fn unix_ms(&self) -> i64 {
+            0
+        }
         fn mono_us(&self) -> i64 {
             self.0.load(Ordering::SeqCst)
         }

@@ -4,7 +4,6 @@
 
 use super::{Trace, printable};
 use crate::Gateway;
-use crate::clock;
 use crate::lists;
 use crate::refusal::{Refusal, json_response};
 use crate::upstream::Forward;
@@ -22,7 +21,7 @@ impl Gateway {
     /// The gateway's own whoami tool: answered here, never forwarded.
     pub(super) fn whoami_result(&self, p: &Principal, id: &RawValue) -> Response {
         let limits = p.limits.or(self.config.limits.default);
-        let remaining = self.limiter.remaining(&p.id, &limits, clock::now());
+        let remaining = self.limiter.remaining(&p.id, &limits, self.clock.now());
         let info = whoami_json(p, &limits, &remaining);
         let text = serde_json::to_string_pretty(&info).unwrap_or_default();
         let result = serde_json::json!({
@@ -116,7 +115,7 @@ impl Gateway {
             _ => "error",
         };
         AuditRecord {
-            time_ms: clock::unix_ms(),
+            time_ms: self.clock.unix_ms(),
             request_id: request_id.to_string(),
             event: if decision == "deny" || decision == "limited" {
                 "auth"

@@ -14,6 +14,7 @@ use mcpgate_core::audit::{AuditQuery, AuditRecord};
 use mcpgate_core::keys::{self, KeyRecord};
 use mcpgate_core::principal::{Limits, Role};
 use mcpgate_gateway::Gateway;
+use mcpgate_gateway::clock::{Clock, ManualClock, SystemClock};
 use mcpgate_gateway::config::Config;
 use mcpgate_gateway::config::raw::{Overrides, RawConfig};
 use mcpgate_store::sqlite::SqliteStore;
@@ -199,6 +200,8 @@ pub struct Setup {
     upstream: Option<String>,
     /// The TOML names a stdio upstream (`[upstream] command`): no demo server, no URL override.
     stdio: bool,
+    /// Time for the gateway: the system's, or a manual clock the test moves.
+    clock: Option<Arc<ManualClock>>,
 }
 
 impl Setup {
@@ -212,7 +215,15 @@ impl Setup {
             env: HashMap::new(),
             upstream: None,
             stdio: false,
+            clock: None,
         }
+    }
+
+    /// The gateway reads time from a manual clock (starting at the system's now) that the test
+    /// moves with `Gw::advance`, instead of sleeping past refresh floors and windows.
+    pub fn manual_clock(mut self) -> Setup {
+        self.clock = Some(Arc::new(ManualClock::starting_now()));
+        self
     }
 
     /// Inserts a store key now (before the gateway loads its registry).
@@ -252,11 +263,16 @@ impl Setup {
         });
         let config = Config::validate(raw).unwrap_or_else(|e| panic!("invalid test config: {e}\n{}", self.toml));
         let env = self.env;
-        let gw = Gateway::new(config, &|k| env.get(k).cloned())
+        let clock: Arc<dyn Clock> = match &self.clock {
+            Some(c) => c.clone(),
+            None => Arc::new(SystemClock),
+        };
+        let gw = Gateway::with_clock(config, &|k| env.get(k).cloned(), clock)
             .await
             .unwrap_or_else(|e| panic!("Gateway::new: {e}"));
         Gw {
             gw,
+            clock: self.clock,
             upstream_url,
             next_id: AtomicU64::new(1),
             seen: Mutex::new(Vec::new()),
@@ -364,6 +380,8 @@ pub fn json_in_sse(text: &str) -> Value {
 
 pub struct Gw {
     pub gw: Arc<Gateway>,
+    /// Set by `Setup::manual_clock`.
+    pub clock: Option<Arc<ManualClock>>,
     pub upstream_url: String,
     next_id: AtomicU64,
     /// Every response seen (status, headers, body), for leak checks.
@@ -372,6 +390,16 @@ pub struct Gw {
 }
 
 pub type Headers<'a> = &'a [(&'a str, &'a str)];
+
+impl Gw {
+    /// Moves the gateway's manual clock (see `Setup::manual_clock`).
+    pub fn advance(&self, by: Duration) {
+        self.clock
+            .as_ref()
+            .expect("advance needs Setup::manual_clock()")
+            .advance(by);
+    }
+}
 
 impl Gw {
     pub fn store(&self) -> &SqliteStore {
