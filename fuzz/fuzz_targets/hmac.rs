@@ -17,7 +17,19 @@
 use hmac::{Hmac, KeyInit, Mac};
 use libfuzzer_sys::fuzz_target;
 use mcpgate_core::hmac::{HmacError, sign, verify};
-use mcpgate_gateway::auth::hmac::{HmacAuth, RawHmac, RawHmacClient};
+use mcpgate_gateway::auth::hmac::{HmacAuth, HmacRefusal, RawHmac, RawHmacClient};
+
+/// The gateway's check with its default (in-memory) replay store never waits: one poll answers.
+fn ready<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    match f
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => panic!("the in-memory replay store waited"),
+    }
+}
 
 const SKEW: i64 = 300;
 
@@ -94,16 +106,17 @@ fn check_signed(secret: &[u8], ts: &str, other: &str, body: &[u8]) {
     let auth = HmacAuth::new(raw, &env).expect("one client with a secret");
     let sig = sign(secret_text.as_bytes(), ts, body);
     assert!(
-        matches!(auth.verify("client-2", ts, &sig, body, t), Err(None)),
+        matches!(
+            ready(auth.verify("client-2", ts, &sig, body, t)),
+            Err(HmacRefusal::UnknownClient)
+        ),
         "unknown client"
     );
-    let p = auth
-        .verify("client-1", ts, &sig, body, t)
-        .expect("signed request accepted");
+    let p = ready(auth.verify("client-1", ts, &sig, body, t)).expect("signed request accepted");
     assert_eq!(p.id, "hmac:client-1");
     assert_eq!(
-        auth.verify("client-1", ts, &sig, body, t).unwrap_err(),
-        Some(HmacError::Replayed),
+        ready(auth.verify("client-1", ts, &sig, body, t)).unwrap_err(),
+        HmacRefusal::Bad(HmacError::Replayed),
         "the same signed request accepted twice"
     );
 }

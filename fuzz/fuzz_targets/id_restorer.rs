@@ -47,7 +47,11 @@ fuzz_target!(|data: &[u8]| {
         .map(|i| stream.len() * i / 8)
         .collect();
     let whole = run(stream, &[]);
-    assert_eq!(run(stream, &cuts), whole, "the output depends on how the stream was cut");
+    assert_eq!(
+        run(stream, &cuts),
+        whole,
+        "the output depends on how the stream was cut"
+    );
     let count = |b: &[u8]| b.iter().filter(|c| **c == b'\n').count();
     assert_eq!(count(&whole), count(stream), "line endings kept");
 
@@ -65,7 +69,11 @@ fuzz_target!(|data: &[u8]| {
         };
         if m.kind == Kind::Response {
             let id: Option<Value> = m.id.and_then(|i| serde_json::from_str(i.get()).ok());
-            assert_ne!(id.as_ref(), Some(&gateway_id), "an answer reached the client with the gateway's id");
+            assert_ne!(
+                id.as_ref(),
+                Some(&gateway_id),
+                "an answer reached the client with the gateway's id"
+            );
         }
     }
 });

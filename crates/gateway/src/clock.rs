@@ -66,10 +66,10 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to (wall-clock and monotonic time together).
+/// A clock that moves only when told to (wall-clock and monotonic time together, to the µs).
 #[derive(Debug)]
 pub struct ManualClock {
-    unix_ms: AtomicI64,
+    start_unix_ms: i64,
     mono_us: AtomicI64,
 }
 
@@ -77,7 +77,7 @@ impl ManualClock {
     /// Starts at `unix_ms`.
     pub fn at(unix_ms: i64) -> ManualClock {
         ManualClock {
-            unix_ms: AtomicI64::new(unix_ms),
+            start_unix_ms: unix_ms,
             mono_us: AtomicI64::new(0),
         }
     }
@@ -90,14 +90,15 @@ impl ManualClock {
     /// Moves both clocks forward.
     pub fn advance(&self, by: std::time::Duration) {
         let us = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
-        self.mono_us.fetch_add(us, Ordering::SeqCst);
-        self.unix_ms.fetch_add(us / 1000, Ordering::SeqCst);
+        let _ = self
+            .mono_us
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(t.saturating_add(us)));
     }
 }
 
 impl Clock for ManualClock {
     fn unix_ms(&self) -> i64 {
-        self.unix_ms.load(Ordering::SeqCst)
+        self.start_unix_ms.saturating_add(self.mono_us().div_euclid(1000))
     }
     fn mono_us(&self) -> i64 {
         self.mono_us.load(Ordering::SeqCst)
