@@ -5,6 +5,7 @@
 #   MCPGATE_TEST_CACHE   where tools are installed (default ~/.cache/mcpgate-test)
 #   MCPGATE_BIN          gateway binary (default $TARGET_DIR/release/mcpgate)
 #   MCPGATE_EXAMPLE_BIN  fixture binary (default $TARGET_DIR/release/mcpgate-example-server)
+#   MCPGATE_EMBEDDED_BIN examples/embedded-server (default $TARGET_DIR/release/mcpgate-embedded-example)
 #   MCPGATE_PROFILE_DIR  cargo profile dir used for the defaults above (default release)
 #   CARGO_TARGET_DIR     honoured like cargo does
 #   E2E_RESULTS          file that PASS/FAIL lines are appended to (scripts/test sets it)
@@ -25,6 +26,7 @@ NODE_MIN="22.19.0"
 
 MCPGATE_BIN="${MCPGATE_BIN:-$TARGET_DIR/${MCPGATE_PROFILE_DIR:-release}/mcpgate}"
 MCPGATE_EXAMPLE_BIN="${MCPGATE_EXAMPLE_BIN:-$TARGET_DIR/${MCPGATE_PROFILE_DIR:-release}/mcpgate-example-server}"
+MCPGATE_EMBEDDED_BIN="${MCPGATE_EMBEDDED_BIN:-$TARGET_DIR/${MCPGATE_PROFILE_DIR:-release}/mcpgate-embedded-example}"
 E2E_LOG_DIR="${E2E_LOG_DIR:-$TARGET_DIR/e2e-logs}"
 
 log()  { printf '%s\n' "[e2e] $*" >&2; }

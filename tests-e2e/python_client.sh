@@ -50,4 +50,53 @@ URL="$GATEWAY_URL"
 run_client --label jwt --header "Authorization: Bearer $JWT_TOKEN" --expect-user jwt-user
 run_client --label bad-jwt --header "Authorization: Bearer $BAD_JWT_TOKEN" --expect-auth-failure --timeout 10
 
+# examples/embedded-server: an rmcp server with mcpgate-layer in the same process. An admin key,
+# a read-only key (sees and calls `count`, is refused `admin_reset`), an HS256 JWT, no key.
+ADMIN_KEY="$(new_test_key)"
+READER_KEY="$(new_test_key)"
+EMB_KEYS="$(python3 -c 'import json, sys; print(json.dumps({
+  sys.argv[1]: {"userId": "ana", "role": "admin", "permissions": ["*"]},
+  sys.argv[2]: {"userId": "rob", "role": "user", "permissions": ["read"]}}))' "$ADMIN_KEY" "$READER_KEY")"
+[[ -x "$MCPGATE_EMBEDDED_BIN" ]] || die "embedded example not found: $MCPGATE_EMBEDDED_BIN (build first)"
+EMB_LOG="$E2E_SUITE_LOG_DIR/embedded.log"
+spawn "$EMB_LOG" env MCP_API_KEYS="$EMB_KEYS" JWT_SECRET="$JWT_SECRET" NO_COLOR=1 "$MCPGATE_EMBEDDED_BIN" 127.0.0.1:0
+URL=""
+for _ in $(seq 1 300); do
+  URL="$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]*/mcp' "$EMB_LOG" 2>/dev/null | sed 's/^listening on //' || true)"
+  [[ -n "$URL" ]] && break
+  sleep 0.1
+done
+if [[ -z "$URL" ]]; then
+  tail -n 20 "$EMB_LOG" >&2 || true
+  fail "embedded/start" "the embedded example printed no listening line (log: $EMB_LOG)"
+else
+  EMB_JWT="$(JWT_SECRET="$JWT_SECRET" "$MCPGATE_BIN" token mint --sub jwt-ana --aud "$URL" --roles admin --claim 'permissions=["*"]' --ttl 1h)"
+  run_embedded() {
+    local out="$E2E_TMP/emb.out" rc=0 line
+    RUNS=$((RUNS + 1))
+    limited 120 "$VENV_PY" "$E2E_DIR/embedded_client.py" --url "$URL" "$@" \
+      >"$out" 2>"$E2E_SUITE_LOG_DIR/client.$RUNS.stderr" || rc=$?
+    cat "$out"
+    while IFS= read -r line; do
+      case "$line" in
+        PASS\ *) E2E_PASSED=$((E2E_PASSED + 1)) ;;
+        FAIL\ *) E2E_FAILED=$((E2E_FAILED + 1)) ;;
+      esac
+    done <"$out"
+    if [[ "$rc" -ne 0 ]] && ! grep -q '^FAIL ' "$out"; then
+      fail "embedded/run-$RUNS" "client exited $rc without a result (stderr: $E2E_SUITE_LOG_DIR/client.$RUNS.stderr)"
+    fi
+  }
+  run_embedded --label admin-key --header "X-API-Key: $ADMIN_KEY" --expect-user ana --admin
+  run_embedded --label read-only-key --header "Authorization: Bearer $READER_KEY" --expect-user rob
+  run_embedded --label jwt --header "Authorization: Bearer $EMB_JWT" --expect-user jwt-ana --admin
+  run_embedded --label no-key --expect-auth-failure --timeout 10
+  # No secret the clients sent may appear in the server's log.
+  if grep -qF -e "${ADMIN_KEY##*_}" -e "${READER_KEY##*_}" -e "$EMB_JWT" -e "$JWT_SECRET" "$EMB_LOG"; then
+    fail "embedded/no-secret-in-log" "a key, token or the JWT secret appears in $EMB_LOG"
+  else
+    pass "embedded/no-secret-in-log"
+  fi
+fi
+
 suite_summary

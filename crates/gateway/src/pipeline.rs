@@ -13,7 +13,7 @@ use crate::guard;
 use crate::metrics::method_label;
 use crate::refusal::Refusal;
 use crate::sessions::Lookup;
-use crate::upstream::{Forward, SESSION_HEADER, header_str};
+use crate::upstream::{Forward, Forwarder, Plain, SESSION_HEADER, header_str};
 use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -38,11 +38,18 @@ struct Trace {
 type Refused = (Refusal, Option<Box<RawValue>>);
 
 impl Gateway {
+    /// `POST /mcp` toward this gateway's own connector (HTTP or stdio upstream).
     pub async fn handle_post(&self, parts: Parts, body: Body) -> Response {
+        self.handle_post_via(&self.upstream, parts, body).await
+    }
+
+    /// `POST /mcp`: the whole pipeline, forwarding what it lets through to `via` — the gateway's
+    /// connector, or the service an embedding application's layer wraps.
+    pub async fn handle_post_via(&self, via: &dyn Forwarder, parts: Parts, body: Body) -> Response {
         let started = Instant::now();
         let request_id = request_id(&parts.headers);
         let mut trace = Trace::default();
-        let result = self.post_steps(&parts, body, &mut trace).await;
+        let result = self.post_steps(via, &parts, body, &mut trace).await;
         let (mut response, outcome, reason) = match result {
             Ok(r) => {
                 let outcome = if r.status().is_success() {
@@ -94,7 +101,13 @@ impl Gateway {
         response
     }
 
-    async fn post_steps(&self, parts: &Parts, body: Body, trace: &mut Trace) -> Result<Response, Refused> {
+    async fn post_steps(
+        &self,
+        via: &dyn Forwarder,
+        parts: &Parts,
+        body: Body,
+        trace: &mut Trace,
+    ) -> Result<Response, Refused> {
         let no_id = |r: Refusal| (r, None);
         // 1. DNS rebinding first: a forged Host or a foreign page's Origin gets nothing else.
         guard::check(&self.config.http, &parts.uri, &parts.headers).map_err(no_id)?;
@@ -223,7 +236,7 @@ impl Gateway {
             return Ok(self.whoami_result(p, rid));
         }
         if parsed.kind == Kind::Request && parsed.method() == "server/discover" {
-            return Ok(self.discover(&parsed, &canonical, parts).await);
+            return Ok(self.discover(via, &parsed, &canonical, parts).await);
         }
         // 11. Cut a tool-argument credential out of the body before it can go anywhere.
         let stripped = if tool_arg_key {
@@ -270,14 +283,14 @@ impl Gateway {
         } else {
             None
         };
-        let response = self
-            .upstream
+        let response = via
             .post(Forward {
                 msg: &msg,
                 body: bytes,
                 session,
-                client_headers: &parts.headers,
+                client: parts,
                 inject: &inject,
+                principal: principal.as_ref(),
             })
             .await
             .map_err(&with_id)?;
@@ -351,8 +364,14 @@ impl Gateway {
         Ok((session, principal))
     }
 
+    /// `GET /mcp` (the server's stream) toward this gateway's own connector.
     pub async fn handle_get(&self, parts: Parts) -> Result<Response, Refusal> {
+        self.handle_get_via(&self.upstream, parts).await
+    }
+
+    pub async fn handle_get_via(&self, via: &dyn Forwarder, parts: Parts) -> Result<Response, Refusal> {
         let (session, principal) = self.session_for(&parts).await?;
+        let principal = principal.map(std::sync::Arc::new);
         if !accepts(&parts.headers, "text/event-stream") {
             return Err(Refusal::MethodNotAllowed);
         }
@@ -361,15 +380,32 @@ impl Gateway {
             .sessions
             .stream_permit(principal.as_ref().map(|p| p.id.as_str()), session.as_deref())
             .map_err(Refusal::Cap)?;
-        let response = self.upstream.get(session.as_deref(), &parts.headers).await?;
+        let response = via
+            .get(Plain {
+                session: session.as_deref(),
+                client: &parts,
+                principal: principal.as_ref(),
+            })
+            .await?;
         Ok(permit.attach(response))
     }
 
+    /// `DELETE /mcp` (end a session) toward this gateway's own connector.
     pub async fn handle_delete(&self, parts: Parts) -> Result<Response, Refusal> {
-        let (session, _) = self.session_for(&parts).await?;
+        self.handle_delete_via(&self.upstream, parts).await
+    }
+
+    pub async fn handle_delete_via(&self, via: &dyn Forwarder, parts: Parts) -> Result<Response, Refusal> {
+        let (session, principal) = self.session_for(&parts).await?;
         let session = session.ok_or(Refusal::SessionRequired)?;
         self.sessions.close(&session);
-        self.upstream.delete(&session, &parts.headers).await
+        let principal = principal.map(std::sync::Arc::new);
+        via.delete(Plain {
+            session: Some(&session),
+            client: &parts,
+            principal: principal.as_ref(),
+        })
+        .await
     }
 }
 

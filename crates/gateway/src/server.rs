@@ -21,7 +21,9 @@ use axum::routing::get;
 use mcpgate_core::keys::{KeyRecord, parse_seed_keys};
 use mcpgate_core::principal::{AuthMethod, Principal, Role};
 use mcpgate_core::ratelimit::{LocalLimiter, RateLimiter};
+use mcpgate_store::memory::MemoryStore;
 use mcpgate_store::sqlite::SqliteStore;
+use mcpgate_store::{AuditStore, CredentialStore, KeyStore};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,13 +39,43 @@ pub struct Gateway {
     pub auth: Auth,
     pub limiter: Arc<dyn RateLimiter>,
     pub audit: AuditSink,
-    pub store: Arc<SqliteStore>,
     pub delegation: Option<crate::delegation::Delegation>,
     /// Tool names per-tool limiter state may be kept under.
     pub known_tools: crate::known_tools::KnownTools,
     /// The time the request path reads (token expiry, key expiry, limits, session idleness,
     /// JWKS refresh floors, replay windows, audit times).
     pub clock: Arc<dyn Clock>,
+}
+
+/// Where the gateway keeps its state: one backend per kind of record, behind the store traits.
+#[derive(Clone)]
+pub struct Stores {
+    pub keys: Arc<dyn KeyStore>,
+    pub credentials: Arc<dyn CredentialStore>,
+    pub audit: Arc<dyn AuditStore>,
+}
+
+impl Stores {
+    /// Everything in one SQLite file (the gateway's default, `store.path`).
+    pub fn sqlite(path: &std::path::Path) -> Result<Stores, String> {
+        let store = Arc::new(SqliteStore::open(path).map_err(|e| e.to_string())?);
+        Ok(Stores {
+            keys: store.clone(),
+            credentials: store.clone(),
+            audit: store,
+        })
+    }
+
+    /// Everything in this process's memory, gone when it exits (an embedded gateway whose keys
+    /// come from its code or environment).
+    pub fn memory() -> Stores {
+        let store = Arc::new(MemoryStore::new());
+        Stores {
+            keys: store.clone(),
+            credentials: store.clone(),
+            audit: store,
+        }
+    }
 }
 
 /// The keys configured outside the store: `MCP_API_KEYS` (seed 001) and the keys file.
@@ -87,20 +119,30 @@ impl Gateway {
         env: &dyn Fn(&str) -> Option<String>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Gateway>, String> {
+        let stores = Stores::sqlite(&config.store_path)?;
+        Gateway::assemble(config, env, clock, stores).await
+    }
+
+    /// Builds the gateway on `stores` (any backend passing the store conformance suite).
+    pub async fn assemble(
+        config: Config,
+        env: &dyn Fn(&str) -> Option<String>,
+        clock: Arc<dyn Clock>,
+        stores: Stores,
+    ) -> Result<Arc<Gateway>, String> {
         let metrics = Arc::new(Metrics::new());
-        let store = Arc::new(SqliteStore::open(&config.store_path).map_err(|e| e.to_string())?);
         let held = match &config.delegation {
             Some(d) => match env(&d.encryption_key_env) {
                 Some(text) => {
                     let key = mcpgate_core::sealed::SealingKey::parse(&text)
                         .map_err(|e| format!("{}: {e}", d.encryption_key_env))?;
-                    Some((store.clone() as Arc<dyn mcpgate_store::CredentialStore>, key))
+                    Some((stores.credentials.clone(), key))
                 }
                 None => None,
             },
             None => None,
         };
-        let keys = KeyRegistry::new(fixed_keys(&config, env)?, Some(store.clone()), held).await?;
+        let keys = KeyRegistry::new(fixed_keys(&config, env)?, Some(stores.keys.clone()), held).await?;
         let delegation = config
             .delegation
             .clone()
@@ -131,7 +173,7 @@ impl Gateway {
                 role.as_str()
             );
         }
-        let audit = AuditSink::start(&config.audit, Some(store.clone() as Arc<dyn mcpgate_store::AuditStore>))?;
+        let audit = AuditSink::start(&config.audit, Some(stores.audit.clone()))?;
         let upstream = Upstream::new(&config.upstream, metrics.clone())?;
         let known_tools = crate::known_tools::KnownTools::new(
             config
@@ -159,7 +201,6 @@ impl Gateway {
             auth,
             limiter: Arc::new(LocalLimiter::default()),
             audit,
-            store,
             delegation,
             config,
         }))
@@ -319,7 +360,8 @@ pub async fn serve(
     result
 }
 
-async fn forget_idle_sessions(gw: std::sync::Weak<Gateway>) {
+/// Forgets sessions idle past `session_idle_timeout`, every 30 s, while the gateway lives.
+pub async fn forget_idle_sessions(gw: std::sync::Weak<Gateway>) {
     let mut tick = tokio::time::interval(Duration::from_secs(30));
     loop {
         tick.tick().await;

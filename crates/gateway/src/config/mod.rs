@@ -149,6 +149,15 @@ pub struct AuditConfig {
 pub enum UpstreamConfig {
     Http(HttpUpstreamConfig),
     Stdio(StdioConfig),
+    /// The gateway is embedded as a tower layer (`mcpgate-layer`): calls go to the service it
+    /// wraps, in process. Never from a configuration file.
+    Embedded(EmbeddedConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// How long the wrapped service may take to start its answer.
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -334,6 +343,13 @@ impl Config {
             100,
         )?;
         let upstream = match (up.url, up.command) {
+            (None, None) if up.embedded => UpstreamConfig::Embedded(EmbeddedConfig { request_timeout }),
+            (Some(_), _) | (_, Some(_)) if up.embedded => {
+                return Err(err(
+                    "upstream",
+                    "an embedded gateway forwards to the service its layer wraps: set no `url` or `command`",
+                ));
+            }
             (Some(_), Some(_)) => {
                 return Err(err(
                     "upstream",
@@ -651,7 +667,7 @@ mod tests {
                 assert_eq!(s.program, "server");
                 assert_eq!(s.args, vec!["--stdio", "a b"]);
             }
-            UpstreamConfig::Http(_) => panic!("CLI flag must win over the file"),
+            other => panic!("CLI flag must win over the file: {other:?}"),
         }
         assert_eq!(c.http.allowed_hosts, loopback_hosts());
         assert_eq!(c.public_url, "http://127.0.0.1:4000");

@@ -193,6 +193,9 @@ pub struct RawUpstream {
     /// count (default 100).
     pub max_sessions_per_principal: Option<usize>,
     pub restart_backoff_max_ms: Option<u64>,
+    /// Set by `mcpgate-layer` (never by a file): the upstream is the service the layer wraps.
+    #[serde(skip)]
+    pub embedded: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

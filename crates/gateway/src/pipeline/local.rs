@@ -6,7 +6,7 @@ use super::{Trace, printable};
 use crate::Gateway;
 use crate::lists;
 use crate::refusal::{Refusal, json_response};
-use crate::upstream::Forward;
+use crate::upstream::{Forward, Forwarder};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -34,7 +34,13 @@ impl Gateway {
 
     /// `server/discover`, passed to an HTTP upstream; when that cannot answer (or the upstream
     /// speaks stdio), the client is told to use `initialize`.
-    pub(super) async fn discover(&self, msg: &Message<'_>, bytes: &Bytes, parts: &Parts) -> Response {
+    pub(super) async fn discover(
+        &self,
+        via: &dyn Forwarder,
+        msg: &Message<'_>,
+        bytes: &Bytes,
+        parts: &Parts,
+    ) -> Response {
         let not_supported = || {
             json_response(
                 StatusCode::OK,
@@ -46,17 +52,18 @@ impl Gateway {
                 ),
             )
         };
-        if self.upstream.kind() != "http" {
+        if !via.passes_discover() {
             return not_supported();
         }
         let forward = Forward {
             msg,
             body: bytes,
             session: None,
-            client_headers: &parts.headers,
+            client: parts,
             inject: &[],
+            principal: None,
         };
-        match self.upstream.post(forward).await {
+        match via.post(forward).await {
             Ok(r) if r.status().is_success() => r,
             _ => not_supported(),
         }

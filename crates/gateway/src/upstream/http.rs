@@ -3,7 +3,7 @@
 //! buffered whole. Connections are kept alive and pooled by hyper's client (HTTP/1.1, TLS by
 //! rustls with the platform's trust roots).
 
-use super::{Forward, LAST_EVENT_HEADER, PROTOCOL_HEADER, SESSION_HEADER};
+use super::{Forward, LAST_EVENT_HEADER, PASS_BACK, PROTOCOL_HEADER, SESSION_HEADER};
 use crate::config::HttpUpstreamConfig;
 use crate::metrics::Metrics;
 use crate::refusal::Refusal;
@@ -189,10 +189,6 @@ impl Drop for InFlight {
     }
 }
 
-/// Response headers worth returning to the client; the rest (upstream auth challenges, cookies,
-/// server banners) stay behind the gateway.
-const PASS_BACK: &[&str] = &["content-type", SESSION_HEADER, PROTOCOL_HEADER, "cache-control"];
-
 impl HttpUpstream {
     pub fn new(cfg: HttpUpstreamConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
         let mut tcp = HttpConnector::new();
@@ -294,18 +290,18 @@ impl HttpUpstream {
             }
             _ => None,
         };
-        let mut req = self.request(http::Method::POST, f.client_headers, f.inject, body);
+        let mut req = self.request(http::Method::POST, &f.client.headers, f.inject, body);
         req.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         self.send(req, in_flight).await
     }
 
-    pub async fn get(&self, _session: Option<&str>, headers: &HeaderMap) -> Result<Response, Refusal> {
+    pub async fn get(&self, headers: &HeaderMap) -> Result<Response, Refusal> {
         self.send(self.request(http::Method::GET, headers, &[], Bytes::new()), None)
             .await
     }
 
-    pub async fn delete(&self, _session: &str, headers: &HeaderMap) -> Result<Response, Refusal> {
+    pub async fn delete(&self, headers: &HeaderMap) -> Result<Response, Refusal> {
         self.send(self.request(http::Method::DELETE, headers, &[], Bytes::new()), None)
             .await
     }

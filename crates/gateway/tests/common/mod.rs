@@ -272,6 +272,7 @@ impl Setup {
             .unwrap_or_else(|e| panic!("Gateway::new: {e}"));
         Gw {
             gw,
+            store: self.store,
             clock: self.clock,
             upstream_url,
             next_id: AtomicU64::new(1),
@@ -380,6 +381,8 @@ pub fn json_in_sse(text: &str) -> Value {
 
 pub struct Gw {
     pub gw: Arc<Gateway>,
+    /// A second handle on the gateway's SQLite file, as the CLI would hold.
+    store: SqliteStore,
     /// Set by `Setup::manual_clock`.
     pub clock: Option<Arc<ManualClock>>,
     pub upstream_url: String,
@@ -403,7 +406,7 @@ impl Gw {
 
 impl Gw {
     pub fn store(&self) -> &SqliteStore {
-        &self.gw.store
+        &self.store
     }
 
     pub fn id(&self) -> u64 {

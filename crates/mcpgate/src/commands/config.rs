@@ -73,6 +73,7 @@ pub async fn check(args: &CheckArgs) -> Result<()> {
     match &cfg.upstream {
         UpstreamConfig::Http(h) => println!("  upstream: http {}", h.url.origin().ascii_serialization()),
         UpstreamConfig::Stdio(s) => println!("  upstream: stdio {} ({} args)", s.program, s.args.len()),
+        UpstreamConfig::Embedded(_) => println!("  upstream: the service the layer wraps"),
     }
     println!("  allowed hosts: {}", cfg.http.allowed_hosts.join(", "));
     println!("  store:    {}", cfg.store_path.display());
