@@ -80,20 +80,9 @@ stop() {
 
 # run_driver LOGNAME ARGS...: differential.py, its PASS/FAIL lines counted here.
 run_driver() {
-  local logname="$1" out rc=0 line
+  local logname="$1"
   shift
-  out="$E2E_SUITE_LOG_DIR/$logname.out"
-  limited 600 "${DRIVER[@]}" "$@" >"$out" 2>"$E2E_SUITE_LOG_DIR/$logname.stderr" || rc=$?
-  cat "$out"
-  while IFS= read -r line; do
-    case "$line" in
-      PASS\ *) E2E_PASSED=$((E2E_PASSED + 1)) ;;
-      FAIL\ *) E2E_FAILED=$((E2E_FAILED + 1)) ;;
-    esac
-  done <"$out"
-  if [[ "$rc" -ne 0 ]] && ! grep -q '^FAIL ' "$out"; then
-    fail "differential/$logname" "driver exited $rc without a result (stderr: $E2E_SUITE_LOG_DIR/$logname.stderr)"
-  fi
+  run_counted "differential/$logname" 600 "${DRIVER[@]}" "$@"
 }
 
 # pair UPSTREAM TRANSPORT VARIANT: one recording upstream, one gateway in front, one driver run.

@@ -46,6 +46,27 @@ fail() {
   printf 'FAIL %s: %s\n' "$1" "${2:-}"
   if [[ -n "${E2E_RESULTS:-}" ]]; then printf 'FAIL %s: %s\n' "$1" "${2:-}" >>"$E2E_RESULTS"; fi
 }
+# run_counted NAME LIMIT CMD...: runs a client that prints its own PASS/FAIL lines (stdout to
+# $E2E_SUITE_LOG_DIR/<NAME with / as .>.out, shown; stderr to .stderr), counts them into this
+# suite, and records failure NAME if it exited badly without a FAIL line of its own.
+run_counted() {
+  local name="$1" limit="$2" out err rc=0 line
+  shift 2
+  out="$E2E_SUITE_LOG_DIR/${name//\//.}.out"
+  err="$E2E_SUITE_LOG_DIR/${name//\//.}.stderr"
+  limited "$limit" "$@" >"$out" 2>"$err" || rc=$?
+  cat "$out"
+  while IFS= read -r line; do
+    case "$line" in
+      PASS\ *) E2E_PASSED=$((E2E_PASSED + 1)) ;;
+      FAIL\ *) E2E_FAILED=$((E2E_FAILED + 1)) ;;
+    esac
+  done <"$out"
+  if [[ "$rc" -ne 0 ]] && ! grep -q '^FAIL ' "$out"; then
+    fail "$name" "exited $rc without a result (stderr: $err)"
+  fi
+}
+
 # A suite's own closing line; scripts/test prints the overall one.
 suite_summary() {
   printf '%s%s\n' "${E2E_RESULTS:+${E2E_SUITE:-e2e}: }" "${E2E_PASSED} passed, ${E2E_FAILED} failed"

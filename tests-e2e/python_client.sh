@@ -18,22 +18,10 @@ start_gateway gateway-upstream-cmd-demo --upstream-cmd "$(fixture_stdio_cmd demo
 URL="$GATEWAY_URL"
 log "python SDK client against $URL"
 
-# python_client.py records its own checks (stdout, and $E2E_RESULTS); count them here too.
+# python_client.py records its own checks (stdout, and $E2E_RESULTS); run_counted counts them.
 run_client() {
-  local out="$E2E_TMP/py.out" rc=0 line
   RUNS=$((RUNS + 1))
-  limited 120 "$VENV_PY" "$E2E_DIR/python_client.py" --url "$URL" "$@" \
-    >"$out" 2>"$E2E_SUITE_LOG_DIR/client.$RUNS.stderr" || rc=$?
-  cat "$out"
-  while IFS= read -r line; do
-    case "$line" in
-      PASS\ *) E2E_PASSED=$((E2E_PASSED + 1)) ;;
-      FAIL\ *) E2E_FAILED=$((E2E_FAILED + 1)) ;;
-    esac
-  done <"$out"
-  if [[ "$rc" -ne 0 ]] && ! grep -q '^FAIL ' "$out"; then
-    fail "python/run-$RUNS" "client exited $rc without a result (stderr: $E2E_SUITE_LOG_DIR/client.$RUNS.stderr)"
-  fi
+  run_counted "python/run-$RUNS" 120 "$VENV_PY" "$E2E_DIR/python_client.py" --url "$URL" "$@"
 }
 RUNS=0
 
@@ -72,20 +60,8 @@ if [[ -z "$URL" ]]; then
 else
   EMB_JWT="$(JWT_SECRET="$JWT_SECRET" "$MCPGATE_BIN" token mint --sub jwt-ana --aud "$URL" --roles admin --claim 'permissions=["*"]' --ttl 1h)"
   run_embedded() {
-    local out="$E2E_TMP/emb.out" rc=0 line
     RUNS=$((RUNS + 1))
-    limited 120 "$VENV_PY" "$E2E_DIR/embedded_client.py" --url "$URL" "$@" \
-      >"$out" 2>"$E2E_SUITE_LOG_DIR/client.$RUNS.stderr" || rc=$?
-    cat "$out"
-    while IFS= read -r line; do
-      case "$line" in
-        PASS\ *) E2E_PASSED=$((E2E_PASSED + 1)) ;;
-        FAIL\ *) E2E_FAILED=$((E2E_FAILED + 1)) ;;
-      esac
-    done <"$out"
-    if [[ "$rc" -ne 0 ]] && ! grep -q '^FAIL ' "$out"; then
-      fail "embedded/run-$RUNS" "client exited $rc without a result (stderr: $E2E_SUITE_LOG_DIR/client.$RUNS.stderr)"
-    fi
+    run_counted "embedded/run-$RUNS" 120 "$VENV_PY" "$E2E_DIR/embedded_client.py" --url "$URL" "$@"
   }
   run_embedded --label admin-key --header "X-API-Key: $ADMIN_KEY" --expect-user ana --admin
   run_embedded --label read-only-key --header "Authorization: Bearer $READER_KEY" --expect-user rob

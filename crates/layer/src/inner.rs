@@ -16,6 +16,8 @@ use mcpgate_gateway::refusal::Refusal;
 use mcpgate_gateway::upstream::{
     Forward, Forwarder, LAST_EVENT_HEADER, PASS_BACK, PROTOCOL_HEADER, Plain, SESSION_HEADER,
 };
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt;
@@ -83,7 +85,13 @@ fn request(
     req
 }
 
-impl<S, RB> Inner<S>
+/// What a layer can wrap: a cloneable tower service that answers HTTP requests with a body of
+/// bytes (an rmcp `StreamableHttpService`, an axum `Router`, a `service_fn`).
+pub trait Wrappable: Clone + Send + Sync + 'static {
+    fn call_boxed(&self, req: Request<Body>) -> Pin<Box<dyn Future<Output = Result<Response, BoxError>> + Send>>;
+}
+
+impl<S, RB> Wrappable for S
 where
     S: tower::Service<Request<Body>, Response = http::Response<RB>> + Clone + Send + Sync + 'static,
     S::Future: Send,
@@ -91,21 +99,27 @@ where
     RB: http_body::Body<Data = Bytes> + Send + 'static,
     RB::Error: Into<BoxError>,
 {
+    fn call_boxed(&self, req: Request<Body>) -> Pin<Box<dyn Future<Output = Result<Response, BoxError>> + Send>> {
+        let call = self.clone().oneshot(req);
+        Box::pin(async move { call.await.map(|r| r.map(Body::new)).map_err(Into::into) })
+    }
+}
+
+impl<S: Wrappable> Inner<S> {
     /// Calls the service; its answer's head must come within the timeout (a stream's body may
     /// stay open). Only the headers a remote upstream's would pass back are kept.
     async fn send(&self, req: Request<Body>) -> Result<Response, Refusal> {
-        let call = self.service.clone().oneshot(req);
-        let resp = match tokio::time::timeout(self.timeout, call).await {
+        let resp = match tokio::time::timeout(self.timeout, self.service.call_boxed(req)).await {
             Err(_) => return Err(Refusal::UpstreamTimeout),
             Ok(Err(e)) => {
                 return Err(Refusal::UpstreamUnavailable {
-                    detail: format!("the wrapped service failed: {}", e.into()),
+                    detail: format!("the wrapped service failed: {e}"),
                 });
             }
             Ok(Ok(r)) => r,
         };
         let (head, body) = resp.into_parts();
-        let mut out = Response::new(Body::new(body));
+        let mut out = Response::new(body);
         *out.status_mut() = head.status;
         for name in PASS_BACK {
             if let Some(v) = head.headers.get(*name) {
@@ -117,14 +131,7 @@ where
 }
 
 #[async_trait::async_trait]
-impl<S, RB> Forwarder for Inner<S>
-where
-    S: tower::Service<Request<Body>, Response = http::Response<RB>> + Clone + Send + Sync + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-    RB: http_body::Body<Data = Bytes> + Send + 'static,
-    RB::Error: Into<BoxError>,
-{
+impl<S: Wrappable> Forwarder for Inner<S> {
     async fn post(&self, f: Forward<'_>) -> Result<Response, Refusal> {
         let mut req = request(
             Method::POST,

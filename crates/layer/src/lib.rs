@@ -45,6 +45,7 @@ mod inner;
 
 pub use builder::Builder;
 pub use caller::Caller;
+pub use inner::Wrappable;
 pub use mcpgate_core::policy::Rule;
 pub use mcpgate_core::principal::{AuthMethod, Role};
 pub use mcpgate_gateway::Gateway;
@@ -58,7 +59,6 @@ use axum::response::Response;
 use bytes::Bytes;
 use inner::Inner;
 use mcpgate_gateway::refusal::Refusal;
-use mcpgate_gateway::upstream::Forwarder;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -136,7 +136,7 @@ impl<S: Clone> Clone for McpGate<S> {
 
 impl<S, B> tower::Service<Request<B>> for McpGate<S>
 where
-    Inner<S>: Forwarder + Clone + 'static,
+    S: Wrappable,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {

@@ -213,3 +213,44 @@ async fn a_layer_refuses_settings_a_file_would_refuse() {
     let err = with_url.err().unwrap_or_default();
     assert!(err.contains("upstream"), "{err}");
 }
+
+#[tokio::test]
+async fn a_failing_or_silent_service_is_a_gateway_error_not_a_hang() {
+    let gate = McpGateLayer::builder()
+        .api_keys_json(
+            &serde_json::json!({ADMIN: {"userId": "ana", "role": "admin", "permissions": ["*"]}}).to_string(),
+        )
+        .request_timeout(std::time::Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    let failing = gate.layer(tower::service_fn(|_req: Request<Body>| async {
+        Err::<Response<Body>, _>(std::io::Error::other("database at 10.0.0.7 down"))
+    }));
+    let (status, _, body) = text(
+        failing
+            .oneshot(post("/mcp", CALL_COUNT, &[("x-api-key", ADMIN)]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(
+        !body.contains("10.0.0.7"),
+        "the service's error text reached the client: {body}"
+    );
+    let silent = gate.layer(tower::service_fn(|_req: Request<Body>| async {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        Ok::<_, Infallible>(Response::new(Body::empty()))
+    }));
+    let started = std::time::Instant::now();
+    let (status, _, _) = text(
+        silent
+            .oneshot(post("/mcp", CALL_COUNT, &[("x-api-key", ADMIN)]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
