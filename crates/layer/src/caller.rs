@@ -4,7 +4,8 @@ use mcpgate_core::principal::{AuthMethod, Principal, Role};
 use std::sync::Arc;
 
 /// Who the layer authenticated for this request, put into the request's extensions before the
-/// wrapped service is called (absent when the policy let an anonymous caller through). With
+/// wrapped service is called. Absent only when a `public` rule let a caller without a credential
+/// through; with `MCP_DEFAULT_ROLE` such a caller is present, with method `Anonymous`. With
 /// rmcp, a tool reads it from the `http::request::Parts` extension:
 /// `parts.extensions.get::<Caller>()`.
 ///
