@@ -47,7 +47,14 @@ fn sink(dir: &tempfile::TempDir, rt: &tokio::runtime::Runtime) -> AuditSink {
         retention: None,
         commit_before_response: false,
     };
-    rt.block_on(async { AuditSink::start(&cfg, Some(store)) }).unwrap()
+    rt.block_on(async {
+        AuditSink::start(
+            &cfg,
+            Some(store),
+            std::sync::Arc::new(mcpgate_gateway::clock::SystemClock),
+        )
+    })
+    .unwrap()
 }
 
 fn runtime() -> tokio::runtime::Runtime {

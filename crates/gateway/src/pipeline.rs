@@ -9,8 +9,8 @@ pub use local::whoami_json;
 use crate::Gateway;
 use crate::auth::Attempt;
 use crate::auth::extract::{self, Found, Location, Presented};
-use crate::guard;
 use crate::metrics::method_label;
+use crate::rebinding;
 use crate::refusal::Refusal;
 use crate::sessions::Lookup;
 use crate::upstream::{Forward, Forwarder, Plain, SESSION_HEADER, header_str};
@@ -110,7 +110,7 @@ impl Gateway {
     ) -> Result<Response, Refused> {
         let no_id = |r: Refusal| (r, None);
         // 1. DNS rebinding first: a forged Host or a foreign page's Origin gets nothing else.
-        guard::check(&self.config.http, &parts.uri, &parts.headers).map_err(no_id)?;
+        rebinding::check(&self.config.http, &parts.uri, &parts.headers).map_err(no_id)?;
         // 2. Transport rules before reading the body, so a wrong client costs us nothing.
         check_content_type(&parts.headers).map_err(no_id)?;
         check_accept(&parts.headers).map_err(no_id)?;
@@ -348,7 +348,7 @@ impl Gateway {
     }
 
     async fn session_for(&self, parts: &Parts) -> Result<(Option<String>, Option<Principal>), Refusal> {
-        guard::check(&self.config.http, &parts.uri, &parts.headers)?;
+        rebinding::check(&self.config.http, &parts.uri, &parts.headers)?;
         let principal = self.authenticate_plain(parts).await?;
         let session = session_header(&parts.headers).map_err(|(r, _)| r)?.map(str::to_string);
         check_protocol_version(&parts.headers)?;

@@ -5,7 +5,7 @@ mod listen;
 
 use crate::audit::AuditSink;
 use crate::auth::Auth;
-use crate::auth::registry::KeyRegistry;
+use crate::auth::api_keys::KeyRegistry;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -79,8 +79,7 @@ impl Stores {
 }
 
 /// The keys configured outside the store: `MCP_API_KEYS` (seed 001) and the keys file.
-fn fixed_keys(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<KeyRecord>, String> {
-    let now = crate::clock::unix_s();
+fn fixed_keys(config: &Config, env: &dyn Fn(&str) -> Option<String>, now: i64) -> Result<Vec<KeyRecord>, String> {
     let mut loaded = Vec::new();
     if config.auth.api_keys_env
         && let Some(json) = env(crate::config::raw::env::MCP_API_KEYS).filter(|j| !j.trim().is_empty())
@@ -142,14 +141,19 @@ impl Gateway {
             },
             None => None,
         };
-        let keys = KeyRegistry::new(fixed_keys(&config, env)?, Some(stores.keys.clone()), held).await?;
+        let keys = KeyRegistry::new(
+            fixed_keys(&config, env, clock.unix_s())?,
+            Some(stores.keys.clone()),
+            held,
+        )
+        .await?;
         let delegation = config
             .delegation
             .clone()
             .map(|d| crate::delegation::Delegation::new(d, env));
         tokio::spawn(keys.clone().watch());
         let resource = format!("{}/mcp", config.public_url);
-        let auth = Auth::new(config.auth.clone(), keys, &resource, env)?;
+        let auth = Auth::new(config.auth.clone(), keys, &resource, env, clock.clone())?;
         if config.auth.allow_query_key {
             tracing::warn!(
                 "auth.allow_query_key is on: keys in URLs end up in proxy and browser logs, and the MCP \
@@ -173,7 +177,7 @@ impl Gateway {
                 role.as_str()
             );
         }
-        let audit = AuditSink::start(&config.audit, Some(stores.audit.clone()))?;
+        let audit = AuditSink::start(&config.audit, Some(stores.audit.clone()), clock.clone())?;
         let upstream = Upstream::new(&config.upstream, metrics.clone())?;
         let known_tools = crate::known_tools::KnownTools::new(
             config
@@ -225,7 +229,7 @@ impl Gateway {
             )
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
-                crate::guard::require_allowed_host,
+                crate::rebinding::require_allowed_host,
             ));
         Router::new()
             .route(
@@ -368,10 +372,4 @@ pub async fn forget_idle_sessions(gw: std::sync::Weak<Gateway>) {
         let Some(gw) = gw.upgrade() else { return };
         gw.sessions.forget_idle(gw.config.session_idle_timeout);
     }
-}
-
-/// Keeps `held` (a stream permit, a connection's request count) alive until `response`'s body
-/// ends or is dropped, which is when the client has it all or went away.
-pub fn hold_until_body_ends<T: Send + Unpin + 'static>(response: Response, held: T) -> Response {
-    response.map(|body| Body::new(listen::Holding { body, _held: held }))
 }

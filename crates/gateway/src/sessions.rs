@@ -313,7 +313,7 @@ pub struct StreamPermit {
 impl StreamPermit {
     /// Keeps the permit until `response`'s body ends or is dropped (the client went away).
     pub fn attach(self, response: Response) -> Response {
-        crate::server::hold_until_body_ends(response, self)
+        crate::held::hold_until_body_ends(response, self)
     }
 }
 

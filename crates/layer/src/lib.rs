@@ -94,7 +94,7 @@ impl McpGateLayer {
             .route("/.well-known/oauth-protected-resource/mcp", get)
             .route_layer(axum::middleware::from_fn_with_state(
                 self.gw.clone(),
-                mcpgate_gateway::guard::require_allowed_host,
+                mcpgate_gateway::rebinding::require_allowed_host,
             ))
             .with_state(self.gw.clone())
     }

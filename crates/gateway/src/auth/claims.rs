@@ -4,7 +4,7 @@
 //! after each has checked the token itself; nothing here decides whether a token is valid, except
 //! that one without a subject is refused.
 
-use super::jwt::TokenError;
+use super::token_error::TokenError;
 use mcpgate_core::principal::{AuthMethod, Principal, Role};
 use mcpgate_core::redact::Secret;
 use serde_json::Value;

@@ -6,9 +6,9 @@
 //! `max_concurrent` at once and `max_per_second` on average, so made-up keys cannot flood the
 //! vendor; past that ceiling a caller is told the verifier is busy (503 with `Retry-After`).
 
-use super::jwks::read_limited;
+use super::fetch::read_limited;
 use super::outbound::{Clock, Outbound, Outcome, SystemClock, Unanswered};
-use crate::config::ExternalConfig;
+use super::settings::ExternalConfig;
 use mcpgate_core::keys::hash_hex;
 use mcpgate_core::principal::{AuthMethod, Principal, Role};
 use mcpgate_core::redact::Secret;

@@ -11,9 +11,10 @@
 //! `max_concurrent` at once and `max_per_second` on average, so made-up tokens cannot flood the
 //! authorization server; past that ceiling the caller is told to retry (503 with `Retry-After`).
 
-use super::jwks::{check_url, read_limited};
-use super::jwt::{ClaimMap, MAX_TOKEN_BYTES, TokenError};
+use super::fetch::{check_url, read_limited};
+use super::jwt::{ClaimMap, MAX_TOKEN_BYTES};
 use super::outbound::{Clock, Outbound, OutboundLimits, Outcome, SystemClock, Unanswered};
+use super::token_error::TokenError;
 use base64::Engine;
 use mcpgate_core::keys::hash_hex;
 use mcpgate_core::principal::{AuthMethod, Principal};

@@ -10,23 +10,26 @@
 //! role last. A new method: a module here implementing [`Authenticator`], and one line in the
 //! chain.
 
+pub mod api_keys;
 pub mod cache;
 mod claims;
 pub mod external;
 pub mod extract;
+pub mod fetch;
 pub mod hmac;
 pub mod introspect;
 pub mod jwks;
 pub mod jwt;
 pub mod outbound;
-pub mod registry;
+pub mod settings;
+pub mod token_error;
 
-use crate::config::AuthConfig;
+use api_keys::KeyRegistry;
 use axum::http::HeaderMap;
 use external::ExternalVerifier;
 use extract::{Location, Presented};
 use mcpgate_core::principal::Principal;
-use registry::KeyRegistry;
+use settings::AuthConfig;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -119,19 +122,23 @@ impl Auth {
         keys: Arc<KeyRegistry>,
         resource: &str,
         env: &dyn Fn(&str) -> Option<String>,
+        clock: Arc<dyn crate::clock::Clock>,
     ) -> Result<Auth, String> {
-        let external = cfg.external.clone().map(ExternalVerifier::new).transpose()?;
+        let external = cfg
+            .external
+            .clone()
+            .map(|c| ExternalVerifier::with_clock(c, clock.clone()))
+            .transpose()?;
         let default_key = extract::default_key(&cfg.default_key_env, env);
         let hmac = cfg.hmac.clone().map(|h| hmac::HmacAuth::new(h, env)).transpose()?;
         let jwt = match cfg.jwt.clone() {
             Some(raw) => {
-                let from_env = raw.secret_env.as_deref() == Some(crate::config::raw::env::JWT_SECRET);
+                let secret_env = raw.secret_env.clone();
                 let jwt = jwt::JwtConfig::validate(raw, resource, env)?;
-                tracing::info!(
-                    "{}{}",
-                    jwt.describe(),
-                    if from_env { " (secret from JWT_SECRET)" } else { "" }
-                );
+                match secret_env {
+                    Some(name) => tracing::info!("{} (secret from {name})", jwt.describe()),
+                    None => tracing::info!("{}", jwt.describe()),
+                }
                 Some(jwt::JwtVerifier::new(jwt)?)
             }
             None => None,
@@ -139,7 +146,7 @@ impl Auth {
         let introspection = cfg
             .introspection
             .clone()
-            .map(|s| introspect::IntrospectionVerifier::from_section(s, Arc::new(outbound::SystemClock), env))
+            .map(|s| introspect::IntrospectionVerifier::from_section(s, clock.clone(), env))
             .transpose()?;
         Ok(Auth {
             cfg,

@@ -284,17 +284,8 @@ impl<V> Drop for Waiter<'_, V> {
 mod tests {
     use super::*;
     use futures_util::future::join_all;
-    use std::sync::atomic::AtomicI64;
 
-    struct Manual(AtomicI64);
-    impl Clock for Manual {
-        fn unix_ms(&self) -> i64 {
-            0
-        }
-        fn mono_us(&self) -> i64 {
-            self.0.load(Ordering::SeqCst)
-        }
-    }
+    use crate::clock::ManualClock;
 
     fn limits(max_concurrent: u32, max_per_second: u32) -> OutboundLimits {
         OutboundLimits {
@@ -351,8 +342,8 @@ mod tests {
         assert!(OutboundLimits::new(("c", None), ("r", Some(200_000))).is_err());
     }
 
-    fn outbound(max_concurrent: u32, max_per_second: u32) -> (Outbound<bool>, Arc<Manual>) {
-        let clock = Arc::new(Manual(AtomicI64::new(0)));
+    fn outbound(max_concurrent: u32, max_per_second: u32) -> (Outbound<bool>, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::at(0));
         (
             Outbound::new(limits(max_concurrent, max_per_second), 100, clock.clone()),
             clock,
@@ -413,7 +404,7 @@ mod tests {
         );
         // Known answers are still served.
         assert_eq!(o.run("a".into(), 0, up).await, Ok(true));
-        clock.0.store(500_000, Ordering::SeqCst);
+        clock.advance(std::time::Duration::from_millis(500));
         assert_eq!(o.run("c".into(), 0, up).await, Ok(true));
         assert_eq!(o.calls(), 3);
     }
@@ -426,7 +417,7 @@ mod tests {
         assert!(r.is_err());
         assert!(o.in_flight.lock().unwrap().is_empty());
         // Its permit was freed too (max_concurrent is 1; the burst is 1, refilled in 1 ms).
-        clock.0.store(1000, Ordering::SeqCst);
+        clock.advance(std::time::Duration::from_millis(1));
         let up = || async { Outcome::Answer { value: true, until: 60 } };
         assert_eq!(o.run("x".into(), 0, up).await, Ok(true));
     }

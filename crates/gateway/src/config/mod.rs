@@ -3,6 +3,8 @@
 
 pub mod raw;
 
+use crate::auth::outbound::OutboundLimits;
+pub use crate::auth::settings::{AuthConfig, ExternalConfig};
 use mcpgate_core::policy::{Policy, Rule};
 use mcpgate_core::principal::{Limits, Role};
 use raw::RawConfig;
@@ -80,43 +82,6 @@ fn validate_delegation(d: raw::RawDelegation) -> Result<DelegationConfig, Config
         identity_headers: d.identity_headers,
         encryption_key_env: d.encryption_key_env.unwrap_or_else(|| "MCPGATE_ENCRYPTION_KEY".into()),
     })
-}
-
-#[derive(Debug, Clone)]
-pub struct AuthConfig {
-    pub api_keys_env: bool,
-    pub keys_file: Option<PathBuf>,
-    pub default_role: Option<Role>,
-    pub default_permissions: Vec<String>,
-    pub default_key_env: Vec<String>,
-    pub allow_query_key: bool,
-    pub allow_tool_arg_key: bool,
-    pub whoami_tool: Option<String>,
-    pub external: Option<ExternalConfig>,
-    /// Checked when the gateway starts (the secrets come from the environment).
-    pub hmac: Option<crate::auth::hmac::RawHmac>,
-    pub jwt: Option<crate::auth::jwt::RawJwt>,
-    pub introspection: Option<crate::auth::introspect::IntrospectionSection>,
-    pub authorization_servers: Vec<String>,
-    pub required_scopes: Vec<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct ExternalConfig {
-    pub url: reqwest::Url,
-    pub header: axum::http::HeaderName,
-    pub template: String,
-    pub user_id_path: String,
-    pub role_path: Option<String>,
-    pub permissions_path: Option<String>,
-    pub tenant_path: Option<String>,
-    pub name_path: Option<String>,
-    pub default_role: Role,
-    pub default_permissions: Vec<String>,
-    pub cache_ttl: Duration,
-    pub negative_cache_ttl: Duration,
-    pub timeout: Duration,
-    pub outbound: crate::auth::outbound::OutboundLimits,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -557,7 +522,7 @@ fn validate_auth(a: raw::RawAuth) -> Result<AuthConfig, ConfigError> {
                 cache_ttl: Duration::from_secs(e.cache_ttl_s.unwrap_or(60)),
                 negative_cache_ttl: Duration::from_secs(e.negative_cache_ttl_s.unwrap_or(10)),
                 timeout: Duration::from_millis(e.timeout_ms.unwrap_or(3000)),
-                outbound: crate::auth::outbound::OutboundLimits::new(
+                outbound: OutboundLimits::new(
                     ("auth.external.max_concurrent", e.max_concurrent),
                     ("auth.external.max_per_second", e.max_per_second),
                 )

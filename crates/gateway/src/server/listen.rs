@@ -29,7 +29,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -242,7 +241,7 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
                 Ok(r) => r,
                 Err(never) => match never {},
             };
-            Ok(super::hold_until_body_ends(response, busy))
+            Ok(crate::held::hold_until_body_ends(response, busy))
         })
     }
 }
@@ -263,33 +262,6 @@ impl Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         self.0.send_modify(|a| a.in_progress = a.in_progress.saturating_sub(1));
-    }
-}
-
-/// A response body that keeps `held` alive until the body ends or is dropped.
-pub(super) struct Holding<T> {
-    pub(super) body: Body,
-    pub(super) _held: T,
-}
-
-impl<T: Unpin> http_body::Body for Holding<T> {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    // Forwarded so a known length still becomes Content-Length.
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
     }
 }
 

@@ -5,7 +5,7 @@
 use crate::cli::{CheckArgs, ConfigArgs};
 use anyhow::{Context, Result};
 use mcpgate_gateway::auth::Auth;
-use mcpgate_gateway::auth::registry::KeyRegistry;
+use mcpgate_gateway::auth::api_keys::KeyRegistry;
 use mcpgate_gateway::config::raw::{Overrides, RawConfig};
 use mcpgate_gateway::config::{Config, UpstreamConfig};
 use std::path::PathBuf;
@@ -55,8 +55,14 @@ pub async fn check(args: &CheckArgs) -> Result<()> {
         .await
         .map_err(anyhow::Error::msg)?;
     let resource = format!("{}/mcp", cfg.public_url);
-    let auth = Auth::new(cfg.auth.clone(), keys, &resource, &|k| std::env::var(k).ok())
-        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let auth = Auth::new(
+        cfg.auth.clone(),
+        keys,
+        &resource,
+        &|k| std::env::var(k).ok(),
+        std::sync::Arc::new(mcpgate_gateway::clock::SystemClock),
+    )
+    .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     if args.online
         && let Some(jwt) = &auth.jwt
     {

@@ -5,7 +5,8 @@
 
 use super::{ASYMMETRIC_ALGS, DEFAULT_LEEWAY_S, DEFAULT_MIN_REFRESH_S, HMAC_ALGS, MAX_LEEWAY_S, MIN_SECRET_BYTES};
 use crate::auth::claims::{ClaimMap, claim_path};
-use crate::auth::jwks::{KeySource, check_url};
+use crate::auth::fetch::check_url;
+use crate::auth::jwks::KeySource;
 use jsonwebtoken::{Algorithm, AlgorithmFamily};
 use mcpgate_core::redact::Secret;
 use serde::Deserialize;

@@ -1,4 +1,4 @@
-//! The key registry the request path reads: keys from `MCP_API_KEYS`, from a keys file and from
+//! API-key authentication: the key registry the request path reads — keys from `MCP_API_KEYS`, from a keys file and from
 //! the store, merged into one in-memory index. The store is polled for changes every second, so
 //! `mcpgate keys revoke` takes effect on a running gateway within a second.
 
