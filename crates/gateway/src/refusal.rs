@@ -132,7 +132,7 @@ impl Refusal {
             Refusal::MethodNotFound { method } => (
                 StatusCode::OK,
                 code::METHOD_NOT_FOUND,
-                format!("method not supported by this server: {}", printable(method)),
+                format!("method not supported by this server: {}", printable(method, 64)),
             ),
             Refusal::Unauthenticated { failure } => {
                 let message = match failure {
@@ -186,7 +186,7 @@ impl Refusal {
             ),
             Refusal::RateLimited(l) => {
                 let whose = match &l.tool {
-                    Some(t) => format!("for tool {}", printable(t)),
+                    Some(t) => format!("for tool {}", printable(t, 64)),
                     None => "for this key".to_string(),
                 };
                 let message = if l.window == "daily quota" {
@@ -326,9 +326,10 @@ impl From<AuthFailure> for Refusal {
     }
 }
 
-/// A method name echoed back, cut short and stripped of control characters.
-fn printable(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(64).collect()
+/// Caller-chosen text as the gateway repeats it (in an error message, an audit record): control
+/// characters dropped, at most `max` characters.
+pub(crate) fn printable(s: &str, max: usize) -> String {
+    s.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response {

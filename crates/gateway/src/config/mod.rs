@@ -1,12 +1,12 @@
 //! Configuration in two steps: [`raw::RawConfig`] is what the user wrote; [`Config`] is what the
 //! gateway runs with, produced only by [`Config::validate`], whose errors name the field and the fix.
 
+mod auth_section;
 pub mod raw;
 
-use crate::auth::outbound::OutboundLimits;
 pub use crate::auth::settings::{AuthConfig, ExternalConfig};
 use mcpgate_core::policy::{Policy, Rule};
-use mcpgate_core::principal::{Limits, Role};
+use mcpgate_core::principal::Limits;
 use raw::RawConfig;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -401,7 +401,7 @@ impl Config {
         let metrics = MetricsConfig {
             require_auth: raw.metrics.require_auth.unwrap_or(false),
         };
-        let auth = validate_auth(raw.auth)?;
+        let auth = auth_section::validate_auth(raw.auth)?;
         let mut policy = validate_policy(raw.policy.rules)?;
         if auth.allow_tool_arg_key {
             policy.allow_anonymous_sessions();
@@ -464,105 +464,6 @@ impl Config {
     }
 }
 
-fn parse_role(field: &'static str, r: &str) -> Result<Role, ConfigError> {
-    Role::parse(r).ok_or_else(|| {
-        err(
-            field,
-            format!("{r:?} is not a role; use guest, user, developer or admin"),
-        )
-    })
-}
-
-fn validate_auth(a: raw::RawAuth) -> Result<AuthConfig, ConfigError> {
-    let default_role = match a.default_role.as_deref() {
-        None | Some("") | Some("none") => None,
-        Some(r) => Some(parse_role("auth.default_role (MCP_DEFAULT_ROLE)", r)?),
-    };
-    for name in &a.default_key_env {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            return Err(err(
-                "auth.default_key_env",
-                format!("{name:?} is not an environment variable name"),
-            ));
-        }
-    }
-    let external = match a.external {
-        None => None,
-        Some(e) => {
-            let url = reqwest::Url::parse(&e.url)
-                .map_err(|x| err("auth.external.url", format!("{:?} is not a URL ({x})", e.url)))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(err("auth.external.url", "must start with http:// or https://"));
-            }
-            let header_text = e.header.unwrap_or_else(|| "authorization".into());
-            let header = axum::http::HeaderName::from_bytes(header_text.as_bytes())
-                .map_err(|_| err("auth.external.header", format!("{header_text:?} is not a header name")))?;
-            let template = e.template.unwrap_or_else(|| "Bearer {key}".into());
-            if !template.contains("{key}") {
-                return Err(err("auth.external.template", "must contain {key}"));
-            }
-            Some(ExternalConfig {
-                url,
-                header,
-                template,
-                user_id_path: e.user_id_path.unwrap_or_else(|| "id".into()),
-                role_path: e.role_path,
-                permissions_path: e.permissions_path,
-                tenant_path: e.tenant_path,
-                name_path: e.name_path,
-                default_role: match e.default_role.as_deref() {
-                    Some(r) => parse_role("auth.external.default_role", r)?,
-                    None => Role::User,
-                },
-                default_permissions: if e.default_permissions.is_empty() {
-                    vec!["read".into()]
-                } else {
-                    e.default_permissions
-                },
-                cache_ttl: Duration::from_secs(e.cache_ttl_s.unwrap_or(60)),
-                negative_cache_ttl: Duration::from_secs(e.negative_cache_ttl_s.unwrap_or(10)),
-                timeout: Duration::from_millis(e.timeout_ms.unwrap_or(3000)),
-                outbound: OutboundLimits::new(
-                    ("auth.external.max_concurrent", e.max_concurrent),
-                    ("auth.external.max_per_second", e.max_per_second),
-                )
-                .map_err(|(field, problem)| err(field, problem))?,
-            })
-        }
-    };
-    for s in &a.authorization_servers {
-        let u = reqwest::Url::parse(s)
-            .map_err(|e| err("auth.authorization_servers", format!("{s:?} is not a URL ({e})")))?;
-        if u.scheme() != "https" && !matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")) {
-            return Err(err(
-                "auth.authorization_servers",
-                format!("{s:?} must use https (http only on loopback)"),
-            ));
-        }
-    }
-    let whoami_tool = match a.whoami_tool {
-        None => Some("whoami".to_string()),
-        Some(s) if s.is_empty() => None,
-        Some(s) => Some(s),
-    };
-    Ok(AuthConfig {
-        api_keys_env: a.api_keys_env.unwrap_or(true),
-        keys_file: a.keys_file.map(PathBuf::from),
-        default_role,
-        default_permissions: a.default_permissions.unwrap_or_else(|| vec!["read".into()]),
-        default_key_env: a.default_key_env,
-        allow_query_key: a.allow_query_key,
-        allow_tool_arg_key: a.allow_tool_arg_key,
-        whoami_tool,
-        external,
-        hmac: a.hmac,
-        jwt: a.jwt,
-        introspection: a.introspection,
-        authorization_servers: a.authorization_servers,
-        required_scopes: a.required_scopes,
-    })
-}
-
 fn validate_policy(rules: Vec<Rule>) -> Result<Policy, ConfigError> {
     for (i, r) in rules.iter().enumerate() {
         if r.public && (r.role.is_some() || !r.permissions.is_empty() || !r.scopes.is_empty()) {
@@ -585,163 +486,4 @@ fn validate_policy(rules: Vec<Rule>) -> Result<Policy, ConfigError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use raw::Overrides;
-
-    fn check(toml: &str) -> Result<Config, String> {
-        let raw = RawConfig::from_toml(toml)?;
-        Config::validate(raw).map_err(|e| e.to_string())
-    }
-
-    /// Seeds 001/002: `JWT_SECRET` alone turns on HS256 verification; an `[auth.jwt]` section
-    /// (its own secret variable or issuer) is left as written; an empty variable turns on nothing.
-    #[test]
-    fn jwt_secret_alone_turns_on_hs256() {
-        let env = |v: &'static str| move |k: &str| (k == raw::env::JWT_SECRET).then(|| v.to_string());
-        let mut raw = RawConfig::default();
-        raw.apply_env(env("a-secret-long-enough-for-hs256-0123456789")).unwrap();
-        let jwt = raw.auth.jwt.clone().unwrap();
-        assert_eq!(jwt.secret_env.as_deref(), Some("JWT_SECRET"));
-        assert!(
-            jwt.issuer.is_none() && jwt.audience.is_none(),
-            "audience defaults to the resource"
-        );
-        let mut raw = RawConfig::from_toml("[auth.jwt]\nissuer = \"https://id.example\"").unwrap();
-        raw.apply_env(env("a-secret-long-enough-for-hs256-0123456789")).unwrap();
-        let jwt = raw.auth.jwt.unwrap();
-        assert!(jwt.secret_env.is_none(), "a configured section wins");
-        let mut raw = RawConfig::default();
-        raw.apply_env(env("")).unwrap();
-        assert!(raw.auth.jwt.is_none());
-    }
-
-    #[test]
-    fn defaults_and_layers() {
-        let mut raw = RawConfig::from_toml("[upstream]\nurl = \"http://127.0.0.1:9/mcp\"").unwrap();
-        raw.apply_env(|k| (k == raw::env::LISTEN).then(|| "127.0.0.1:4000".to_string()))
-            .unwrap();
-        raw.apply_overrides(&Overrides {
-            upstream_cmd: Some("server --stdio 'a b'".into()),
-            ..Default::default()
-        });
-        let c = Config::validate(raw).unwrap();
-        assert_eq!(c.listen.to_string(), "127.0.0.1:4000");
-        match c.upstream {
-            UpstreamConfig::Stdio(s) => {
-                assert_eq!(s.program, "server");
-                assert_eq!(s.args, vec!["--stdio", "a b"]);
-            }
-            other => panic!("CLI flag must win over the file: {other:?}"),
-        }
-        assert_eq!(c.http.allowed_hosts, loopback_hosts());
-        assert_eq!(c.public_url, "http://127.0.0.1:4000");
-    }
-
-    #[test]
-    fn errors_name_the_field() {
-        let cases = [
-            ("lisen = \"x\"", "unknown field"),
-            ("listen = \"nope\"\n[upstream]\nurl=\"http://a/\"", "listen:"),
-            ("[upstream]\nurl = \"ftp://a\"", "upstream.url:"),
-            ("[upstream]\nurl = \"http://a\"\ncommand = \"x\"", "upstream:"),
-            ("", "no upstream"),
-            ("[upstream]\ncommand = \"'unbalanced\"", "upstream.command:"),
-            (
-                "[upstream]\nurl = \"http://a\"\n[http]\nmax_body_bytes = 1",
-                "http.max_body_bytes:",
-            ),
-            (
-                "[upstream]\nurl = \"http://a\"\n[http]\nallowed_origins = [\"example.com\"]",
-                "http.allowed_origins:",
-            ),
-        ];
-        for (toml, want) in cases {
-            let e = check(toml).unwrap_err();
-            assert!(e.contains(want), "{toml:?}: {e}");
-        }
-    }
-
-    #[test]
-    fn connection_limits_default_and_are_checked() {
-        let c = check("[upstream]\nurl = \"http://a\"").unwrap();
-        assert_eq!(c.http.header_read_timeout, Duration::from_secs(10));
-        assert_eq!(c.http.idle_timeout, Duration::from_secs(60));
-        assert_eq!(c.http.body_timeout, Duration::from_secs(30));
-        assert_eq!(c.http.shutdown_grace, Duration::from_secs(10));
-        assert_eq!(c.http.max_header_bytes, 16384);
-        assert_eq!(c.http.max_connections, 10_000);
-        assert_eq!(c.http.max_streams_per_principal, 10);
-        assert_eq!(c.http.max_streams, 10_000);
-        assert_eq!(c.max_sessions_per_principal, 100);
-        assert_eq!(c.session_idle_timeout, Duration::from_secs(600));
-        assert!(!c.metrics.require_auth);
-
-        let set = "[upstream]\nurl = \"http://a\"\nmax_sessions_per_principal = 3\n[http]\n\
-                   header_read_timeout_s = 2\nidle_timeout_s = 5\nbody_timeout_s = 7\nshutdown_grace_s = 0\n\
-                   max_header_bytes = 8192\nmax_connections = 9\nmax_streams_per_principal = 1\nmax_streams = 4\n\
-                   [metrics]\nrequire_auth = true";
-        let c = check(set).unwrap();
-        assert_eq!(c.http.header_read_timeout, Duration::from_secs(2));
-        assert_eq!(c.http.idle_timeout, Duration::from_secs(5));
-        assert_eq!(c.http.body_timeout, Duration::from_secs(7));
-        assert_eq!(c.http.shutdown_grace, Duration::ZERO);
-        assert_eq!(
-            (
-                c.http.max_header_bytes,
-                c.http.max_connections,
-                c.http.max_streams_per_principal,
-                c.http.max_streams
-            ),
-            (8192, 9, 1, 4)
-        );
-        assert_eq!(c.max_sessions_per_principal, 3);
-        assert!(c.metrics.require_auth);
-
-        let cases = [
-            (
-                "[http]\nheader_read_timeout_s = 0",
-                "http.header_read_timeout_s: must be at least 1",
-            ),
-            ("[http]\nidle_timeout_s = 0", "http.idle_timeout_s: must be at least 1"),
-            ("[http]\nbody_timeout_s = 0", "http.body_timeout_s: must be at least 1"),
-            (
-                "[http]\nmax_header_bytes = 4096",
-                "http.max_header_bytes: must be between 8192",
-            ),
-            (
-                "[http]\nmax_header_bytes = 2000000",
-                "http.max_header_bytes: must be between 8192",
-            ),
-            (
-                "[http]\nmax_connections = 0",
-                "http.max_connections: must be at least 1",
-            ),
-            (
-                "[http]\nmax_streams_per_principal = 0",
-                "http.max_streams_per_principal:",
-            ),
-            ("[http]\nmax_streams = 0", "http.max_streams: must be at least 1"),
-            ("[http]\nidle_timeout = 5", "unknown field"),
-            ("[metrics]\nrequire_auth = \"yes\"", "invalid type"),
-        ];
-        for (section, want) in cases {
-            let e = check(&format!("[upstream]\nurl = \"http://a\"\n{section}")).unwrap_err();
-            assert!(e.contains(want), "{section:?}: {e}");
-        }
-        let e = check("[upstream]\nurl = \"http://a\"\nmax_sessions_per_principal = 0").unwrap_err();
-        assert!(
-            e.contains("upstream.max_sessions_per_principal: must be at least 1"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn bad_env_values_are_named() {
-        let mut raw = RawConfig::default();
-        let e = raw
-            .apply_env(|k| (k == raw::env::MAX_BODY_BYTES).then(|| "lots".to_string()))
-            .unwrap_err();
-        assert!(e.contains("MCPGATE_MAX_BODY_BYTES"));
-    }
-}
+mod tests;

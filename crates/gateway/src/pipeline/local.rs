@@ -1,8 +1,7 @@
 //! What the gateway does itself rather than forward: the answers to its own whoami tool and to
-//! `server/discover`, the list results cut down to what the caller may use, and the audit record
-//! that ends every message. [`super`] holds the order these run in.
+//! `server/discover`, and the list results cut down to what the caller may use. [`super`] holds
+//! the order these run in; the audit record is `record.rs`.
 
-use super::{Trace, printable};
 use crate::Gateway;
 use crate::lists;
 use crate::refusal::{Refusal, json_response};
@@ -11,11 +10,9 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
 use bytes::Bytes;
-use mcpgate_core::audit::AuditRecord;
 use mcpgate_core::jsonrpc::{self, Message, code};
 use mcpgate_core::principal::Principal;
 use serde_json::value::RawValue;
-use std::net::SocketAddr;
 
 impl Gateway {
     /// The gateway's own whoami tool: answered here, never forwarded.
@@ -101,51 +98,6 @@ impl Gateway {
             extra,
         )
         .await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn audit_record(
-        &self,
-        request_id: &str,
-        parts: &Parts,
-        trace: &Trace,
-        outcome: &str,
-        reason: &str,
-        status: StatusCode,
-        elapsed: std::time::Duration,
-    ) -> AuditRecord {
-        let p = trace.principal.as_ref();
-        let decision = match outcome {
-            "ok" => "allow",
-            "limited" => "limited",
-            "refused" => "deny",
-            _ => "error",
-        };
-        AuditRecord {
-            time_ms: self.clock.unix_ms(),
-            request_id: request_id.to_string(),
-            event: if decision == "deny" || decision == "limited" {
-                "auth"
-            } else {
-                "call"
-            }
-            .into(),
-            principal: p.map(|p| p.id.clone()),
-            key_id: p.and_then(|p| p.key_id.clone()).or_else(|| trace.key_id.clone()),
-            user_id: p.map(|p| p.user_id.clone()),
-            tenant: p.and_then(|p| p.tenant.clone()),
-            auth_method: p.map(|p| p.method.as_str().to_string()),
-            client_addr: parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
-            mcp_method: trace.method.as_deref().map(|m| printable(m, 64)),
-            tool: trace.tool.as_deref().map(|t| printable(t, 128)),
-            decision: decision.into(),
-            reason: reason.into(),
-            status: status.as_u16(),
-            latency_us: elapsed.as_micros() as u64,
-        }
     }
 }
 
