@@ -113,7 +113,7 @@ fn check_signed(secret: &[u8], ts: &str, other: &str, body: &[u8]) {
         "unknown client"
     );
     let p = ready(auth.verify("client-1", ts, &sig, body, t)).expect("signed request accepted");
-    assert_eq!(p.id, "hmac:client-1");
+    assert_eq!(p.id(), "hmac:client-1");
     assert_eq!(
         ready(auth.verify("client-1", ts, &sig, body, t)).unwrap_err(),
         HmacRefusal::Bad(HmacError::Replayed),

@@ -89,8 +89,8 @@ fn check(token: &str) -> bool {
                 Some(Value::Number(n)) => n.to_string(),
                 other => panic!("accepted without a subject: {other:?}"),
             };
-            assert_eq!(p.user_id, sub);
-            assert_eq!(p.id, format!("jwt:{sub}"));
+            assert_eq!(p.user_id(), sub);
+            assert_eq!(p.id(), format!("jwt:{sub}"));
             // auth/mod.rs routes a bearer value to the JWT verifier by these two; one they miss
             // would be taken for an API key (and could be sent to an external key verifier).
             assert!(

@@ -3,7 +3,7 @@
 //! found by its keyId and checked in constant time; a legacy key of any other shape (seed 001's
 //! `chatgpt-connector-key`) is found by its hash, which reveals nothing about it.
 
-use crate::principal::{AuthMethod, Limits, Principal, Role};
+use crate::principal::{AuthMethod, Limits, Principal, Role, Verified};
 use crate::redact::Secret;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -41,20 +41,15 @@ pub struct KeyRecord {
 
 impl KeyRecord {
     pub fn principal(&self, method: AuthMethod) -> Principal {
-        Principal {
-            id: format!("key:{}", self.key_id),
-            user_id: self.user_id.clone(),
+        Principal::verified(Verified {
             name: Some(self.name.clone()),
             tenant: self.tenant.clone(),
-            role: self.role,
             permissions: self.permissions.clone(),
-            scopes: None,
             key_id: Some(self.key_id.clone()),
-            method,
             limits: self.limits,
             expires_at: self.expires_at,
-            upstream_credential: None,
-        }
+            ..Verified::new(format!("key:{}", self.key_id), self.user_id.clone(), self.role, method)
+        })
     }
 }
 

@@ -192,7 +192,7 @@ impl Policy {
             return Decision::Deny(Denial::Unauthenticated);
         };
         if let Some(needed) = rule.role
-            && p.role < needed
+            && p.role() < needed
         {
             return Decision::Deny(Denial::Role { needed });
         }
@@ -274,13 +274,18 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::principal::Principal;
+    use crate::principal::{AuthMethod, Principal, Verified};
+
+    fn verified(role: Role, perms: &[&str], scopes: Option<Vec<String>>) -> Principal {
+        Principal::verified(Verified {
+            permissions: perms.iter().map(|s| s.to_string()).collect(),
+            scopes,
+            ..Verified::new("key:t", "t", role, AuthMethod::ApiKey)
+        })
+    }
 
     fn who(role: Role, perms: &[&str]) -> Principal {
-        let mut p = Principal::anonymous(role);
-        p.id = "key:t".into();
-        p.permissions = perms.iter().map(|s| s.to_string()).collect();
-        p
+        verified(role, perms, None)
     }
 
     #[test]
@@ -332,8 +337,7 @@ mod tests {
         let writer = who(Role::User, &["read", "write"]);
         let admin = who(Role::Admin, &["*"]);
         let guest = who(Role::Guest, &[]);
-        let mut scoped = writer.clone();
-        scoped.scopes = Some(vec!["read".into()]);
+        let scoped = verified(Role::User, &["read", "write"], Some(vec!["read".into()]));
         let cases: Vec<(Option<&Principal>, &str, Option<&str>, Decision)> = vec![
             (None, "tools/call", Some("kp_health"), Decision::Public),
             (None, "initialize", None, Decision::Public),
@@ -391,7 +395,7 @@ mod tests {
                 policy.decide(p, m, t),
                 want,
                 "{m} {t:?} as {:?}",
-                p.map(|p| &p.permissions)
+                p.map(|p| p.permissions())
             );
         }
         assert!(policy.visible(Some(&reader), "tools/list", "echo"));

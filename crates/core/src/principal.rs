@@ -86,8 +86,10 @@ impl Limits {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Principal {
+/// What an authenticator found out about a caller, field by field; it becomes a [`Principal`]
+/// through [`Principal::verified`], after which nothing can change it.
+#[derive(Debug, Clone)]
+pub struct Verified {
     /// Stable identifier for limits, sessions and audit: `key:<keyId>`, `anonymous`, ….
     pub id: String,
     pub user_id: String,
@@ -103,28 +105,131 @@ pub struct Principal {
     /// Unix seconds when the credential stops being valid.
     pub expires_at: Option<i64>,
     /// The user's own credential for the upstream (identity delegation, seed 003), when the
-    /// verified credential carried one. Never serialized.
-    #[serde(skip)]
+    /// verified credential carried one.
     pub upstream_credential: Option<crate::redact::Secret>,
 }
 
-impl Principal {
-    /// The caller with no credential, given `role` by `MCP_DEFAULT_ROLE` (or none: denied later).
-    pub fn anonymous(role: Role) -> Principal {
-        Principal {
-            id: "anonymous".into(),
-            user_id: "anonymous".into(),
+impl Verified {
+    /// The facts every principal has; the rest start empty (no name, tenant, permissions, scopes,
+    /// key, limits, expiry or upstream credential).
+    pub fn new(id: impl Into<String>, user_id: impl Into<String>, role: Role, method: AuthMethod) -> Verified {
+        Verified {
+            id: id.into(),
+            user_id: user_id.into(),
             name: None,
             tenant: None,
             role,
             permissions: Vec::new(),
             scopes: None,
             key_id: None,
-            method: AuthMethod::Anonymous,
+            method,
             limits: Limits::default(),
             expires_at: None,
             upstream_credential: None,
         }
+    }
+}
+
+/// The verified caller. Its fields are private: it is made by an authenticator (through
+/// [`Principal::verified`]) or by the anonymous rule, and read through accessors by everything
+/// after authentication — the policy, limits, sessions, audit, an embedded server's handlers —
+/// none of which can change who the caller is:
+///
+/// ```compile_fail
+/// use mcpgate_core::principal::{Principal, Role};
+/// let mut p = Principal::anonymous(Role::Guest, Vec::new());
+/// p.role = Role::Admin; // private: a principal is not promoted after authentication
+/// ```
+///
+/// ```
+/// use mcpgate_core::principal::{Principal, Role};
+/// let p = Principal::anonymous(Role::Guest, vec!["read".into()]);
+/// assert_eq!((p.id(), p.role(), p.has_permission("read")), ("anonymous", Role::Guest, true));
+/// ```
+#[derive(Debug, Clone, Serialize)]
+pub struct Principal {
+    id: String,
+    user_id: String,
+    name: Option<String>,
+    tenant: Option<String>,
+    role: Role,
+    permissions: Vec<String>,
+    scopes: Option<Vec<String>>,
+    key_id: Option<String>,
+    method: AuthMethod,
+    limits: Limits,
+    expires_at: Option<i64>,
+    /// Never serialized.
+    #[serde(skip)]
+    upstream_credential: Option<crate::redact::Secret>,
+}
+
+impl Principal {
+    /// For authenticators, once the credential is verified.
+    pub fn verified(v: Verified) -> Principal {
+        Principal {
+            id: v.id,
+            user_id: v.user_id,
+            name: v.name,
+            tenant: v.tenant,
+            role: v.role,
+            permissions: v.permissions,
+            scopes: v.scopes,
+            key_id: v.key_id,
+            method: v.method,
+            limits: v.limits,
+            expires_at: v.expires_at,
+            upstream_credential: v.upstream_credential,
+        }
+    }
+
+    /// The caller with no credential, given `role` by `MCP_DEFAULT_ROLE` (or none: denied later)
+    /// and the default permissions.
+    pub fn anonymous(role: Role, permissions: Vec<String>) -> Principal {
+        let mut v = Verified::new("anonymous", "anonymous", role, AuthMethod::Anonymous);
+        v.permissions = permissions;
+        Principal::verified(v)
+    }
+
+    /// Stable identifier for limits, sessions and audit: `key:<keyId>`, `anonymous`, ….
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn permissions(&self) -> &[String] {
+        &self.permissions
+    }
+    /// OAuth scopes when the credential carries them; `None` means not scope-limited.
+    pub fn scopes(&self) -> Option<&[String]> {
+        self.scopes.as_deref()
+    }
+    pub fn key_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
+    pub fn method(&self) -> AuthMethod {
+        self.method
+    }
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+    /// Unix seconds when the credential stops being valid.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.expires_at
+    }
+    /// The user's own credential for the upstream (identity delegation), when one was verified.
+    pub fn upstream_credential(&self) -> Option<&crate::redact::Secret> {
+        self.upstream_credential.as_ref()
     }
 
     /// Whether the principal holds `perm`: `*` holds everything, `admin` holds `read` and `write`.
@@ -148,11 +253,10 @@ mod tests {
     #[test]
     fn roles_order_and_permissions() {
         assert!(Role::Admin > Role::Developer && Role::Developer > Role::User && Role::User > Role::Guest);
-        let mut p = Principal::anonymous(Role::User);
-        p.permissions = vec!["admin".into()];
+        let p = Principal::anonymous(Role::User, vec!["admin".into()]);
         assert!(p.has_permission("read") && p.has_permission("write") && p.has_permission("admin"));
         assert!(!p.has_permission("billing"));
-        p.permissions = vec!["*".into()];
+        let p = Principal::anonymous(Role::User, vec!["*".into()]);
         assert!(p.has_permission("billing"));
     }
 }

@@ -26,9 +26,9 @@ impl Delegation {
 
     /// The credential to use upstream for `p`, in order: token claim, held, fallback.
     pub fn resolve(&self, p: &Principal, held: impl FnOnce(&str) -> Option<Secret>) -> Option<Secret> {
-        p.upstream_credential
-            .clone()
-            .or_else(|| p.key_id.as_deref().and_then(held))
+        p.upstream_credential()
+            .cloned()
+            .or_else(|| p.key_id().and_then(held))
             .or_else(|| self.fallback.clone())
     }
 
@@ -47,12 +47,12 @@ impl Delegation {
                     out.push((HeaderName::from_static(name), v));
                 }
             };
-            add("x-mcp-user-id", &p.user_id);
-            if let Some(t) = &p.tenant {
+            add("x-mcp-user-id", &p.user_id());
+            if let Some(t) = &p.tenant() {
                 add("x-mcp-tenant-id", t);
             }
-            add("x-mcp-role", p.role.as_str());
-            add("x-mcp-permissions", &p.permissions.join(","));
+            add("x-mcp-role", p.role().as_str());
+            add("x-mcp-permissions", &p.permissions().join(","));
         }
         out
     }

@@ -151,7 +151,7 @@ impl Gateway {
         trace.principal = principal.clone();
         // Scopes every token must carry (seed 003's required_scopes); keys carry none to check.
         if let Some(p) = &principal
-            && p.scopes.is_some()
+            && p.scopes().is_some()
         {
             let missing: Vec<String> = self
                 .auth
@@ -167,14 +167,14 @@ impl Gateway {
         }
         // 6. Tenancy: the tenant comes from the credential; a header that disagrees is refused.
         if let (Some(p), Some(sent)) = (&principal, header_str(&parts.headers, "x-tenant-id"))
-            && p.tenant.as_deref().is_some_and(|t| t != sent)
+            && p.tenant().is_some_and(|t| t != sent)
         {
             return Err(with_id(Refusal::TenantMismatch));
         }
         // 7. Sessions: only ids this gateway issued, and only to the principal that opened them.
         let session = session_header(&parts.headers)?;
         check_protocol_version(&parts.headers).map_err(&with_id)?;
-        let principal_id = principal.as_ref().map(|p| p.id.as_str());
+        let principal_id = principal.as_ref().map(|p| p.id());
         if let Some(s) = session {
             match self.sessions.check(s, principal_id) {
                 Lookup::Ok => {}
@@ -208,7 +208,7 @@ impl Gateway {
             && parsed.kind != Kind::Response
             && !handshake
         {
-            let limits = p.limits.or(self.config.limits.default);
+            let limits = p.limits().or(self.config.limits.default);
             // Per-tool state is kept under names the configuration or the upstream's tool list
             // know; any other name shares one bucket, so callers cannot grow memory with names.
             let tool_limits = if is_call {
@@ -222,7 +222,7 @@ impl Gateway {
                 None
             };
             self.limiter
-                .check(&p.id, &limits, tool_limits, self.clock.now())
+                .check(&p.id(), &limits, tool_limits, self.clock.now())
                 .map_err(|l| with_id(Refusal::RateLimited(l)))?;
         }
         // 10. Answered by the gateway itself.
@@ -347,7 +347,7 @@ impl Gateway {
         let session = session_header(&parts.headers).map_err(|(r, _)| r)?.map(str::to_string);
         check_protocol_version(&parts.headers)?;
         if let Some(s) = &session {
-            match self.sessions.check(s, principal.as_ref().map(|p| p.id.as_str())) {
+            match self.sessions.check(s, principal.as_ref().map(|p| p.id())) {
                 Lookup::Ok => {}
                 Lookup::Unknown => return Err(Refusal::SessionNotFound),
                 Lookup::OwnedByOther | Lookup::OpenedAnonymously => return Err(session_refusal(principal.is_some())),
@@ -372,7 +372,7 @@ impl Gateway {
         // Open streams are capped per caller and in all; the permit rides in the body.
         let permit = self
             .sessions
-            .stream_permit(principal.as_ref().map(|p| p.id.as_str()), session.as_deref())
+            .stream_permit(principal.as_ref().map(|p| p.id()), session.as_deref())
             .map_err(Refusal::Cap)?;
         let response = via
             .get(Plain {

@@ -287,8 +287,8 @@ async fn me(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let limits = p.limits.or(gw.config.limits.default);
-    let remaining = gw.limiter.remaining(&p.id, &limits, gw.clock.now());
+    let limits = p.limits().or(gw.config.limits.default);
+    let remaining = gw.limiter.remaining(&p.id(), &limits, gw.clock.now());
     axum::Json(crate::pipeline::whoami_json(&p, &limits, &remaining)).into_response()
 }
 
@@ -327,10 +327,10 @@ async fn metrics(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
             Err(r) => return r,
             // The role given to callers without a credential does not count: the option asks for
             // a credential.
-            Ok(p) if p.method == AuthMethod::Anonymous => {
+            Ok(p) if p.method() == AuthMethod::Anonymous => {
                 return Refusal::Unauthenticated { failure: None }.into_response(None);
             }
-            Ok(p) if p.role != Role::Admin => {
+            Ok(p) if p.role() != Role::Admin => {
                 return Refusal::Forbidden {
                     message: "the metrics need an admin credential (metrics.require_auth is on)".into(),
                 }

@@ -21,28 +21,28 @@ impl Caller {
 
     /// The user the credential belongs to (`user_id` of a key, `sub` of a token).
     pub fn user_id(&self) -> &str {
-        &self.0.user_id
+        self.0.user_id()
     }
 
     /// The stable id limits, sessions and audit use (`key:<keyId>`, `jwt:<sub>`, …).
     pub fn id(&self) -> &str {
-        &self.0.id
+        self.0.id()
     }
 
     pub fn name(&self) -> Option<&str> {
-        self.0.name.as_deref()
+        self.0.name()
     }
 
     pub fn tenant(&self) -> Option<&str> {
-        self.0.tenant.as_deref()
+        self.0.tenant()
     }
 
     pub fn role(&self) -> Role {
-        self.0.role
+        self.0.role()
     }
 
     pub fn permissions(&self) -> &[String] {
-        &self.0.permissions
+        self.0.permissions()
     }
 
     pub fn has_permission(&self, permission: &str) -> bool {
@@ -51,21 +51,21 @@ impl Caller {
 
     /// OAuth scopes, when the credential is a scoped token.
     pub fn scopes(&self) -> Option<&[String]> {
-        self.0.scopes.as_deref()
+        self.0.scopes()
     }
 
     /// The key id of an API key (never the key).
     pub fn key_id(&self) -> Option<&str> {
-        self.0.key_id.as_deref()
+        self.0.key_id()
     }
 
     /// How the caller was authenticated.
     pub fn method(&self) -> AuthMethod {
-        self.0.method
+        self.0.method()
     }
 
     /// Unix seconds when the credential stops being valid.
     pub fn expires_at(&self) -> Option<i64> {
-        self.0.expires_at
+        self.0.expires_at()
     }
 }

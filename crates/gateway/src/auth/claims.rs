@@ -5,7 +5,7 @@
 //! that one without a subject is refused.
 
 use super::token_error::TokenError;
-use mcpgate_core::principal::{AuthMethod, Principal, Role};
+use mcpgate_core::principal::{AuthMethod, Principal, Role, Verified};
 use mcpgate_core::redact::Secret;
 use serde_json::Value;
 
@@ -116,20 +116,15 @@ impl ClaimMap {
             Some(Value::String(s)) if !s.is_empty() => Some(Secret::new(s.clone())),
             _ => None,
         });
-        Ok(Principal {
-            id: format!("{id_prefix}:{sub}"),
-            user_id: sub,
+        Ok(Principal::verified(Verified {
             name: first(&self.name),
             tenant: at(claims, &self.tenant).and_then(text),
-            role,
             permissions,
             scopes,
-            key_id: None,
-            method,
-            limits: Default::default(),
             expires_at,
             upstream_credential,
-        })
+            ..Verified::new(format!("{id_prefix}:{sub}"), sub, role, method)
+        }))
     }
 }
 
@@ -151,14 +146,17 @@ mod tests {
         let p = ClaimMap::default()
             .principal(&claims, AuthMethod::Jwt, "jwt", Some(7))
             .unwrap();
-        assert_eq!((p.id.as_str(), p.user_id.as_str()), ("jwt:42", "42"));
-        assert_eq!(p.tenant.as_deref(), Some("t1"));
-        assert_eq!(p.role, Role::Developer);
+        assert_eq!((p.id(), p.user_id()), ("jwt:42", "42"));
+        assert_eq!(p.tenant(), Some("t1"));
+        assert_eq!(p.role(), Role::Developer);
         // `scope` and `scp` merge without repeats; with no `permissions` claim, scopes stand in.
-        assert_eq!(p.scopes, Some(vec!["read".into(), "write".into(), "admin".into()]));
-        assert_eq!(p.permissions, vec!["read", "write", "admin"]);
-        assert_eq!(p.upstream_credential.as_ref().map(Secret::expose), Some("kb-secret"));
-        assert_eq!(p.expires_at, Some(7));
+        assert_eq!(
+            p.scopes(),
+            Some(&["read".to_string(), "write".into(), "admin".into()][..])
+        );
+        assert_eq!(p.permissions(), vec!["read", "write", "admin"]);
+        assert_eq!(p.upstream_credential().map(Secret::expose), Some("kb-secret"));
+        assert_eq!(p.expires_at(), Some(7));
     }
 
     #[test]
@@ -169,7 +167,7 @@ mod tests {
         let p = map
             .principal(&json!({"sub": "u"}), AuthMethod::Jwt, "jwt", None)
             .unwrap();
-        assert_eq!((p.scopes, p.role), (Some(vec![]), Role::User));
+        assert_eq!((p.scopes(), p.role()), (Some(&[][..]), Role::User));
     }
 
     #[test]

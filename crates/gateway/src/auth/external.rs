@@ -10,7 +10,7 @@ use super::fetch::read_limited;
 use super::outbound::{Clock, Outbound, Outcome, SystemClock, Unanswered};
 use super::settings::ExternalConfig;
 use mcpgate_core::keys::hash_hex;
-use mcpgate_core::principal::{AuthMethod, Principal, Role};
+use mcpgate_core::principal::{AuthMethod, Principal, Role, Verified};
 use mcpgate_core::redact::Secret;
 use std::sync::Arc;
 
@@ -149,20 +149,12 @@ impl ExternalVerifier {
             .and_then(|p| p.as_array())
             .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
             .unwrap_or_else(|| self.cfg.default_permissions.clone());
-        Some(Principal {
-            id: format!("ext:{user_id}"),
-            user_id,
+        Some(Principal::verified(Verified {
             name: self.cfg.name_path.as_deref().and_then(|p| text_at(v, p)),
             tenant: self.cfg.tenant_path.as_deref().and_then(|p| text_at(v, p)),
-            role,
             permissions,
-            scopes: None,
-            key_id: None,
-            method: AuthMethod::ExternalKey,
-            limits: Default::default(),
-            expires_at: None,
-            upstream_credential: None,
-        })
+            ..Verified::new(format!("ext:{user_id}"), user_id, role, AuthMethod::ExternalKey)
+        }))
     }
 }
 
@@ -189,7 +181,7 @@ impl super::Authenticator for ExternalVerifier {
         };
         match self.verify(&p.secret, a.now).await {
             Ok(principal) => {
-                tracing::debug!(target: "mcpgate::auth", user = %principal.user_id, "key accepted by the external verifier");
+                tracing::debug!(target: "mcpgate::auth", user = %principal.user_id(), "key accepted by the external verifier");
                 Outcome::Authenticated(principal)
             }
             Err(ExternalError::Invalid) => Outcome::Refused(AuthFailure::Invalid),

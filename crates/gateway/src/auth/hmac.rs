@@ -2,7 +2,7 @@
 //! checks `X-Timestamp`/`X-Signature` over the exact body bytes received, and refuses replays.
 
 use mcpgate_core::hmac::{self, HmacError};
-use mcpgate_core::principal::{AuthMethod, Limits, Principal, Role};
+use mcpgate_core::principal::{AuthMethod, Limits, Principal, Role, Verified};
 use mcpgate_core::redact::Secret;
 use mcpgate_store::ReplayStore;
 use serde::Deserialize;
@@ -86,15 +86,20 @@ impl HmacAuth {
                     c.id
                 );
             }
-            let mut p = Principal::anonymous(c.role.unwrap_or(Role::User));
-            p.id = format!("hmac:{}", c.id);
-            p.user_id = c.user_id.unwrap_or_else(|| c.id.clone());
-            p.name = Some(c.id.clone());
-            p.tenant = c.tenant;
-            p.permissions = c.permissions;
-            p.limits = c.limits;
-            p.key_id = Some(c.id.clone());
-            p.method = AuthMethod::Hmac;
+            let user_id = c.user_id.unwrap_or_else(|| c.id.clone());
+            let p = Principal::verified(Verified {
+                name: Some(c.id.clone()),
+                tenant: c.tenant,
+                permissions: c.permissions,
+                limits: c.limits,
+                key_id: Some(c.id.clone()),
+                ..Verified::new(
+                    format!("hmac:{}", c.id),
+                    user_id,
+                    c.role.unwrap_or(Role::User),
+                    AuthMethod::Hmac,
+                )
+            });
             clients.insert(c.id, (Secret::new(secret), p));
         }
         Ok(HmacAuth {

@@ -331,12 +331,12 @@ mod tests {
             now,
         );
         let p = p.unwrap();
-        assert_eq!((p.id.as_str(), p.user_id.as_str()), ("introspect:alice", "alice"));
-        assert_eq!(p.name.as_deref(), Some("app"));
-        assert_eq!(p.scopes, Some(vec!["read".to_string(), "write".to_string()]));
-        assert_eq!(p.permissions, vec!["read".to_string(), "write".to_string()]);
-        assert_eq!(p.role, Role::Developer);
-        assert_eq!(p.method, AuthMethod::Introspection);
+        assert_eq!((p.id(), p.user_id()), ("introspect:alice", "alice"));
+        assert_eq!(p.name(), Some("app"));
+        assert_eq!(p.scopes(), Some(&["read".to_string(), "write".to_string()][..]));
+        assert_eq!(p.permissions(), vec!["read".to_string(), "write".to_string()]);
+        assert_eq!(p.role(), Role::Developer);
+        assert_eq!(p.method(), AuthMethod::Introspection);
         assert_eq!(until, now + 30, "never cached past exp");
         let cases = [
             (json!({"active": false}), TokenError::Invalid("inactive")),
@@ -366,7 +366,7 @@ mod tests {
             .judge(&json!({"active": true, "client_id": "svc"}), now)
             .0
             .unwrap();
-        assert_eq!(p.user_id, "svc");
+        assert_eq!(p.user_id(), "svc");
     }
 
     #[test]

@@ -330,7 +330,7 @@ impl super::Authenticator for JwtVerifier {
         };
         match self.verify(p.secret.expose(), a.now).await {
             Ok(principal) => {
-                tracing::debug!(target: "mcpgate::auth", user = %principal.user_id, "token accepted");
+                tracing::debug!(target: "mcpgate::auth", user = %principal.user_id(), "token accepted");
                 Outcome::Authenticated(principal)
             }
             Err(e) => Outcome::Refused(super::token_failure(e)),
@@ -383,12 +383,12 @@ mod tests {
         )
         .unwrap();
         let p = v.verify(&t, now).await.unwrap();
-        assert_eq!((p.id.as_str(), p.user_id.as_str()), ("jwt:user_123", "user_123"));
-        assert_eq!(p.tenant.as_deref(), Some("tenant_456"));
-        assert_eq!(p.role, Role::User);
-        assert_eq!(p.scopes, Some(vec![]));
-        assert_eq!(p.expires_at, Some(now + 3600));
-        assert_eq!(p.method, AuthMethod::Jwt);
+        assert_eq!((p.id(), p.user_id()), ("jwt:user_123", "user_123"));
+        assert_eq!(p.tenant(), Some("tenant_456"));
+        assert_eq!(p.role(), Role::User);
+        assert_eq!(p.scopes(), Some(&[][..]));
+        assert_eq!(p.expires_at(), Some(now + 3600));
+        assert_eq!(p.method(), AuthMethod::Jwt);
     }
 
     #[tokio::test]

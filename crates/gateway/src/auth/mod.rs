@@ -230,11 +230,10 @@ impl Auth {
         }
         let Some(p) = a.presented else {
             // 6. Nothing presented: the default role, when one is configured.
-            return Ok(self.cfg.default_role.map(|role| {
-                let mut anon = Principal::anonymous(role);
-                anon.permissions = self.cfg.default_permissions.clone();
-                anon
-            }));
+            return Ok(self
+                .cfg
+                .default_role
+                .map(|role| Principal::anonymous(role, self.cfg.default_permissions.clone())));
         };
         // 2. A JWT goes to the token verifier only, and only from a bearer: never to the key
         //    registry, the external verifier or introspection. A token minted for this gateway

@@ -41,7 +41,7 @@ pub(super) fn session_refusal(authenticated: bool) -> Refusal {
 /// What the caller is told when the policy says no.
 pub(super) fn denial_refusal(d: Denial, p: Option<&Principal>, method: &str, tool: Option<&str>) -> Refusal {
     // A caller without a credential is told to send one, not what its (absent) key lacks.
-    if p.is_some_and(|p| p.method == mcpgate_core::principal::AuthMethod::Anonymous) && !matches!(d, Denial::Denied) {
+    if p.is_some_and(|p| p.method() == mcpgate_core::principal::AuthMethod::Anonymous) && !matches!(d, Denial::Denied) {
         return Refusal::Unauthenticated { failure: None };
     }
     let what = match tool {
@@ -54,14 +54,14 @@ pub(super) fn denial_refusal(d: Denial, p: Option<&Principal>, method: &str, too
             message: format!(
                 "insufficient role: {what} needs role {} or higher; your role is {}",
                 needed.as_str(),
-                p.map(|p| p.role.as_str()).unwrap_or("none")
+                p.map(|p| p.role().as_str()).unwrap_or("none")
             ),
         },
         Denial::Permission { missing } => Refusal::Forbidden {
             message: format!(
                 "insufficient permission: {what} needs permission {}; your credential has [{}]",
                 missing.join(", "),
-                p.map(|p| p.permissions.join(", ")).unwrap_or_default()
+                p.map(|p| p.permissions().join(", ")).unwrap_or_default()
             ),
         },
         Denial::Scope { missing } => Refusal::InsufficientScope { scopes: missing },

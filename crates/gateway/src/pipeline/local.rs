@@ -17,8 +17,8 @@ use serde_json::value::RawValue;
 impl Gateway {
     /// The gateway's own whoami tool: answered here, never forwarded.
     pub(super) fn whoami_result(&self, p: &Principal, id: &RawValue) -> Response {
-        let limits = p.limits.or(self.config.limits.default);
-        let remaining = self.limiter.remaining(&p.id, &limits, self.clock.now());
+        let limits = p.limits().or(self.config.limits.default);
+        let remaining = self.limiter.remaining(&p.id(), &limits, self.clock.now());
         let info = whoami_json(p, &limits, &remaining);
         let text = serde_json::to_string_pretty(&info).unwrap_or_default();
         let result = serde_json::json!({
@@ -109,16 +109,16 @@ pub fn whoami_json(
     remaining: &mcpgate_core::ratelimit::Remaining,
 ) -> serde_json::Value {
     serde_json::json!({
-        "principal": p.id,
-        "user_id": p.user_id,
-        "name": p.name,
-        "tenant": p.tenant,
-        "role": p.role.as_str(),
-        "permissions": p.permissions,
-        "scopes": p.scopes,
-        "auth_method": p.method.as_str(),
-        "key_id": p.key_id,
-        "expires_at": p.expires_at.map(mcpgate_core::time::format_rfc3339),
+        "principal": p.id(),
+        "user_id": p.user_id(),
+        "name": p.name(),
+        "tenant": p.tenant(),
+        "role": p.role().as_str(),
+        "permissions": p.permissions(),
+        "scopes": p.scopes(),
+        "auth_method": p.method().as_str(),
+        "key_id": p.key_id(),
+        "expires_at": p.expires_at().map(mcpgate_core::time::format_rfc3339),
         "limits": limits,
         "remaining": remaining,
     })

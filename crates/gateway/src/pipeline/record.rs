@@ -49,11 +49,13 @@ impl Gateway {
                 "call"
             }
             .into(),
-            principal: p.map(|p| p.id.clone()),
-            key_id: p.and_then(|p| p.key_id.clone()).or_else(|| trace.key_id.clone()),
-            user_id: p.map(|p| p.user_id.clone()),
-            tenant: p.and_then(|p| p.tenant.clone()),
-            auth_method: p.map(|p| p.method.as_str().to_string()),
+            principal: p.map(|p| p.id().to_owned()),
+            key_id: p
+                .and_then(|p| p.key_id().map(str::to_owned))
+                .or_else(|| trace.key_id.clone()),
+            user_id: p.map(|p| p.user_id().to_owned()),
+            tenant: p.and_then(|p| p.tenant().map(str::to_owned)),
+            auth_method: p.map(|p| p.method().as_str().to_string()),
             client_addr: parts
                 .extensions
                 .get::<axum::extract::ConnectInfo<SocketAddr>>()
