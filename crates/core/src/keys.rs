@@ -64,10 +64,18 @@ pub struct NewKey {
     pub hash: String,
 }
 
-/// Generates `mcp_<keyId>_<secret>`: a 12-character id and 32 random bytes (base64url).
+/// Generates `mcp_<keyId>_<secret>`: a 12-character id and 32 random bytes (base64url), from
+/// the operating system's generator.
 pub fn generate() -> NewKey {
-    let id_bytes: [u8; 6] = rand::random();
-    let secret: [u8; 32] = rand::random();
+    generate_with(&crate::entropy::OsEntropy)
+}
+
+/// As [`generate`], with the bytes from `entropy` (the gateway's, which tests may seed).
+pub fn generate_with(entropy: &dyn crate::entropy::Entropy) -> NewKey {
+    let mut id_bytes = [0u8; 6];
+    let mut secret = [0u8; 32];
+    entropy.fill(&mut id_bytes);
+    entropy.fill(&mut secret);
     let key_id = hex::encode(id_bytes);
     let key = format!(
         "{PREFIX}{key_id}_{}",

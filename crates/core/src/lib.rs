@@ -5,6 +5,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod audit;
+pub mod entropy;
 pub mod hmac;
 pub mod jsonrpc;
 pub mod keys;

@@ -2,6 +2,7 @@
 //! an overlap, revoke, hold or clear a sealed upstream credential. `mcpgate keys …` is a thin
 //! adapter over this; the admin API will be another. Works on any store backend.
 
+use mcpgate_core::entropy::{Entropy, OsEntropy};
 use mcpgate_core::keys::{self, KeyRecord};
 use mcpgate_core::principal::{Limits, Role};
 use mcpgate_core::redact::Secret;
@@ -54,11 +55,23 @@ pub struct Rotated {
 pub struct KeyService {
     keys: Arc<dyn KeyStore>,
     credentials: Arc<dyn CredentialStore>,
+    entropy: Arc<dyn Entropy>,
 }
 
 impl KeyService {
+    /// New keys from the operating system's generator.
     pub fn new(keys: Arc<dyn KeyStore>, credentials: Arc<dyn CredentialStore>) -> KeyService {
-        KeyService { keys, credentials }
+        KeyService {
+            keys,
+            credentials,
+            entropy: Arc::new(OsEntropy),
+        }
+    }
+
+    /// New keys from `entropy` instead (a seeded source makes them reproducible in tests).
+    pub fn with_entropy(mut self, entropy: Arc<dyn Entropy>) -> KeyService {
+        self.entropy = entropy;
+        self
     }
 
     pub fn keys(&self) -> &dyn KeyStore {
@@ -85,7 +98,7 @@ impl KeyService {
     }
 
     async fn mint(&self, template: KeyRecord) -> Result<Minted> {
-        let generated = keys::generate();
+        let generated = keys::generate_with(self.entropy.as_ref());
         let record = KeyRecord {
             key_id: generated.key_id.clone(),
             hash: generated.hash.clone(),
@@ -211,6 +224,30 @@ mod tests {
         assert_ne!(stored.hash, minted.key.expose());
         let index = keys::KeyIndex::new(vec![stored]);
         assert_eq!(index.verify(minted.key.expose(), 101).unwrap().user_id, "alice");
+    }
+
+    #[tokio::test]
+    async fn keys_come_from_the_injected_entropy() {
+        let seeded = || {
+            let store = Arc::new(MemoryStore::new());
+            KeyService::new(store.clone(), store).with_entropy(Arc::new(mcpgate_core::entropy::SeededEntropy::new(9)))
+        };
+        let (a, b) = (seeded(), seeded());
+        let (ka, kb) = (
+            a.create(new_key(), 100).await.unwrap(),
+            b.create(new_key(), 100).await.unwrap(),
+        );
+        assert_eq!(ka.key.expose(), kb.key.expose(), "same seed, same key");
+        assert_eq!(ka.record.key_id, kb.record.key_id);
+        let expected = keys::generate_with(&mcpgate_core::entropy::SeededEntropy::new(9));
+        assert_eq!(ka.key.expose(), expected.key.expose());
+        // The default source is the operating system's: two services never agree.
+        let (c, d) = (service().0, service().0);
+        let (kc, kd) = (
+            c.create(new_key(), 100).await.unwrap(),
+            d.create(new_key(), 100).await.unwrap(),
+        );
+        assert_ne!(kc.key.expose(), kd.key.expose());
     }
 
     #[tokio::test]

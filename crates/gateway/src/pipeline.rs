@@ -41,7 +41,7 @@ impl Gateway {
     /// connector, or the service an embedding application's layer wraps.
     pub async fn handle_post_via(&self, via: &dyn Forwarder, parts: Parts, body: Body) -> Response {
         let started = Instant::now();
-        let request_id = request_id(&parts.headers);
+        let request_id = request_id(&parts.headers, self.entropy.as_ref());
         let mut trace = Trace::default();
         let result = self.post_steps(via, &parts, body, &mut trace).await;
         let (mut response, outcome, reason) = match result {

@@ -18,6 +18,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use mcpgate_core::entropy::{Entropy, OsEntropy};
 use mcpgate_core::keys::{KeyRecord, parse_seed_keys};
 use mcpgate_core::principal::{AuthMethod, Principal, Role};
 use mcpgate_core::ratelimit::{LocalLimiter, RateLimiter};
@@ -45,6 +46,31 @@ pub struct Gateway {
     /// The time the request path reads (token expiry, key expiry, limits, session idleness,
     /// JWKS refresh floors, replay windows, audit times).
     pub clock: Arc<dyn Clock>,
+    /// Where request ids and session ids get their randomness.
+    pub entropy: Arc<dyn Entropy>,
+}
+
+/// Where a gateway reads time and randomness: the system's, unless a test (or an embedder that
+/// simulates time) injects a manual clock or a seeded source.
+#[derive(Clone)]
+pub struct Sources {
+    pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
+}
+
+impl Sources {
+    /// The system clock and the operating system's generator.
+    pub fn system() -> Sources {
+        Sources::with_clock(Arc::new(SystemClock))
+    }
+
+    /// `clock`, and the operating system's generator.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Sources {
+        Sources {
+            clock,
+            entropy: Arc::new(OsEntropy),
+        }
+    }
 }
 
 /// Where the gateway keeps its state: one backend per kind of record, behind the store traits.
@@ -119,16 +145,18 @@ impl Gateway {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Gateway>, String> {
         let stores = Stores::sqlite(&config.store_path)?;
-        Gateway::assemble(config, env, clock, stores).await
+        Gateway::assemble(config, env, Sources::with_clock(clock), stores).await
     }
 
-    /// Builds the gateway on `stores` (any backend passing the store conformance suite).
+    /// Builds the gateway on `stores` (any backend passing the store conformance suite), reading
+    /// time and randomness from `sources`.
     pub async fn assemble(
         config: Config,
         env: &dyn Fn(&str) -> Option<String>,
-        clock: Arc<dyn Clock>,
+        sources: Sources,
         stores: Stores,
     ) -> Result<Arc<Gateway>, String> {
+        let Sources { clock, entropy } = sources;
         let metrics = Arc::new(Metrics::new());
         let held = match &config.delegation {
             Some(d) => match env(&d.encryption_key_env) {
@@ -178,7 +206,7 @@ impl Gateway {
             );
         }
         let audit = AuditSink::start(&config.audit, Some(stores.audit.clone()), clock.clone())?;
-        let upstream = Upstream::new(&config.upstream, metrics.clone())?;
+        let upstream = Upstream::new(&config.upstream, metrics.clone(), entropy.clone())?;
         let known_tools = crate::known_tools::KnownTools::new(
             config
                 .limits
@@ -201,6 +229,7 @@ impl Gateway {
                 clock.clone(),
             ),
             clock,
+            entropy,
             started: Instant::now(),
             auth,
             limiter: Arc::new(LocalLimiter::default()),

@@ -2,13 +2,14 @@
 //! the same validation as a configuration file, so a layer refuses what `mcpgate serve` refuses.
 
 use crate::McpGateLayer;
+use mcpgate_core::entropy::Entropy;
 use mcpgate_core::policy::Rule;
 use mcpgate_core::principal::Role;
 use mcpgate_gateway::Gateway;
 use mcpgate_gateway::clock::{Clock, SystemClock};
 use mcpgate_gateway::config::Config;
 use mcpgate_gateway::config::raw::RawConfig;
-use mcpgate_gateway::server::Stores;
+use mcpgate_gateway::server::{Sources, Stores};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub struct Builder {
     process_env: bool,
     store: StoreChoice,
     clock: Option<Arc<dyn Clock>>,
+    entropy: Option<Arc<dyn Entropy>>,
 }
 
 #[derive(Default)]
@@ -136,6 +138,13 @@ impl Builder {
         self
     }
 
+    /// Where request ids come from (default: the operating system's generator; a test may give a
+    /// seeded source for reproducible ids — never in production).
+    pub fn entropy(mut self, entropy: Arc<dyn Entropy>) -> Self {
+        self.entropy = Some(entropy);
+        self
+    }
+
     /// Validates the settings and starts the gateway's background work (key reloads, the audit
     /// writer, forgetting idle sessions). Must run inside a Tokio runtime.
     pub async fn build(self) -> Result<McpGateLayer, String> {
@@ -145,6 +154,7 @@ impl Builder {
             process_env,
             store,
             clock,
+            entropy,
         } = self;
         let lookup = |name: &str| {
             vars.get(name)
@@ -162,8 +172,11 @@ impl Builder {
             StoreChoice::Sqlite(path) => Stores::sqlite(&path)?,
             StoreChoice::Given(s) => s,
         };
-        let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let gw = Gateway::assemble(config, &lookup, clock, stores).await?;
+        let mut sources = Sources::with_clock(clock.unwrap_or_else(|| Arc::new(SystemClock)));
+        if let Some(entropy) = entropy {
+            sources.entropy = entropy;
+        }
+        let gw = Gateway::assemble(config, &lookup, sources, stores).await?;
         tokio::spawn(mcpgate_gateway::server::forget_idle_sessions(Arc::downgrade(&gw)));
         Ok(McpGateLayer { gw })
     }

@@ -9,6 +9,7 @@ use crate::upstream::{SESSION_HEADER, header_str};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use bytes::Bytes;
+use mcpgate_core::entropy::Entropy;
 use mcpgate_core::jsonrpc::{self, Message};
 use mcpgate_core::policy::Denial;
 use mcpgate_core::principal::Principal;
@@ -138,7 +139,7 @@ pub(super) fn policy_questions<'m>(msg: &'m Message<'_>) -> Vec<(&'m str, Option
 }
 
 /// A request id: the caller's `X-Request-Id` when it is short and printable, else a new one.
-pub(super) fn request_id(headers: &HeaderMap) -> String {
+pub(super) fn request_id(headers: &HeaderMap, entropy: &dyn Entropy) -> String {
     if let Some(v) = header_str(headers, "x-request-id")
         && !v.is_empty()
         && v.len() <= 64
@@ -146,8 +147,7 @@ pub(super) fn request_id(headers: &HeaderMap) -> String {
     {
         return v.to_string();
     }
-    let r: u64 = rand::random();
-    format!("{r:016x}")
+    entropy.hex_id(8)
 }
 
 /// The session id, when the request names one; an id that is not visible ASCII is one this
@@ -212,5 +212,29 @@ pub(super) fn accepts(headers: &HeaderMap, media: &str) -> bool {
                 || m == "*/*"
                 || (m.ends_with("/*") && media.starts_with(m.trim_end_matches('*')))
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcpgate_core::entropy::SeededEntropy;
+
+    #[test]
+    fn request_ids_are_the_callers_when_printable_else_from_the_injected_entropy() {
+        let mut h = HeaderMap::new();
+        let made = request_id(&h, &SeededEntropy::new(3));
+        assert_eq!(made, SeededEntropy::new(3).hex_id(8));
+        assert_eq!(made.len(), 16);
+        h.insert("x-request-id", "trace-1.a:b_c".parse().unwrap());
+        assert_eq!(request_id(&h, &SeededEntropy::new(3)), "trace-1.a:b_c");
+        for bad in ["has space", "semi;colon", &"x".repeat(65)] {
+            h.insert("x-request-id", bad.parse().unwrap());
+            assert_eq!(
+                request_id(&h, &SeededEntropy::new(4)),
+                SeededEntropy::new(4).hex_id(8),
+                "{bad}"
+            );
+        }
     }
 }

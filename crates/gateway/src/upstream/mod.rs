@@ -78,10 +78,14 @@ pub const LAST_EVENT_HEADER: &str = "last-event-id";
 pub const PASS_BACK: &[&str] = &["content-type", SESSION_HEADER, PROTOCOL_HEADER, "cache-control"];
 
 impl Upstream {
-    pub fn new(cfg: &UpstreamConfig, metrics: Arc<Metrics>) -> Result<Upstream, String> {
+    pub fn new(
+        cfg: &UpstreamConfig,
+        metrics: Arc<Metrics>,
+        entropy: Arc<dyn mcpgate_core::entropy::Entropy>,
+    ) -> Result<Upstream, String> {
         Ok(match cfg {
             UpstreamConfig::Http(c) => Upstream::Http(Box::new(http::HttpUpstream::new(c.clone(), metrics)?)),
-            UpstreamConfig::Stdio(c) => Upstream::Stdio(stdio::StdioUpstream::new(c.clone(), metrics)),
+            UpstreamConfig::Stdio(c) => Upstream::Stdio(stdio::StdioUpstream::new(c.clone(), metrics, entropy)),
             UpstreamConfig::Embedded(_) => Upstream::Embedded,
         })
     }

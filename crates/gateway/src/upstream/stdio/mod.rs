@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::refusal::Refusal;
 use axum::http::HeaderValue;
 use axum::response::Response;
+use mcpgate_core::entropy::Entropy;
 use mcpgate_core::jsonrpc::{Kind, code};
 use session::Session;
 use std::collections::HashMap;
@@ -27,6 +28,8 @@ pub struct StdioUpstream {
 
 struct Inner {
     cfg: Arc<StdioConfig>,
+    /// Where session ids come from.
+    entropy: Arc<dyn Entropy>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     metrics: Arc<Metrics>,
     last_spawn_error: Mutex<Option<String>>,
@@ -47,9 +50,10 @@ impl Inner {
 }
 
 impl StdioUpstream {
-    pub fn new(cfg: StdioConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(cfg: StdioConfig, metrics: Arc<Metrics>, entropy: Arc<dyn Entropy>) -> Self {
         let inner = Arc::new(Inner {
             cfg: Arc::new(cfg),
+            entropy,
             sessions: Mutex::new(HashMap::new()),
             metrics,
             last_spawn_error: Mutex::new(None),
@@ -86,7 +90,7 @@ impl StdioUpstream {
         if self.inner.sessions().len() >= self.inner.cfg.max_sessions {
             return Err(Refusal::TooManySessions);
         }
-        let id = new_session_id();
+        let id = new_session_id(self.inner.entropy.as_ref());
         let (tx, rx) = mpsc::unbounded_channel();
         let session = Arc::new(Session::new(id.clone(), tx, self.inner.cfg.request_timeout));
         let (started_tx, started_rx) = oneshot::channel();
@@ -173,9 +177,8 @@ fn accepted_ok() -> Response {
 }
 
 /// 128 random bits, hex: unguessable, and visible ASCII as the spec requires.
-pub fn new_session_id() -> String {
-    let bytes: [u8; 16] = rand::random();
-    hex::encode(bytes)
+pub fn new_session_id(entropy: &dyn Entropy) -> String {
+    entropy.hex_id(16)
 }
 
 /// Whether `program` names an executable file, directly or through PATH.
