@@ -24,7 +24,7 @@ use bytes::Bytes;
 use checks::*;
 use mcpgate_core::jsonrpc::{self, Kind, Message};
 use mcpgate_core::policy::Decision;
-use mcpgate_core::principal::Principal;
+use mcpgate_core::principal::{Limits, Principal};
 use record::Trace;
 use serde_json::value::RawValue;
 use std::time::Instant;
@@ -55,12 +55,19 @@ impl Gateway {
             }
             Err((refusal, id)) => {
                 let label = refusal.label();
-                if let Refusal::UpstreamUnavailable { detail } = &refusal {
-                    tracing::warn!(%detail, request_id = %request_id, "upstream unavailable");
+                match &refusal {
+                    Refusal::UpstreamUnavailable { detail } => {
+                        tracing::warn!(%detail, request_id = %request_id, "upstream unavailable")
+                    }
+                    Refusal::LimitsUnavailable { detail } => {
+                        tracing::warn!(%detail, request_id = %request_id, "rate-limit store unavailable")
+                    }
+                    _ => {}
                 }
                 let outcome = match refusal {
                     Refusal::RateLimited(_) => "limited",
                     Refusal::UpstreamUnavailable { .. }
+                    | Refusal::LimitsUnavailable { .. }
                     | Refusal::UpstreamTimeout
                     | Refusal::UpstreamGarbled
                     | Refusal::TooManySessions
@@ -221,13 +228,23 @@ impl Gateway {
             } else {
                 None
             };
-            self.limiter
-                .check(&p.id(), &limits, tool_limits, self.clock.now())
-                .map_err(|l| with_id(Refusal::RateLimited(l)))?;
+            // Nothing to count (no limit of the caller's or the tool's): the store is not asked.
+            let unlimited = Limits::default();
+            let counted = limits != unlimited || tool_limits.is_some_and(|(_, l)| *l != unlimited);
+            if counted {
+                match self.limiter.check(p.id(), &limits, tool_limits, self.clock.now()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(l)) => return Err(with_id(Refusal::RateLimited(l))),
+                    // Fail closed: a call the store could not count does not go through.
+                    Err(e) => {
+                        return Err(with_id(Refusal::LimitsUnavailable { detail: e.to_string() }));
+                    }
+                }
+            }
         }
         // 10. Answered by the gateway itself.
         if whoami && let (Some(p), Some(rid)) = (&principal, parsed.id) {
-            return Ok(self.whoami_result(p, rid));
+            return Ok(self.whoami_result(p, rid).await);
         }
         if parsed.kind == Kind::Request && parsed.method() == "server/discover" {
             return Ok(self.discover(via, &parsed, &canonical, parts).await);

@@ -45,6 +45,11 @@ pub enum Refusal {
     },
     /// The external key verifier could not answer.
     VerifierUnavailable,
+    /// The rate-limit store could not count the request: refused rather than let through
+    /// uncounted. The detail is for logs only.
+    LimitsUnavailable {
+        detail: String,
+    },
     /// The gateway's ceiling on calls to a verifier was reached (auth/outbound.rs).
     VerifierBusy {
         retry_after_s: u64,
@@ -173,6 +178,11 @@ impl Refusal {
                 code::UPSTREAM_UNAVAILABLE,
                 "the key verifier is unavailable; retry shortly".into(),
             ),
+            Refusal::LimitsUnavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::UPSTREAM_UNAVAILABLE,
+                "the gateway cannot count requests against limits right now; retry shortly".into(),
+            ),
             Refusal::VerifierBusy { retry_after_s } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 code::UPSTREAM_UNAVAILABLE,
@@ -252,6 +262,7 @@ impl Refusal {
             Refusal::Unauthenticated { failure: None } => "missing_credential",
             Refusal::Unauthenticated { failure: Some(f) } => f.reason(),
             Refusal::VerifierUnavailable => "verifier_unavailable",
+            Refusal::LimitsUnavailable { .. } => "limits_unavailable",
             Refusal::VerifierBusy { .. } => "verifier_busy",
             Refusal::Forbidden { .. } => "forbidden",
             Refusal::InsufficientScope { .. } => "insufficient_scope",
@@ -303,6 +314,7 @@ impl Refusal {
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
             }
             Refusal::VerifierUnavailable
+            | Refusal::LimitsUnavailable { .. }
             | Refusal::UpstreamUnavailable { .. }
             | Refusal::TooManySessions
             | Refusal::Cap(_) => {

@@ -21,10 +21,10 @@ use axum::routing::get;
 use mcpgate_core::entropy::{Entropy, OsEntropy};
 use mcpgate_core::keys::{KeyRecord, parse_seed_keys};
 use mcpgate_core::principal::{AuthMethod, Principal, Role};
-use mcpgate_core::ratelimit::{LocalLimiter, RateLimiter};
+use mcpgate_core::ratelimit::LocalLimiter;
 use mcpgate_store::memory::MemoryStore;
 use mcpgate_store::sqlite::SqliteStore;
-use mcpgate_store::{AuditStore, CredentialStore, KeyStore};
+use mcpgate_store::{AuditStore, CredentialStore, KeyStore, LimitStore};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ pub struct Gateway {
     pub sessions: SessionRegistry,
     pub started: Instant,
     pub auth: Auth,
-    pub limiter: Arc<dyn RateLimiter>,
+    pub limiter: Arc<dyn LimitStore>,
     pub audit: AuditSink,
     pub delegation: Option<crate::delegation::Delegation>,
     /// Tool names per-tool limiter state may be kept under.
@@ -79,6 +79,8 @@ pub struct Stores {
     pub keys: Arc<dyn KeyStore>,
     pub credentials: Arc<dyn CredentialStore>,
     pub audit: Arc<dyn AuditStore>,
+    /// Rate-limit and quota counters (in this process's memory in both embedded choices).
+    pub limits: Arc<dyn LimitStore>,
 }
 
 impl Stores {
@@ -89,6 +91,7 @@ impl Stores {
             keys: store.clone(),
             credentials: store.clone(),
             audit: store,
+            limits: Arc::new(LocalLimiter::default()),
         })
     }
 
@@ -100,6 +103,7 @@ impl Stores {
             keys: store.clone(),
             credentials: store.clone(),
             audit: store,
+            limits: Arc::new(LocalLimiter::default()),
         }
     }
 }
@@ -132,6 +136,22 @@ fn fixed_keys(config: &Config, env: &dyn Fn(&str) -> Option<String>, now: i64) -
 }
 
 impl Gateway {
+    /// What `p` has left in its own windows, for whoami; empty (and logged) when the limit store
+    /// cannot say.
+    pub async fn remaining(
+        &self,
+        p: &mcpgate_core::principal::Principal,
+        limits: &mcpgate_core::principal::Limits,
+    ) -> mcpgate_core::ratelimit::Remaining {
+        match self.limiter.remaining(p.id(), limits, self.clock.now()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "rate-limit store unavailable: whoami shows no remaining counts");
+                Default::default()
+            }
+        }
+    }
+
     /// Builds the gateway; must run inside a Tokio runtime (stdio upstreams, the key watcher and
     /// the audit writer start background work). `env` reads environment variables.
     pub async fn new(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Arc<Gateway>, String> {
@@ -232,7 +252,7 @@ impl Gateway {
             entropy,
             started: Instant::now(),
             auth,
-            limiter: Arc::new(LocalLimiter::default()),
+            limiter: stores.limits.clone(),
             audit,
             delegation,
             config,
@@ -317,7 +337,7 @@ async fn me(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         Err(r) => return r,
     };
     let limits = p.limits().or(gw.config.limits.default);
-    let remaining = gw.limiter.remaining(&p.id(), &limits, gw.clock.now());
+    let remaining = gw.remaining(&p, &limits).await;
     axum::Json(crate::pipeline::whoami_json(&p, &limits, &remaining)).into_response()
 }
 

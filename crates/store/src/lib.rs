@@ -1,14 +1,18 @@
 //! Storage behind async traits, one per kind of state: [`KeyStore`] (API keys), [`CredentialStore`]
 //! (upstream credentials held per key, sealed), [`AuditStore`] (audit records) and [`ReplayStore`]
-//! (nonces and signatures seen once: HMAC replay, later `private_key_jwt` jti). Two embedded
+//! (nonces and signatures seen once: HMAC replay, later `private_key_jwt` jti) and [`LimitStore`]
+//! (rate-limit and quota counters). Two embedded
 //! implementations need no other service: [`sqlite::SqliteStore`] (one file, the default) and
 //! [`memory::MemoryStore`] (nothing survives the process; tests, embedders). A shared backend
 //! (PostgreSQL, Redis) implements the same traits and must pass the same [`conformance`] suite.
 //!
 //! The traits are object-safe (`Arc<dyn KeyStore>`): the gateway picks a backend at start-up.
 //! Each method is one unit of work a backend can make atomic; none is on the per-request hot
-//! path except [`ReplayStore::claim`] for signed requests (keys are served from memory and
-//! reloaded on change; audit records are appended in batches off the request path).
+//! path except [`ReplayStore::claim`] for signed requests and [`LimitStore::check`] for callers
+//! with limits (keys are served from memory and reloaded on change; audit records are appended
+//! in batches off the request path). Rate-limit counters live in memory in both embedded stores
+//! (`LocalLimiter`: a SQLite write per request would cost more than the request); a shared
+//! backend keeps them where every replica counts against the same limit.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -19,6 +23,8 @@ pub mod sqlite;
 pub use async_trait::async_trait;
 use mcpgate_core::audit::{AuditQuery, AuditRecord};
 use mcpgate_core::keys::KeyRecord;
+use mcpgate_core::principal::Limits;
+use mcpgate_core::ratelimit::{Limited, Now, Remaining};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -95,4 +101,22 @@ pub trait ReplayStore: Send + Sync {
     /// Forgets entries that expired at or before `now`; returns how many (a backend that
     /// expires entries on its own may answer 0).
     async fn purge(&self, now: i64) -> Result<usize>;
+}
+
+/// Rate limits and quotas: per-minute and per-hour windows and a daily quota, per principal and
+/// per (principal, tool). Exact under concurrency: of many racing requests, exactly as many are
+/// admitted as the windows allow.
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    /// Counts one request of `principal` (and of `tool`, with its own limits) if every window
+    /// admits it; otherwise counts nothing and says which window refused and when to retry.
+    async fn check(
+        &self,
+        principal: &str,
+        limits: &Limits,
+        tool: Option<(&str, &Limits)>,
+        now: Now,
+    ) -> Result<std::result::Result<(), Limited>>;
+    /// What is left in each of `principal`'s own windows.
+    async fn remaining(&self, principal: &str, limits: &Limits, now: Now) -> Result<Remaining>;
 }

@@ -1,9 +1,13 @@
 //! The in-memory store: every trait, nothing survives the process. For tests, for embedders
 //! that keep keys in code, and as the gateway's replay cache (see [`ReplayStore`]).
 
-use crate::{AuditStore, CredentialStore, KeyStore, ReplayStore, Result, SealedCredential, StoreError, async_trait};
+use crate::{
+    AuditStore, CredentialStore, KeyStore, LimitStore, ReplayStore, Result, SealedCredential, StoreError, async_trait,
+};
 use mcpgate_core::audit::{AuditQuery, AuditRecord};
 use mcpgate_core::keys::KeyRecord;
+use mcpgate_core::principal::Limits;
+use mcpgate_core::ratelimit::{Limited, LocalLimiter, Now, RateLimiter, Remaining};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -224,5 +228,24 @@ impl ReplayStore for MemoryStore {
 
     async fn purge(&self, now: i64) -> Result<usize> {
         Ok(self.replay.iter().map(|s| lock(s).forget_expired(now)).sum())
+    }
+}
+
+/// Rate-limit counters in this process's memory: core's sharded GCRA limiter, exact under
+/// concurrency (each principal's windows under one lock).
+#[async_trait]
+impl LimitStore for LocalLimiter {
+    async fn check(
+        &self,
+        principal: &str,
+        limits: &Limits,
+        tool: Option<(&str, &Limits)>,
+        now: Now,
+    ) -> Result<std::result::Result<(), Limited>> {
+        Ok(RateLimiter::check(self, principal, limits, tool, now))
+    }
+
+    async fn remaining(&self, principal: &str, limits: &Limits, now: Now) -> Result<Remaining> {
+        Ok(RateLimiter::remaining(self, principal, limits, now))
     }
 }

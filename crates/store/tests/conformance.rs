@@ -71,3 +71,36 @@ async fn the_suite_catches_a_store_that_forgets_replays() {
     let err = conformance::replay(Arc::new(Forgetful)).await.unwrap_err();
     assert!(err.to_string().contains("replay was accepted"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_limits_pass_the_suite() {
+    conformance::limits(Arc::new(mcpgate_core::ratelimit::LocalLimiter::default()))
+        .await
+        .unwrap();
+}
+
+/// The suite can fail: a limiter that admits everything is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_catches_a_limiter_that_never_limits() {
+    use mcpgate_core::principal::Limits;
+    use mcpgate_core::ratelimit::{Limited, Now, Remaining};
+    use mcpgate_store::{LimitStore, Result, async_trait};
+    struct Lenient;
+    #[async_trait]
+    impl LimitStore for Lenient {
+        async fn check(
+            &self,
+            _: &str,
+            _: &Limits,
+            _: Option<(&str, &Limits)>,
+            _: Now,
+        ) -> Result<std::result::Result<(), Limited>> {
+            Ok(Ok(()))
+        }
+        async fn remaining(&self, _: &str, _: &Limits, _: Now) -> Result<Remaining> {
+            Ok(Remaining::default())
+        }
+    }
+    let err = conformance::limits(Arc::new(Lenient)).await.unwrap_err();
+    assert!(err.to_string().contains("was admitted"), "{err}");
+}

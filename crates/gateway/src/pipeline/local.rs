@@ -16,9 +16,9 @@ use serde_json::value::RawValue;
 
 impl Gateway {
     /// The gateway's own whoami tool: answered here, never forwarded.
-    pub(super) fn whoami_result(&self, p: &Principal, id: &RawValue) -> Response {
+    pub(super) async fn whoami_result(&self, p: &Principal, id: &RawValue) -> Response {
         let limits = p.limits().or(self.config.limits.default);
-        let remaining = self.limiter.remaining(&p.id(), &limits, self.clock.now());
+        let remaining = self.remaining(p, &limits).await;
         let info = whoami_json(p, &limits, &remaining);
         let text = serde_json::to_string_pretty(&info).unwrap_or_default();
         let result = serde_json::json!({

@@ -47,6 +47,9 @@ macro_rules! ensure {
     };
 }
 
+mod limits;
+pub use limits::limits;
+
 /// A key record with every field set, so a round trip that drops one is seen.
 pub fn sample_key(key_id: &str, created_at: i64) -> KeyRecord {
     KeyRecord {
