@@ -23,6 +23,7 @@ use mcpgate_core::keys::{KeyRecord, parse_seed_keys};
 use mcpgate_core::principal::{AuthMethod, Principal, Role};
 use mcpgate_core::ratelimit::LocalLimiter;
 use mcpgate_store::memory::MemoryStore;
+#[cfg(feature = "sqlite")]
 use mcpgate_store::sqlite::SqliteStore;
 use mcpgate_store::{AuditStore, CredentialStore, KeyStore, LimitStore};
 use std::future::Future;
@@ -85,6 +86,7 @@ pub struct Stores {
 
 impl Stores {
     /// Everything in one SQLite file (the gateway's default, `store.path`).
+    #[cfg(feature = "sqlite")]
     pub fn sqlite(path: &std::path::Path) -> Result<Stores, String> {
         let store = Arc::new(SqliteStore::open(path).map_err(|e| e.to_string())?);
         Ok(Stores {
@@ -153,12 +155,15 @@ impl Gateway {
     }
 
     /// Builds the gateway; must run inside a Tokio runtime (stdio upstreams, the key watcher and
-    /// the audit writer start background work). `env` reads environment variables.
+    /// the audit writer start background work). `env` reads environment variables. State goes to
+    /// the SQLite file `store.path`.
+    #[cfg(feature = "sqlite")]
     pub async fn new(config: Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Arc<Gateway>, String> {
         Gateway::with_clock(config, env, Arc::new(SystemClock)).await
     }
 
     /// As [`Gateway::new`], reading time from `clock` (tests move a [`crate::clock::ManualClock`]).
+    #[cfg(feature = "sqlite")]
     pub async fn with_clock(
         config: Config,
         env: &dyn Fn(&str) -> Option<String>,

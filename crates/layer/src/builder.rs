@@ -11,7 +11,7 @@ use mcpgate_gateway::config::Config;
 use mcpgate_gateway::config::raw::RawConfig;
 use mcpgate_gateway::server::{Sources, Stores};
 use std::collections::HashMap;
-use std::path::PathBuf;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +32,8 @@ pub struct Builder {
 enum StoreChoice {
     #[default]
     Memory,
-    Sqlite(PathBuf),
+    #[cfg(feature = "sqlite")]
+    Sqlite(std::path::PathBuf),
     Given(Stores),
 }
 
@@ -120,8 +121,9 @@ impl Builder {
     }
 
     /// Keys, held credentials and audit in one SQLite file (survives restarts; `mcpgate keys`
-    /// manages it).
-    pub fn sqlite(mut self, path: impl Into<PathBuf>) -> Self {
+    /// manages it). Needs the `sqlite` feature.
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.store = StoreChoice::Sqlite(path.into());
         self
     }
@@ -169,6 +171,7 @@ impl Builder {
         let config = Config::validate(raw).map_err(|e| e.to_string())?;
         let stores = match store {
             StoreChoice::Memory => Stores::memory(),
+            #[cfg(feature = "sqlite")]
             StoreChoice::Sqlite(path) => Stores::sqlite(&path)?,
             StoreChoice::Given(s) => s,
         };

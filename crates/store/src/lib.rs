@@ -18,6 +18,7 @@
 
 pub mod conformance;
 pub mod memory;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use async_trait::async_trait;

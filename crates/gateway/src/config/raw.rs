@@ -272,6 +272,7 @@ pub struct Overrides {
 }
 
 impl RawConfig {
+    #[cfg(feature = "toml")]
     pub fn from_toml(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|e| e.to_string())
     }
