@@ -69,23 +69,17 @@ fn runtime() -> tokio::runtime::Runtime {
 /// `mcpgate serve` (the record is built outside the timed part, as the pipeline builds it anyway).
 #[divan::bench]
 fn enqueue(bencher: Bencher) {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime();
-    let sink = sink(&dir, &rt);
-    let mut i = 0;
-    bencher
-        .with_inputs(|| {
-            i += 1;
-            record(i)
-        })
-        .bench_local_values(|r| drop(sink.record(r)));
-    rt.block_on(sink.close());
+    queue_records(bencher, false);
 }
 
 /// One record queued and its commit awaited, the writer idle: what a lone request waits before
 /// its response is released.
 #[divan::bench]
 fn enqueue_and_wait(bencher: Bencher) {
+    queue_records(bencher, true);
+}
+
+fn queue_records(bencher: Bencher, wait: bool) {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
     let sink = sink(&dir, &rt);
@@ -95,7 +89,12 @@ fn enqueue_and_wait(bencher: Bencher) {
             i += 1;
             record(i)
         })
-        .bench_local_values(|r| rt.block_on(sink.record(r)));
+        .bench_local_values(|r| {
+            let committed = sink.record(r);
+            if wait {
+                rt.block_on(committed);
+            }
+        });
     rt.block_on(sink.close());
 }
 
