@@ -125,7 +125,7 @@ fn full_decision(bencher: divan::Bencher) {
         let principal = rec.principal(AuthMethod::ApiKey);
         let d = p.decide(Some(&principal), m.method(), target);
         let ok = l
-            .check(&principal.id, &principal.limits, None, Now { mono_us: t, unix_s: 1 })
+            .check(principal.id(), &principal.limits(), None, Now { mono_us: t, unix_s: 1 })
             .is_ok();
         (d, ok)
     });

@@ -6,8 +6,9 @@
 
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool};
 
+use crate::profile::Profile;
 use crate::record::Recorder;
-use crate::{Profile, differential, prompts, resources, tools};
+use crate::{differential, prompts, resources, tools};
 
 /// The tools, resources, resource templates and prompts of one [`Profile`].
 #[derive(Debug)]

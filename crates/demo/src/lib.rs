@@ -26,7 +26,9 @@ mod profile;
 mod prompts;
 mod record;
 mod resources;
+mod response_stream;
 mod server;
+mod session;
 mod stdio;
 mod tools;
 

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::Recorder;
+use crate::record::Recorder;
 
 /// What a server exposes and whether it logs its executions. A [`Profile`] converts into one
 /// that records nothing, so `serve_http(listener, Profile::Demo)` reads as before.

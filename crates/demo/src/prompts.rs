@@ -8,8 +8,8 @@ use rmcp::model::{
 };
 use serde_json::Value;
 
-use crate::Profile;
 use crate::media::RED_PIXEL_PNG;
+use crate::profile::Profile;
 
 /// Suggestions offered for the `name` argument of `greeting`.
 const NAMES: [&str; 5] = ["Ada", "Alan", "Barbara", "Grace", "Linus"];

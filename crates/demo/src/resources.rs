@@ -5,8 +5,8 @@ use rmcp::ErrorData;
 use rmcp::model::{ReadResourceResult, Resource, ResourceContents, ResourceTemplate};
 use serde_json::json;
 
-use crate::Profile;
 use crate::media::RED_PIXEL_PNG;
+use crate::profile::Profile;
 
 const README_URI: &str = "demo://readme";
 const README: &str = "\

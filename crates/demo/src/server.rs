@@ -1,5 +1,5 @@
-//! The rmcp `ServerHandler`: routes each MCP method to the module that owns it and keeps the
-//! little state one session has (its log level and resource subscriptions).
+//! The rmcp `ServerHandler`: routes each MCP method to the module that owns it and holds the
+//! little state one session has (its log level and resource subscriptions: [`Session`]).
 //!
 //! One `DemoServer` value serves one session: the stdio transport has exactly one, the HTTP
 //! transport builds one per session from the shared [`Catalog`].
@@ -8,40 +8,29 @@
 // what every client released so far speaks, and the conformance suite tests them.
 #![allow(deprecated)]
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, CompletionInfo,
     GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
-    ListResourcesResult, ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
-    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
-    SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+    ListResourcesResult, ListToolsResult, LoggingLevel, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams, Tool,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
-use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::catalog::Catalog;
-use crate::{Profile, Setup, differential, prompts, resources, tools};
-
-/// The logger name on `notifications/message`, so a client can tell these apart from the
-/// gateway's own.
-const LOGGER: &str = "mcpgate-demo";
+use crate::profile::{Profile, Setup};
+use crate::record::Recorder;
+use crate::session::Session;
+use crate::{differential, prompts, resources, tools};
 
 /// The demo/conformance MCP server. Cheap to clone; clones share one session's state.
 #[derive(Debug, Clone)]
 pub struct DemoServer {
     catalog: Arc<Catalog>,
-    session: Arc<SessionState>,
-}
-
-#[derive(Debug)]
-struct SessionState {
-    /// Least severe level the client wants (`logging/setLevel`), as a [`severity`] rank.
-    min_log_level: AtomicU8,
-    /// URIs the client subscribed to with `resources/subscribe`.
-    subscriptions: Mutex<BTreeSet<String>>,
+    session: Arc<Session>,
 }
 
 impl DemoServer {
@@ -56,10 +45,7 @@ impl DemoServer {
     pub(crate) fn with_catalog(catalog: Arc<Catalog>) -> Self {
         Self {
             catalog,
-            session: Arc::new(SessionState {
-                min_log_level: AtomicU8::new(severity(LoggingLevel::Debug)),
-                subscriptions: Mutex::new(BTreeSet::new()),
-            }),
+            session: Arc::new(Session::new()),
         }
     }
 
@@ -70,48 +56,8 @@ impl DemoServer {
 
     /// The differential profile's execution log, when that profile is served (`None` otherwise:
     /// the other profiles' handlers take their own paths).
-    fn differential(&self) -> Option<Option<&crate::Recorder>> {
+    fn differential(&self) -> Option<Option<&Recorder>> {
         (self.catalog.profile == Profile::Differential).then_some(self.catalog.recorder.as_ref())
-    }
-
-    /// Sends `notifications/message` unless the client asked for less. Delivery failures are
-    /// only traced: a log line must never fail the tool that emits it.
-    pub(crate) async fn log(&self, peer: &Peer<RoleServer>, level: LoggingLevel, message: &str) {
-        if severity(level) < self.session.min_log_level.load(Ordering::Relaxed) {
-            return;
-        }
-        let param = LoggingMessageNotificationParam::new(level, message.into()).with_logger(LOGGER);
-        if let Err(error) = peer.notify_logging_message(param).await {
-            tracing::debug!(%error, "could not deliver a log notification");
-        }
-    }
-
-    /// The URIs this session is subscribed to, for `inspect`.
-    pub(crate) fn subscribed(&self) -> Vec<String> {
-        self.subscriptions().iter().cloned().collect()
-    }
-
-    fn subscriptions(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
-        // A panic while holding this lock cannot leave the set inconsistent (insert/remove are
-        // atomic from its point of view), so a poisoned lock is still safe to use.
-        self.session
-            .subscriptions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// RFC 5424 order, least severe first, so "at least this level" is a numeric comparison.
-fn severity(level: LoggingLevel) -> u8 {
-    match level {
-        LoggingLevel::Debug => 0,
-        LoggingLevel::Info => 1,
-        LoggingLevel::Notice => 2,
-        LoggingLevel::Warning => 3,
-        LoggingLevel::Error => 4,
-        LoggingLevel::Critical => 5,
-        LoggingLevel::Alert => 6,
-        LoggingLevel::Emergency => 7,
     }
 }
 
@@ -156,7 +102,7 @@ impl ServerHandler for DemoServer {
         if let Some(recorder) = self.differential() {
             return differential::call_tool(recorder, request).map(Into::into);
         }
-        tools::call(self, request, context).await
+        tools::call(self.profile(), &self.session, request, context).await
     }
 
     async fn list_resources(
@@ -197,8 +143,8 @@ impl ServerHandler for DemoServer {
             differential::subscribe(recorder, &request.uri)?;
         }
         let message = format!("subscribed to {}", request.uri);
-        self.subscriptions().insert(request.uri);
-        self.log(&context.peer, LoggingLevel::Info, &message).await;
+        self.session.subscribe(request.uri);
+        self.session.log(&context.peer, LoggingLevel::Info, &message).await;
         Ok(())
     }
 
@@ -208,8 +154,8 @@ impl ServerHandler for DemoServer {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let message = format!("unsubscribed from {}", request.uri);
-        self.subscriptions().remove(&request.uri);
-        self.log(&context.peer, LoggingLevel::Info, &message).await;
+        self.session.unsubscribe(&request.uri);
+        self.session.log(&context.peer, LoggingLevel::Info, &message).await;
         Ok(())
     }
 
@@ -251,9 +197,7 @@ impl ServerHandler for DemoServer {
         request: SetLevelRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.session
-            .min_log_level
-            .store(severity(request.level), Ordering::Relaxed);
+        self.session.set_log_level(request.level);
         Ok(())
     }
 }

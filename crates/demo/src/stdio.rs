@@ -3,7 +3,8 @@
 use anyhow::Context;
 use rmcp::ServiceExt;
 
-use crate::{DemoServer, Setup};
+use crate::profile::Setup;
+use crate::server::DemoServer;
 
 /// Serves MCP over stdin/stdout (newline-delimited JSON-RPC) until stdin closes.
 ///

@@ -14,11 +14,11 @@ use anyhow::Context;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio::net::TcpListener;
 
-pub(crate) use sessions::ResponseStream;
 use sessions::Sessions;
 
 use crate::catalog::Catalog;
-use crate::{DemoServer, Setup};
+use crate::profile::Setup;
+use crate::server::DemoServer;
 
 /// The path the MCP endpoint is mounted at.
 pub const MCP_PATH: &str = "/mcp";
@@ -61,7 +61,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::Profile;
+    use crate::profile::Profile;
 
     fn initialize(host: &str) -> Request<Body> {
         let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#;

@@ -14,12 +14,13 @@ use rmcp::model::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::common::{Call, after_asking, define, no_arguments, text, unknown_tool};
 use super::demo::model_text;
-use super::{Call, after_asking, args, define, forms, no_arguments, text, unknown_tool};
-use crate::DemoServer;
-use crate::http::ResponseStream;
+use super::{args, forms};
 use crate::media::{RED_PIXEL_PNG, SILENT_WAV};
 use crate::peer;
+use crate::response_stream::ResponseStream;
+use crate::session::Session;
 
 /// Pause between the notifications of the logging and progress tools; the suite wants them
 /// spread out so a client must handle several arriving during one call.
@@ -117,7 +118,7 @@ pub(super) fn definitions() -> Vec<Tool> {
     ]
 }
 
-pub(super) async fn call(server: &DemoServer, name: &str, call: Call) -> Result<CallToolResponse, ErrorData> {
+pub(super) async fn call(session: &Session, name: &str, call: Call) -> Result<CallToolResponse, ErrorData> {
     let result = match name {
         "test_simple_text" => text("This is a simple text response for testing."),
         "test_image_content" => CallToolResult::success(vec![ContentBlock::image(RED_PIXEL_PNG, "image/png")]),
@@ -137,7 +138,7 @@ pub(super) async fn call(server: &DemoServer, name: &str, call: Call) -> Result<
                 .with_mime_type("application/json"),
             ),
         ]),
-        "test_tool_with_logging" => with_logging(server, &call).await,
+        "test_tool_with_logging" => with_logging(session, &call).await,
         "test_tool_with_progress" => with_progress(&call).await,
         "test_error_handling" => CallToolResult::error(vec![ContentBlock::text(
             "This tool intentionally returns an error for testing",
@@ -160,13 +161,13 @@ pub(super) async fn call(server: &DemoServer, name: &str, call: Call) -> Result<
     Ok(result.into())
 }
 
-async fn with_logging(server: &DemoServer, call: &Call) -> CallToolResult {
+async fn with_logging(session: &Session, call: &Call) -> CallToolResult {
     let peer = &call.ctx.peer;
-    server.log(peer, LoggingLevel::Info, "Tool execution started").await;
+    session.log(peer, LoggingLevel::Info, "Tool execution started").await;
     tokio::time::sleep(STEP).await;
-    server.log(peer, LoggingLevel::Info, "Tool processing data").await;
+    session.log(peer, LoggingLevel::Info, "Tool processing data").await;
     tokio::time::sleep(STEP).await;
-    server.log(peer, LoggingLevel::Info, "Tool execution completed").await;
+    session.log(peer, LoggingLevel::Info, "Tool execution completed").await;
     text("Tool with logging executed successfully")
 }
 

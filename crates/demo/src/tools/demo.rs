@@ -18,9 +18,10 @@ use rmcp::model::{
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Call, after_asking, args, define, forms, no_arguments, text, tool_error};
-use crate::DemoServer;
+use super::common::{Call, after_asking, define, no_arguments, text, tool_error};
+use super::{args, forms};
 use crate::peer;
+use crate::session::Session;
 
 /// Limits on `slow`, so one call cannot tie a session up for hours.
 const MAX_STEPS: u32 = 1_000;
@@ -216,7 +217,7 @@ pub(super) fn crash() -> ! {
     std::process::exit(CRASH_EXIT_STATUS)
 }
 
-pub(super) fn inspect(server: &DemoServer, call: Call) -> Result<CallToolResult, ErrorData> {
+pub(super) fn inspect(session: &Session, call: Call) -> Result<CallToolResult, ErrorData> {
     let ctx = &call.ctx;
     let mut report = Map::new();
     report.insert("arguments".into(), Value::Object(call.args));
@@ -232,7 +233,7 @@ pub(super) fn inspect(server: &DemoServer, call: Call) -> Result<CallToolResult,
             .and_then(|info| serde_json::to_value(info).ok())
             .unwrap_or(Value::Null),
     );
-    report.insert("subscriptions".into(), json!(server.subscribed()));
+    report.insert("subscriptions".into(), json!(session.subscribed()));
     if let Some(parts) = ctx.extensions.get::<http::request::Parts>() {
         report.insert("http".into(), http_request(parts));
     }

@@ -6,30 +6,18 @@
 //! as little as a string move.
 
 mod args;
+mod common;
 mod conformance;
 mod demo;
 mod forms;
 
-use std::sync::Arc;
-
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, InputResponses, JsonObject, Tool,
-};
+use rmcp::model::{CallToolRequestParams, CallToolResponse, Tool};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer};
-use serde_json::Value;
 
-use crate::peer::{AskError, Reply};
-use crate::{DemoServer, Profile};
-
-/// One `tools/call`, taken apart.
-pub(crate) struct Call {
-    /// `arguments`, or an empty object when the client sent none.
-    pub(crate) args: JsonObject,
-    /// Answers to an earlier `input_required` result (2026-07-28 multi round-trip calls).
-    pub(crate) input_responses: Option<InputResponses>,
-    pub(crate) ctx: RequestContext<RoleServer>,
-}
+use crate::profile::Profile;
+use crate::session::Session;
+use common::{Call, unknown_tool};
 
 /// The tools of a profile, in the order `tools/list` shows them.
 pub(crate) fn definitions(profile: Profile) -> Vec<Tool> {
@@ -40,9 +28,10 @@ pub(crate) fn definitions(profile: Profile) -> Vec<Tool> {
     tools
 }
 
-/// Runs a `tools/call`.
+/// Runs a `tools/call` for a session of `profile`.
 pub(crate) async fn call(
-    server: &DemoServer,
+    profile: Profile,
+    session: &Session,
     params: CallToolRequestParams,
     ctx: RequestContext<RoleServer>,
 ) -> Result<CallToolResponse, ErrorData> {
@@ -64,47 +53,8 @@ pub(crate) async fn call(
         "ask_name" => demo::ask_name(call).await,
         "summarize" => demo::summarize(call).await,
         "crash" => demo::crash(),
-        "inspect" => demo::inspect(server, call).map(Into::into),
-        other if server.profile().includes_conformance() => conformance::call(server, other, call).await,
+        "inspect" => demo::inspect(session, call).map(Into::into),
+        other if profile.includes_conformance() => conformance::call(session, other, call).await,
         other => Err(unknown_tool(other)),
-    }
-}
-
-/// Unknown tool names are a protocol error (-32602), as the 2025-11-25 spec asks.
-fn unknown_tool(name: &str) -> ErrorData {
-    ErrorData::invalid_params(format!("unknown tool `{name}`"), None)
-}
-
-/// A tool definition from a hand-written JSON Schema object.
-fn define(name: &'static str, description: &'static str, input_schema: Value) -> Tool {
-    let schema = match input_schema {
-        Value::Object(map) => map,
-        _ => JsonObject::new(),
-    };
-    Tool::new(name, description, Arc::new(schema))
-}
-
-/// The schema of a tool without arguments.
-fn no_arguments() -> Value {
-    serde_json::json!({ "type": "object", "properties": {} })
-}
-
-/// A successful result holding one text block.
-fn text(text: impl Into<String>) -> CallToolResult {
-    CallToolResult::success(vec![ContentBlock::text(text)])
-}
-
-/// A tool-level failure the caller gets to read (`isError: true`).
-fn tool_error(text: impl Into<String>) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(text)])
-}
-
-/// Finishes a tool that asked the client something: either hand back the `input_required`
-/// result, or turn the answer into the tool's result with `finish`.
-fn after_asking<T>(reply: Result<Reply<T>, AskError>, finish: impl FnOnce(T) -> CallToolResult) -> CallToolResponse {
-    match reply {
-        Ok(Reply::Answered(answer)) => finish(answer).into(),
-        Ok(Reply::InputRequired(input_required)) => input_required.into(),
-        Err(error) => tool_error(error.to_string()).into(),
     }
 }
