@@ -47,8 +47,8 @@ impl Delegation {
                     out.push((HeaderName::from_static(name), v));
                 }
             };
-            add("x-mcp-user-id", &p.user_id());
-            if let Some(t) = &p.tenant() {
+            add("x-mcp-user-id", p.user_id());
+            if let Some(t) = p.tenant() {
                 add("x-mcp-tenant-id", t);
             }
             add("x-mcp-role", p.role().as_str());

@@ -8,16 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::*;
 use mcpgate_core::jsonrpc::code;
 use mcpgate_core::keys::hash_hex;
 use mcpgate_core::principal::{Limits, Role};
 use mcpgate_store::KeyStore;
+use mcpgate_testkit::apikey::*;
+use mcpgate_testkit::harness::*;
+use mcpgate_testkit::logs::{LogCapture, find_leaks};
+use mcpgate_testkit::time::{eventually, now_s};
+use mcpgate_testkit::vendor::Vendor;
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A challenge for a request without a credential: `Bearer realm="mcpgate"`, no `error=`, and
@@ -878,80 +878,13 @@ async fn anonymous_caller_refused_is_told_to_authenticate() {
 
 // ---- 9. external key verification ------------------------------------------------------------
 
-const UP: u8 = 0;
-const SLOW: u8 = 1;
-
-/// An in-test vendor API: `GET /me` answers 200 for the good key, 401 otherwise; SLOW mode
-/// sleeps longer than the gateway's timeout.
-struct Verifier {
-    url: String,
-    mode: Arc<AtomicU8>,
-    hits: Arc<AtomicUsize>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Verifier {
-    async fn start(good: &str) -> Verifier {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mode = Arc::new(AtomicU8::new(UP));
-        let hits = Arc::new(AtomicUsize::new(0));
-        let expected = format!("Bearer {good}");
-        let (m, h) = (mode.clone(), hits.clone());
-        let app = axum::Router::new().route(
-            "/me",
-            axum::routing::get(move |headers: http::HeaderMap| {
-                let (m, h, expected) = (m.clone(), h.clone(), expected.clone());
-                async move {
-                    h.fetch_add(1, Ordering::SeqCst);
-                    if m.load(Ordering::SeqCst) == SLOW {
-                        tokio::time::sleep(Duration::from_millis(1500)).await;
-                    }
-                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-                    if auth == Some(expected.as_str()) {
-                        (
-                            http::StatusCode::OK,
-                            axum::Json(json!({ "id": "u1", "role": "developer", "permissions": ["read", "write"] })),
-                        )
-                    } else {
-                        (
-                            http::StatusCode::UNAUTHORIZED,
-                            axum::Json(json!({ "error": "bad key" })),
-                        )
-                    }
-                }
-            }),
-        );
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Verifier {
-            url: format!("http://{addr}/me"),
-            mode,
-            hits,
-            stop: Some(tx),
-            task: Some(task),
-        }
-    }
-
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-
-    async fn stop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
-        }
-    }
+/// The vendor API in these tests: `GET /me` answers 200 for the good key, 401 otherwise.
+async fn verifier(good: &str) -> Vendor {
+    let good = good.to_string();
+    Vendor::start(move |key| {
+        (key == good).then(|| json!({ "id": "u1", "role": "developer", "permissions": ["read", "write"] }))
+    })
+    .await
 }
 
 fn external_toml(url: &str) -> String {
@@ -968,8 +901,8 @@ fn vendor_key() -> String {
 #[tokio::test]
 async fn external_verifier_up_bad_slow_down_and_cached() {
     let good = vendor_key();
-    let mut v = Verifier::start(&good).await;
-    let setup = Setup::new(&external_toml(&v.url));
+    let v = verifier(&good).await;
+    let setup = Setup::new(&external_toml(&v.me_url()));
     let local = setup.key(key("local-user"));
     let gw = setup.start().await;
     let gh = [("x-api-key", good.as_str())];
@@ -984,11 +917,11 @@ async fn external_verifier_up_bad_slow_down_and_cached() {
     gw.call(&gh, Some(&s), "echo", json!({ "text": "x" }))
         .await
         .ok("externally verified key");
-    assert_eq!(v.hits(), 1, "one verification, then the cache");
+    assert_eq!(v.calls(), 1, "one verification, then the cache");
 
     // Registry keys never go to the verifier.
     assert_eq!(gw.whoami(&[local.x_api_key()]).await["user_id"], json!("local-user"));
-    assert_eq!(v.hits(), 1);
+    assert_eq!(v.calls(), 1);
 
     // Bad key: 401, and the answer is cached too.
     let bad = vendor_key();
@@ -1003,10 +936,10 @@ async fn external_verifier_up_bad_slow_down_and_cached() {
         "rejected key again",
         &["invalid API key"],
     );
-    assert_eq!(v.hits(), 2, "negative answers are cached");
+    assert_eq!(v.calls(), 2, "negative answers are cached");
 
     // Slow: 503, never 401, after about the timeout.
-    v.mode.store(SLOW, Ordering::SeqCst);
+    v.delay(1500);
     let fresh = vendor_key();
     let started = Instant::now();
     let r = gw.try_initialize(&[("x-api-key", fresh.as_str())]).await;
@@ -1022,17 +955,17 @@ async fn external_verifier_up_bad_slow_down_and_cached() {
     );
     let r = gw.get("/auth/me", &[("x-api-key", fresh.as_str())]).await;
     assert_eq!(r.status, 503, "/auth/me with a slow verifier: {}", r.text);
-    v.mode.store(UP, Ordering::SeqCst);
+    v.delay(0);
 
     // Down: the cached good key still works within the cache TTL; a new key gets 503.
-    let before = v.hits();
+    let before = v.calls();
     v.stop().await;
     let me = gw.whoami(&gh).await;
     assert_eq!(me["user_id"], json!("u1"), "cached after the verifier stopped");
     gw.call(&gh, Some(&s), "echo", json!({ "text": "x" }))
         .await
         .ok("cached key, verifier down");
-    assert_eq!(v.hits(), before);
+    assert_eq!(v.calls(), before);
     let r = gw.try_initialize(&[("x-api-key", vendor_key().as_str())]).await;
     r.refused("verifier stopped", 503, code::UPSTREAM_UNAVAILABLE, &["verifier"]);
 }
@@ -1134,46 +1067,20 @@ async fn a_tenant_header_that_disagrees_with_the_key_is_refused() {
 
 // ---- 12. no secret anywhere -------------------------------------------------------------------
 
-#[derive(Clone)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Runs on one thread so that the thread-local TRACE subscriber sees the gateway, the upstream,
 /// the verifier and every task they spawn (blocking-pool work aside).
 #[tokio::test(flavor = "current_thread")]
 async fn no_secret_reaches_logs_audit_metrics_or_responses() {
-    let _ = tracing_log::LogTracer::init();
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let writer = Captured(buf.clone());
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    // A second live dispatcher makes tracing-core compute callsite interest over every
-    // dispatcher; with only one, a callsite first hit on another test's thread (no subscriber)
-    // is cached as "never" and this test's subscriber would miss it.
-    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
-    let dispatch = tracing::Dispatch::new(subscriber);
-    let _guard = tracing::dispatcher::set_default(&dispatch);
+    let logs = LogCapture::install();
 
     let ext_good = vendor_key();
     let ext_bad = vendor_key();
-    let mut verifier = Verifier::start(&ext_good).await;
+    let verifier = verifier(&ext_good).await;
     let legacy = format!("legacy-connector-key-{}", unknown_key().key_id);
     let toml = format!(
         "[auth]\nallow_query_key = true\nallow_tool_arg_key = true\ndefault_key_env = [\"KGP_API_KEY\"]\n\n{}\n\
          [[policy.rules]]\ntools = [\"echo\", \"inspect\"]\npermissions = [\"read\"]\n",
-        external_toml(&verifier.url)
+        external_toml(&verifier.me_url())
     );
     let mut setup = Setup::new(&toml);
     let valid = setup.key(key("alice"));
@@ -1293,13 +1200,9 @@ async fn no_secret_reaches_logs_audit_metrics_or_responses() {
 
     // -- where secrets must not be --
     let audit = gw.audit().await;
-    let logs = String::from_utf8_lossy(&buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
-    let responses = gw.seen.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
-    let audit_text = audit
-        .iter()
-        .map(|r| serde_json::to_string(r).unwrap())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let logs = logs.text();
+    let responses = gw.responses();
+    let audit_text = audit_text(&audit);
 
     // The test can fail: every place holds something, including non-secret identifiers.
     assert!(!logs.is_empty(), "nothing was captured from the logs");
@@ -1333,21 +1236,12 @@ async fn no_secret_reaches_logs_audit_metrics_or_responses() {
         secrets.push((format!("{name} hash"), hash_hex(k)));
     }
     let places = [
-        ("logs", &logs),
-        ("audit", &audit_text),
-        ("metrics", &metrics.text),
-        ("responses", &responses),
+        ("logs", logs.as_str()),
+        ("audit", audit_text.as_str()),
+        ("metrics", metrics.text.as_str()),
+        ("responses", responses.as_str()),
     ];
-    let mut leaks = Vec::new();
-    for (what, secret) in &secrets {
-        for (place, text) in &places {
-            if let Some(at) = text.find(secret.as_str()) {
-                let from = text[..at].char_indices().rev().nth(200).map_or(0, |(i, _)| i);
-                let excerpt: String = text[from..].chars().take(300).collect();
-                leaks.push(format!("{what} in {place}: …{excerpt}…"));
-            }
-        }
-    }
+    let leaks = find_leaks(&secrets, &places);
     assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n\n"));
 }
 

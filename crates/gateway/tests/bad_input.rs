@@ -11,13 +11,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use axum::body::Body;
-use common::*;
 use http::{HeaderValue, Request};
 use http_body_util::BodyExt;
 use mcpgate_core::jsonrpc::code;
+use mcpgate_testkit::apikey::*;
+use mcpgate_testkit::harness::*;
+use mcpgate_testkit::logs::{LogCapture, find_leaks};
+use mcpgate_testkit::recorder::Recorder;
+use mcpgate_testkit::time::now_s;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -182,8 +184,8 @@ struct World {
     main_rec: Recorder,
     argk: Gw,
     argk_rec: Recorder,
-    wire: SocketAddr,
-    stop_wire: tokio::sync::oneshot::Sender<()>,
+    /// The main gateway on a loopback listener, for the rows sent as raw bytes.
+    wire: Listening,
     user: Issued,
     tenant_key: Issued,
     argk_user: Issued,
@@ -252,12 +254,7 @@ impl World {
             .await;
         r.ok("fixture: a signed initialize");
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let wire = listener.local_addr().expect("addr");
-        let (stop_wire, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(mcpgate_gateway::serve(main.gw.clone(), listener, async move {
-            let _ = stopped.await;
-        }));
+        let wire = main.listen().await;
 
         let secrets = vec![
             ("the user's key".into(), user.secret_part().to_string()),
@@ -280,7 +277,6 @@ impl World {
             argk,
             argk_rec,
             wire,
-            stop_wire,
             user,
             tenant_key,
             argk_user,
@@ -315,7 +311,7 @@ impl World {
                 let gw = if row.on == On::Main { &self.main } else { &self.argk };
                 through_router(gw, req.build()).await
             }
-            How::Wire(bytes) => over_the_wire(self.wire, bytes).await,
+            How::Wire(bytes) => over_the_wire(self.wire.addr, bytes).await,
         }
     }
 }
@@ -502,7 +498,7 @@ async fn every_bad_input_is_refused_before_the_upstream_without_leaks_or_echoes(
         ("the captured logs", log_text.as_str()),
     ];
     failures.extend(find_leaks(&w.secrets, &places));
-    let _ = w.stop_wire.send(());
+    drop(w.wire);
     assert!(
         failures.is_empty(),
         "{} failure(s):\n{}",
@@ -547,7 +543,7 @@ async fn controls(w: &World) {
         w.user.key, w.session
     );
     ok(
-        &over_the_wire(w.wire, &wire_post(wire.as_bytes())).await,
+        &over_the_wire(w.wire.addr, &wire_post(wire.as_bytes())).await,
         "echo on the wire",
     );
 }

@@ -6,24 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/keys.rs"]
-mod keys;
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use base64::Engine;
 use futures_util::future::join_all;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use keys::{TestKey, b64url, keys};
 use mcpgate_core::principal::{AuthMethod, Role};
 use mcpgate_gateway::auth::introspect::{IntrospectionVerifier, RawIntrospection};
 use mcpgate_gateway::auth::jwt::{JwtConfig, JwtVerifier, RawJwt, TokenError, mint_hs256};
+use mcpgate_testkit::fake::Mode;
+use mcpgate_testkit::issuer::Issuer;
+use mcpgate_testkit::keys::{TestKey, b64url, keys};
+use mcpgate_testkit::time::now_s;
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const AUD: &str = "https://gw.test/mcp";
@@ -31,144 +23,25 @@ const HS_SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256!";
 const CLIENT_ID: &str = "mcpgate";
 const CLIENT_SECRET: &str = "introspection-secret";
 
-fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-// ---- keys -------------------------------------------------------------------------------------
-
 // ---- the issuer -------------------------------------------------------------------------------
 
-#[derive(Default)]
-struct IssuerState {
-    base: OnceLock<String>,
-    jwks: Mutex<Value>,
-    cache_control: Mutex<Option<String>>,
-    down: AtomicBool,
-    discovery_fetches: AtomicUsize,
-    jwks_fetches: AtomicUsize,
-    /// token → introspection answer.
-    tokens: Mutex<HashMap<String, Value>>,
-    introspections: AtomicUsize,
+/// The issuer, publishing `published`; its introspection endpoint answers only to this gateway's
+/// client credentials.
+async fn start_issuer(published: &[&TestKey]) -> Issuer {
+    let issuer = Issuer::start(published).await;
+    issuer.require_client(CLIENT_ID, CLIENT_SECRET);
+    issuer
 }
 
-struct Issuer {
-    base: String,
-    state: Arc<IssuerState>,
+/// The claims of a good token from this issuer for this gateway.
+trait Claims {
+    fn claims(&self, now: i64) -> Value;
 }
 
-impl Issuer {
-    async fn start(published: &[&TestKey]) -> Issuer {
-        let state = Arc::new(IssuerState::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        state.base.set(base.clone()).unwrap();
-        let app = Router::new()
-            .route("/.well-known/openid-configuration", get(discovery))
-            .route("/jwks", get(jwks))
-            .route("/introspect", post(introspect))
-            .route("/slow-introspect", post(slow))
-            .with_state(state.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        let issuer = Issuer { base, state };
-        issuer.publish(published);
-        issuer
-    }
-
-    fn publish(&self, published: &[&TestKey]) {
-        *self.state.jwks.lock().unwrap() = json!({"keys": published.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
-    }
-    fn publish_raw(&self, jwks: Value) {
-        *self.state.jwks.lock().unwrap() = jwks;
-    }
-    fn set_down(&self, down: bool) {
-        self.state.down.store(down, Ordering::SeqCst);
-    }
-    fn jwks_fetches(&self) -> usize {
-        self.state.jwks_fetches.load(Ordering::SeqCst)
-    }
-    fn discovery_fetches(&self) -> usize {
-        self.state.discovery_fetches.load(Ordering::SeqCst)
-    }
-    fn introspections(&self) -> usize {
-        self.state.introspections.load(Ordering::SeqCst)
-    }
-    fn answer(&self, token: &str, answer: Value) {
-        self.state.tokens.lock().unwrap().insert(token.into(), answer);
-    }
-
-    /// `[auth.jwt]` using discovery from this issuer.
-    fn oidc(&self) -> RawJwt {
-        RawJwt {
-            issuer: Some(self.base.clone()),
-            ..Default::default()
-        }
-    }
-
+impl Claims for Issuer {
     fn claims(&self, now: i64) -> Value {
         json!({"iss": self.base, "aud": AUD, "sub": "alice", "iat": now, "exp": now + 600})
     }
-}
-
-async fn discovery(State(s): State<Arc<IssuerState>>) -> Response {
-    if s.down.load(Ordering::SeqCst) {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    s.discovery_fetches.fetch_add(1, Ordering::SeqCst);
-    let base = s.base.get().cloned().unwrap_or_default();
-    axum::Json(json!({
-        "issuer": base,
-        "jwks_uri": format!("{base}/jwks"),
-        "introspection_endpoint": format!("{base}/introspect"),
-    }))
-    .into_response()
-}
-
-async fn jwks(State(s): State<Arc<IssuerState>>) -> Response {
-    if s.down.load(Ordering::SeqCst) {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    s.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-    let body = s.jwks.lock().unwrap().clone();
-    let mut resp = axum::Json(body).into_response();
-    if let Some(cc) = s.cache_control.lock().unwrap().clone() {
-        resp.headers_mut().insert(header::CACHE_CONTROL, cc.parse().unwrap());
-    }
-    resp
-}
-
-async fn introspect(State(s): State<Arc<IssuerState>>, headers: HeaderMap, body: String) -> Response {
-    if s.down.load(Ordering::SeqCst) {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    s.introspections.fetch_add(1, Ordering::SeqCst);
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
-    );
-    if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_client"}))).into_response();
-    }
-    let form: HashMap<String, String> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
-    let token = form.get("token").cloned().unwrap_or_default();
-    let answer = s
-        .tokens
-        .lock()
-        .unwrap()
-        .get(&token)
-        .cloned()
-        .unwrap_or(json!({"active": false}));
-    axum::Json(answer).into_response()
-}
-
-async fn slow() -> Response {
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    axum::Json(json!({"active": false})).into_response()
 }
 
 fn verifier(raw: RawJwt) -> JwtVerifier {
@@ -185,21 +58,16 @@ fn invalid(reason: &'static str) -> TokenError {
 #[tokio::test]
 async fn discovery_finds_the_keys_and_rs256_es256_eddsa_verify() {
     let k = keys();
-    let issuer = Issuer::start(&[&k.rsa, &k.ec, &k.ed]).await;
+    let issuer = start_issuer(&[&k.rsa, &k.ec, &k.ed]).await;
     let v = verifier(issuer.oidc());
     assert_eq!(v.issuer(), Some(issuer.base.as_str()));
     let now = now_s();
     for key in [&k.rsa, &k.ec, &k.ed] {
         let p = v.verify(&key.sign(&issuer.claims(now)), now).await.unwrap();
-        assert_eq!(
-            (p.id.as_str(), p.user_id.as_str()),
-            ("jwt:alice", "alice"),
-            "{:?}",
-            key.alg
-        );
-        assert_eq!(p.method, AuthMethod::Jwt);
-        assert_eq!(p.expires_at, Some(now + 600));
-        assert_eq!(p.key_id, None);
+        assert_eq!((p.id(), p.user_id()), ("jwt:alice", "alice"), "{:?}", key.alg);
+        assert_eq!(p.method(), AuthMethod::Jwt);
+        assert_eq!(p.expires_at(), Some(now + 600));
+        assert_eq!(p.key_id(), None);
     }
     // One discovery, one JWKS fetch for all three.
     assert_eq!((issuer.discovery_fetches(), issuer.jwks_fetches()), (1, 1));
@@ -211,7 +79,7 @@ async fn discovery_finds_the_keys_and_rs256_es256_eddsa_verify() {
 #[tokio::test]
 async fn a_jwks_url_works_without_discovery() {
     let k = keys();
-    let issuer = Issuer::start(&[&k.rsa]).await;
+    let issuer = start_issuer(&[&k.rsa]).await;
     let v = verifier(RawJwt {
         jwks_url: Some(format!("{}/jwks", issuer.base)),
         ..Default::default()
@@ -225,7 +93,7 @@ async fn a_jwks_url_works_without_discovery() {
 #[tokio::test]
 async fn hs256_with_a_secret_alone_and_beside_an_issuer() {
     let k = keys();
-    let issuer = Issuer::start(&[&k.rsa]).await;
+    let issuer = start_issuer(&[&k.rsa]).await;
     let now = now_s();
     let hs = |claims: &Value| mint_hs256(HS_SECRET.as_bytes(), claims).unwrap();
 
@@ -287,7 +155,7 @@ fn verifiers_and_their_futures_can_cross_tasks() {
 #[tokio::test]
 async fn a_rotated_key_verifies_without_restart_and_a_withdrawn_one_stops() {
     let k = keys();
-    let issuer = Issuer::start(&[&k.rsa]).await;
+    let issuer = start_issuer(&[&k.rsa]).await;
     let v = verifier(issuer.oidc());
     let now = now_s();
     assert!(v.verify(&k.rsa.sign(&issuer.claims(now)), now).await.is_ok());
@@ -296,7 +164,7 @@ async fn a_rotated_key_verifies_without_restart_and_a_withdrawn_one_stops() {
     issuer.publish(&[&k.rsa2]);
     let later = now + 31; // past the 30 s floor since the first fetch
     let p = v.verify(&k.rsa2.sign(&issuer.claims(later)), later).await.unwrap();
-    assert_eq!(p.user_id, "alice");
+    assert_eq!(p.user_id(), "alice");
     assert_eq!(issuer.jwks_fetches(), 2);
     // A fresh rsa-1 token no longer finds its key.
     let mut c = issuer.claims(later);
@@ -310,7 +178,7 @@ async fn a_rotated_key_verifies_without_restart_and_a_withdrawn_one_stops() {
 #[tokio::test]
 async fn issuer_down_cached_keys_keep_working_and_unknown_kids_fail_closed() {
     let k = keys();
-    let issuer = Issuer::start(&[&k.rsa]).await;
+    let issuer = start_issuer(&[&k.rsa]).await;
     let v = verifier(issuer.oidc());
     let now = now_s();
     let claims = |at: i64, jti: &str| {
@@ -321,7 +189,7 @@ async fn issuer_down_cached_keys_keep_working_and_unknown_kids_fail_closed() {
     };
     assert!(v.verify(&k.rsa.sign(&claims(now, "a")), now).await.is_ok());
 
-    issuer.set_down(true);
+    issuer.set_mode(Mode::Unavailable);
     // Past the default 1 h max-age: the key set is stale and cannot be refreshed, yet still used.
     let later = now + 4000;
     assert!(v.verify(&k.rsa.sign(&claims(later, "b")), later).await.is_ok());
@@ -339,7 +207,7 @@ async fn issuer_down_cached_keys_keep_working_and_unknown_kids_fail_closed() {
     assert!(fresh.prefetch(now).await.is_err());
 
     // The issuer comes back: after the floor the fresh gateway fetches and verifies.
-    issuer.set_down(false);
+    issuer.set_mode(Mode::Up);
     assert_eq!(
         fresh
             .verify(&k.rsa.sign(&claims(now + 1, "e")), now + 1)
@@ -359,7 +227,7 @@ async fn issuer_down_cached_keys_keep_working_and_unknown_kids_fail_closed() {
 #[tokio::test]
 async fn an_unknown_kid_flood_costs_the_issuer_one_fetch_per_floor() {
     let k = keys();
-    let issuer = Issuer::start(&[&k.rsa]).await;
+    let issuer = start_issuer(&[&k.rsa]).await;
     let v = verifier(issuer.oidc());
     let now = now_s();
     assert!(v.verify(&k.rsa.sign(&issuer.claims(now)), now).await.is_ok());
@@ -401,8 +269,8 @@ async fn an_unknown_kid_flood_costs_the_issuer_one_fetch_per_floor() {
 #[tokio::test]
 async fn cache_control_max_age_decides_when_keys_are_refreshed() {
     let k = keys();
-    let issuer = Issuer::start(&[&k.rsa]).await;
-    *issuer.state.cache_control.lock().unwrap() = Some("public, max-age=120".into());
+    let issuer = start_issuer(&[&k.rsa]).await;
+    issuer.cache_control("public, max-age=120");
     let v = verifier(issuer.oidc());
     let now = now_s();
     let token = |at: i64| {
@@ -427,7 +295,7 @@ async fn cache_control_max_age_decides_when_keys_are_refreshed() {
 #[tokio::test]
 async fn negative_table() {
     let k = keys();
-    let issuer = Issuer::start(&[&k.rsa, &k.ec]).await;
+    let issuer = start_issuer(&[&k.rsa, &k.ec]).await;
     let v = verifier(issuer.oidc());
     let now = now_s();
     let good = issuer.claims(now);
@@ -579,7 +447,7 @@ async fn negative_table() {
     ];
     for (name, token, want) in table {
         let got = v.verify(&token, now).await;
-        assert_eq!(got.as_ref().map(|p| &p.user_id).err(), Some(&want), "{name}");
+        assert_eq!(got.as_ref().map(|p| p.user_id()).err(), Some(&want), "{name}");
     }
     // None of that made the issuer busy: one discovery, one JWKS fetch (the unknown kids came
     // inside the floor).
@@ -589,7 +457,7 @@ async fn negative_table() {
 #[tokio::test]
 async fn hs256_keyed_with_the_rsa_public_key_fails_even_when_hs256_is_allowed() {
     let k = keys();
-    let issuer = Issuer::start(&[&k.rsa]).await;
+    let issuer = start_issuer(&[&k.rsa]).await;
     let v = verifier(RawJwt {
         secret_env: Some("JWT_SECRET".into()),
         ..issuer.oidc()
@@ -615,7 +483,7 @@ async fn hs256_keyed_with_the_rsa_public_key_fails_even_when_hs256_is_allowed() 
 #[tokio::test]
 async fn an_issuer_whose_discovery_names_another_issuer_is_refused() {
     let k = keys();
-    let issuer = Issuer::start(&[&k.rsa]).await;
+    let issuer = start_issuer(&[&k.rsa]).await;
     // Configured with a trailing slash: the discovery document names the issuer without one.
     let v = verifier(RawJwt {
         issuer: Some(format!("{}/", issuer.base)),
@@ -634,7 +502,7 @@ async fn an_issuer_whose_discovery_names_another_issuer_is_refused() {
 #[tokio::test]
 async fn a_symmetric_key_in_the_jwks_is_never_used() {
     let k = keys();
-    let issuer = Issuer::start(&[]).await;
+    let issuer = start_issuer(&[]).await;
     let secret = b"a-shared-secret-published-by-mistake!!";
     issuer.publish_raw(json!({"keys": [
         {"kty": "oct", "kid": "sym", "alg": "HS256", "k": b64url(secret)},
@@ -679,7 +547,7 @@ async fn a_symmetric_key_in_the_jwks_is_never_used() {
 #[tokio::test]
 async fn claims_map_to_the_principal() {
     let k = keys();
-    let issuer = Issuer::start(&[&k.ed]).await;
+    let issuer = start_issuer(&[&k.ed]).await;
     let v = verifier(issuer.oidc());
     let now = now_s();
 
@@ -693,21 +561,18 @@ async fn claims_map_to_the_principal() {
     c["scp"] = json!(["write", "deploy"]);
     c["metadata"] = json!({"kubiya_api_key": "kb-1234567890abcdef"});
     let p = v.verify(&k.ed.sign(&c), now).await.unwrap();
-    assert_eq!(p.id, "jwt:alice");
-    assert_eq!(p.name.as_deref(), Some("John Doe"));
-    assert_eq!(p.tenant.as_deref(), Some("acme"));
+    assert_eq!(p.id(), "jwt:alice");
+    assert_eq!(p.name(), Some("John Doe"));
+    assert_eq!(p.tenant(), Some("acme"));
     assert_eq!(
-        p.role,
+        p.role(),
         Role::Admin,
         "the highest role named wins; unknown ones are ignored"
     );
     let scopes = ["read", "write", "execute", "deploy"].map(String::from).to_vec();
-    assert_eq!(p.scopes.as_ref(), Some(&scopes));
-    assert_eq!(p.permissions, scopes, "no permissions claim: the scopes");
-    assert_eq!(
-        p.upstream_credential.as_ref().map(|s| s.expose()),
-        Some("kb-1234567890abcdef")
-    );
+    assert_eq!(p.scopes(), Some(&scopes[..]));
+    assert_eq!(p.permissions(), scopes, "no permissions claim: the scopes");
+    assert_eq!(p.upstream_credential().map(|s| s.expose()), Some("kb-1234567890abcdef"));
     assert!(!format!("{p:?}").contains("kb-1234567890abcdef"));
     assert!(!serde_json::to_string(&p).unwrap().contains("kb-1234567890abcdef"));
 
@@ -719,11 +584,11 @@ async fn claims_map_to_the_principal() {
     c["roles"] = json!("developer");
     c["permissions"] = json!(["tools:call", "read"]);
     let p = v.verify(&k.ed.sign(&c), now).await.unwrap();
-    assert_eq!(p.upstream_credential.as_ref().map(|s| s.expose()), Some("kb-top"));
-    assert_eq!(p.role, Role::Developer);
-    assert_eq!(p.permissions, vec!["tools:call".to_string(), "read".to_string()]);
-    assert_eq!(p.scopes, Some(vec![]), "no scope claim: a token holds no scopes");
-    assert_eq!(p.tenant, None);
+    assert_eq!(p.upstream_credential().map(|s| s.expose()), Some("kb-top"));
+    assert_eq!(p.role(), Role::Developer);
+    assert_eq!(p.permissions(), vec!["tools:call".to_string(), "read".to_string()]);
+    assert_eq!(p.scopes(), Some(&[][..]), "no scope claim: a token holds no scopes");
+    assert_eq!(p.tenant(), None);
 
     // No roles: user.
     let p = v
@@ -734,8 +599,8 @@ async fn claims_map_to_the_principal() {
         )
         .await
         .unwrap();
-    assert_eq!((p.user_id.as_str(), p.role), ("42", Role::User));
-    assert!(p.upstream_credential.is_none());
+    assert_eq!((p.user_id(), p.role()), ("42", Role::User));
+    assert!(p.upstream_credential().is_none());
 
     // Configured paths: seed 002's user_id, Keycloak-style nested roles, a custom scope claim.
     let v = verifier(RawJwt {
@@ -753,13 +618,13 @@ async fn claims_map_to_the_principal() {
         "grants": ["read"], "scope": "admin", "preferred_username": "jd", "vault": {"token": "vt-1"},
         "kubiya_api_key": "ignored"});
     let p = v.verify(&k.ed.sign(&c), now).await.unwrap();
-    assert_eq!((p.id.as_str(), p.user_id.as_str()), ("jwt:user_123", "user_123"));
-    assert_eq!(p.tenant.as_deref(), Some("tenant_456"));
-    assert_eq!(p.role, Role::Developer);
-    assert_eq!(p.scopes, Some(vec!["read".to_string()]));
-    assert_eq!(p.permissions, vec!["read".to_string()]);
-    assert_eq!(p.name.as_deref(), Some("jd"));
-    assert_eq!(p.upstream_credential.as_ref().map(|s| s.expose()), Some("vt-1"));
+    assert_eq!((p.id(), p.user_id()), ("jwt:user_123", "user_123"));
+    assert_eq!(p.tenant(), Some("tenant_456"));
+    assert_eq!(p.role(), Role::Developer);
+    assert_eq!(p.scopes(), Some(&["read".to_string()][..]));
+    assert_eq!(p.permissions(), vec!["read".to_string()]);
+    assert_eq!(p.name(), Some("jd"));
+    assert_eq!(p.upstream_credential().map(|s| s.expose()), Some("vt-1"));
 }
 
 // ---- JWT: the cache ---------------------------------------------------------------------------
@@ -767,7 +632,7 @@ async fn claims_map_to_the_principal() {
 #[tokio::test]
 async fn the_cache_never_outlives_exp() {
     let k = keys();
-    let issuer = Issuer::start(&[&k.ec]).await;
+    let issuer = start_issuer(&[&k.ec]).await;
     let v = verifier(issuer.oidc());
     let now = now_s();
     let mut c = issuer.claims(now);
@@ -787,7 +652,7 @@ type Signer<'a> = dyn Fn(&Value) -> String + 'a;
 #[tokio::test]
 async fn verify_costs() {
     let k = keys();
-    let issuer = Issuer::start(&[&k.rsa, &k.ec, &k.ed]).await;
+    let issuer = start_issuer(&[&k.rsa, &k.ec, &k.ed]).await;
     let v = verifier(RawJwt {
         secret_env: Some("JWT_SECRET".into()),
         ..issuer.oidc()
@@ -844,7 +709,7 @@ fn introspector(url: String, cache_ttl_s: Option<u64>, timeout_ms: Option<u64>) 
 
 #[tokio::test]
 async fn introspection_active_inactive_cached() {
-    let issuer = Issuer::start(&[]).await;
+    let issuer = start_issuer(&[]).await;
     let now = now_s();
     issuer.answer(
         "opaque-alice",
@@ -854,12 +719,12 @@ async fn introspection_active_inactive_cached() {
     let v = introspector(format!("{}/introspect", issuer.base), Some(60), None);
 
     let p = v.verify("opaque-alice", now).await.unwrap();
-    assert_eq!((p.id.as_str(), p.user_id.as_str()), ("introspect:alice", "alice"));
-    assert_eq!(p.method, AuthMethod::Introspection);
-    assert_eq!(p.scopes, Some(vec!["read".to_string(), "execute".to_string()]));
-    assert_eq!(p.tenant.as_deref(), Some("acme"));
-    assert_eq!(p.expires_at, Some(now + 600));
-    assert_eq!(p.upstream_credential.as_ref().map(|s| s.expose()), Some("kb-9"));
+    assert_eq!((p.id(), p.user_id()), ("introspect:alice", "alice"));
+    assert_eq!(p.method(), AuthMethod::Introspection);
+    assert_eq!(p.scopes(), Some(&["read".to_string(), "execute".to_string()][..]));
+    assert_eq!(p.tenant(), Some("acme"));
+    assert_eq!(p.expires_at(), Some(now + 600));
+    assert_eq!(p.upstream_credential().map(|s| s.expose()), Some("kb-9"));
     assert_eq!(issuer.introspections(), 1);
     // Cached: no second call within the TTL.
     assert!(v.verify("opaque-alice", now + 59).await.is_ok());
@@ -902,7 +767,7 @@ async fn introspection_active_inactive_cached() {
 
 #[tokio::test]
 async fn introspection_endpoint_down_is_unavailable_not_invalid() {
-    let issuer = Issuer::start(&[]).await;
+    let issuer = start_issuer(&[]).await;
     let now = now_s();
     issuer.answer(
         "opaque-alice",
@@ -912,14 +777,14 @@ async fn introspection_endpoint_down_is_unavailable_not_invalid() {
     assert!(v.verify("opaque-alice", now).await.is_ok());
 
     // 5xx: unavailable; what is cached keeps answering.
-    issuer.set_down(true);
+    issuer.set_mode(Mode::Unavailable);
     assert_eq!(
         v.verify("opaque-bob", now).await.unwrap_err(),
         TokenError::IssuerUnavailable
     );
     assert!(v.verify("opaque-alice", now + 1).await.is_ok());
     // Unavailable answers are not cached: once it is back, the token is asked about again.
-    issuer.set_down(false);
+    issuer.set_mode(Mode::Up);
     assert_eq!(v.verify("opaque-bob", now + 2).await.unwrap_err(), invalid("inactive"));
 
     // Nothing listening.

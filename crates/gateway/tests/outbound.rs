@@ -7,32 +7,28 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-#[path = "support/keys.rs"]
-mod keys;
-
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use common::*;
 use futures_util::StreamExt;
 use futures_util::future::join_all;
 use jsonwebtoken::Algorithm;
-use keys::TestKey;
 use mcpgate_core::jsonrpc::code;
 use mcpgate_gateway::auth::jwt::{JwtConfig, JwtVerifier, RawJwt, TokenError, mint_hs256};
+use mcpgate_testkit::apikey::*;
+use mcpgate_testkit::fake::Mode;
+use mcpgate_testkit::harness::*;
+use mcpgate_testkit::issuer::Issuer;
+use mcpgate_testkit::keys::TestKey;
+use mcpgate_testkit::logs::{LogCapture, find_leaks};
+use mcpgate_testkit::time::now_s;
+use mcpgate_testkit::vendor::Vendor;
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const UP: u8 = 0;
-const DOWN: u8 = 1;
-const LIMITED: u8 = 2;
-const HUGE: u8 = 3;
-/// The vendor knows keys with this prefix (and introspection tokens with `good-`).
+/// The vendor knows keys with this prefix.
 const GOOD: &str = "kp_good_";
+/// The introspection tokens the issuer says are active.
+const GOOD_TOKENS: [&str; 2] = ["good-opaque", "good-token"];
 /// Every made-up flood key starts so: a log that never contains it leaked none of them.
 const FLOOD: &str = "kp_flood_";
 const RESOURCE: &str = "https://gw.test/mcp";
@@ -41,127 +37,25 @@ fn random(prefix: &str) -> String {
     format!("{prefix}{:032x}", rand::random::<u128>())
 }
 
-// ---- the fake vendor --------------------------------------------------------------------------
+// ---- the fake vendor and issuer -----------------------------------------------------------------
 
-#[derive(Default)]
-struct Vendor {
-    calls: AtomicUsize,
-    introspections: AtomicUsize,
-    jwks_fetches: AtomicUsize,
-    mode: AtomicU8,
-    delay_ms: AtomicU64,
-    jwks: Mutex<Value>,
+/// The vendor: a key with the [`GOOD`] prefix is a user, any other key is refused.
+async fn vendor() -> Vendor {
+    Vendor::start(|key| {
+        key.strip_prefix(GOOD)
+            .map(|rest| json!({ "id": format!("u-{}", &rest[..8.min(rest.len())]), "role": "user" }))
+    })
+    .await
 }
 
-impl Vendor {
-    async fn pause(&self) {
-        let ms = self.delay_ms.load(Ordering::SeqCst);
-        if ms > 0 {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
+/// The vendor's token introspection: [`GOOD_TOKENS`] are active, any other token is not.
+async fn introspection() -> Issuer {
+    let issuer = Issuer::start(&[]).await;
+    for t in GOOD_TOKENS {
+        issuer.answer(t, json!({ "active": true, "sub": "intro-user", "scope": "read" }));
     }
-
-    /// Down, rate-limiting or oversize, per the mode; `None` when up.
-    fn misbehave(&self) -> Option<Response> {
-        match self.mode.load(Ordering::SeqCst) {
-            DOWN => Some(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
-            LIMITED => Some((StatusCode::TOO_MANY_REQUESTS, [("retry-after", "60")]).into_response()),
-            HUGE => Some(axum::Json(json!({ "id": "u-huge", "pad": "x".repeat(1024 * 1024) })).into_response()),
-            _ => None,
-        }
-    }
-}
-
-async fn me(State(v): State<Arc<Vendor>>, headers: HeaderMap) -> Response {
-    v.calls.fetch_add(1, Ordering::SeqCst);
-    v.pause().await;
-    if let Some(r) = v.misbehave() {
-        return r;
-    }
-    let key = headers
-        .get("authorization")
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    match key.strip_prefix(GOOD) {
-        Some(rest) => {
-            axum::Json(json!({ "id": format!("u-{}", &rest[..8.min(rest.len())]), "role": "user" })).into_response()
-        }
-        None => (StatusCode::UNAUTHORIZED, axum::Json(json!({ "error": "bad key" }))).into_response(),
-    }
-}
-
-async fn introspect(State(v): State<Arc<Vendor>>, body: String) -> Response {
-    v.introspections.fetch_add(1, Ordering::SeqCst);
-    v.pause().await;
-    if let Some(r) = v.misbehave() {
-        return r;
-    }
-    let token = form_urlencoded::parse(body.as_bytes())
-        .find(|(k, _)| k == "token")
-        .map(|(_, t)| t.into_owned())
-        .unwrap_or_default();
-    let active = token.starts_with("good-");
-    axum::Json(json!({ "active": active, "sub": "intro-user", "scope": "read" })).into_response()
-}
-
-async fn jwks(State(v): State<Arc<Vendor>>) -> Response {
-    v.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-    v.pause().await;
-    axum::Json(v.jwks.lock().unwrap().clone()).into_response()
-}
-
-/// The vendor's server; stopped when dropped.
-struct Server {
-    base: String,
-    v: Arc<Vendor>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Server {
-    async fn start() -> Server {
-        let v = Arc::new(Vendor::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new()
-            .route("/me", axum::routing::get(me))
-            .route("/introspect", axum::routing::post(introspect))
-            .route("/jwks", axum::routing::get(jwks))
-            .with_state(v.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Server {
-            base,
-            v,
-            stop: Some(tx),
-        }
-    }
-    fn calls(&self) -> usize {
-        self.v.calls.load(Ordering::SeqCst)
-    }
-    fn introspections(&self) -> usize {
-        self.v.introspections.load(Ordering::SeqCst)
-    }
-    fn mode(&self, m: u8) {
-        self.v.mode.store(m, Ordering::SeqCst);
-    }
-    fn delay(&self, ms: u64) {
-        self.v.delay_ms.store(ms, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
+    issuer.answer_others(json!({ "active": false, "sub": "intro-user", "scope": "read" }));
+    issuer
 }
 
 fn external_toml(base: &str, extra: &str) -> String {
@@ -305,7 +199,7 @@ fn report(what: &str, f: &Figures, calls: usize, per_second: u32, concurrent: u3
 #[tokio::test(flavor = "current_thread")]
 async fn a_flood_of_unknown_keys_stays_under_the_ceiling_and_registry_keys_keep_working() {
     let logs = LogCapture::install();
-    let vendor = Server::start().await;
+    let vendor = vendor().await;
     vendor.delay(100);
     let setup = Setup::new(&external_toml(&vendor.base, ""));
     let known = setup.key(key("registry-user"));
@@ -337,7 +231,7 @@ async fn a_flood_of_unknown_keys_stays_under_the_ceiling_and_registry_keys_keep_
         .collect();
     secrets.push(("registry key".into(), known.key.clone()));
     let log = logs.text();
-    let responses = gw.seen.lock().unwrap().join("\n");
+    let responses = gw.responses();
     let leaks = find_leaks(&secrets, &[("logs", log.as_str()), ("responses", responses.as_str())]);
     assert!(leaks.is_empty(), "{leaks:#?}");
     // Every flood key starts with FLOOD: where the prefix never shows, no flood key does.
@@ -354,7 +248,7 @@ async fn a_flood_of_unknown_keys_stays_under_the_ceiling_and_registry_keys_keep_
 
 #[tokio::test]
 async fn fifty_callers_with_one_new_key_cost_one_vendor_call() {
-    let vendor = Server::start().await;
+    let vendor = vendor().await;
     vendor.delay(300);
     let gw = Setup::new(&external_toml(&vendor.base, "")).start().await;
     let good = random(GOOD);
@@ -400,11 +294,12 @@ fn assert_jwt_refused(r: &Resp, what: &str, says: &str) {
 
 #[tokio::test]
 async fn a_jwt_is_never_sent_to_the_external_verifier_or_introspection() {
-    let vendor = Server::start().await;
+    let vendor = vendor().await;
+    let issuer = introspection().await;
     let toml = format!(
         "{}\n{}",
         external_toml(&vendor.base, ""),
-        introspection_toml(&vendor.base, "")
+        introspection_toml(&issuer.base, "")
     );
     let mut setup = Setup::new(&toml);
     setup.env("INTROSPECTION_SECRET", "s3cret");
@@ -435,14 +330,11 @@ async fn a_jwt_is_never_sent_to_the_external_verifier_or_introspection() {
     let r = gw.get("/auth/me", &[("x-api-key", jwt.as_str())]).await;
     assert_eq!(r.status, 401, "/auth/me: {}", r.text);
     assert_eq!(
-        (vendor.calls(), vendor.introspections()),
+        (vendor.calls(), issuer.introspections()),
         (0, 0),
         "nothing was sent out"
     );
-    assert!(
-        !gw.seen.lock().unwrap().join("\n").contains(&jwt),
-        "the JWT echoed back"
-    );
+    assert!(!gw.responses().contains(&jwt), "the JWT echoed back");
 
     // Opaque tokens and unknown keys still go out (the routing above is not "refuse everything").
     let r = whoami(&gw, &[("authorization", "Bearer good-opaque")]).await;
@@ -451,13 +343,13 @@ async fn a_jwt_is_never_sent_to_the_external_verifier_or_introspection() {
     whoami(&gw, &[("x-api-key", good.as_str())])
         .await
         .ok("an unknown key is sent to the vendor");
-    assert_eq!((vendor.calls(), vendor.introspections()), (1, 1));
+    assert_eq!((vendor.calls(), issuer.introspections()), (1, 1));
 }
 
 #[tokio::test]
 async fn with_a_jwt_verifier_a_bearer_jwt_is_verified_and_a_jwt_as_key_still_refused() {
     const SECRET: &str = "the-gateway-hs256-secret-long-enough-0123456789";
-    let vendor = Server::start().await;
+    let vendor = vendor().await;
     let toml = format!(
         "public_url = \"https://gw.test\"\n\n{}\n[auth.jwt]\nsecret_env = \"JWT_SECRET\"\n",
         external_toml(&vendor.base, "")
@@ -490,10 +382,10 @@ async fn with_a_jwt_verifier_a_bearer_jwt_is_verified_and_a_jwt_as_key_still_ref
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_flood_of_unknown_opaque_tokens_stays_under_the_introspection_ceiling() {
-    let vendor = Server::start().await;
-    vendor.delay(50);
+    let issuer = introspection().await;
+    issuer.delay(50);
     let mut setup = Setup::new(&introspection_toml(
-        &vendor.base,
+        &issuer.base,
         "max_concurrent = 4\nmax_per_second = 10",
     ));
     setup.env("INTROSPECTION_SECRET", "s3cret");
@@ -504,29 +396,33 @@ async fn a_flood_of_unknown_opaque_tokens_stays_under_the_introspection_ceiling(
     report(
         "introspection flood (4 at once, 10/s)",
         &f,
-        vendor.introspections(),
+        issuer.introspections(),
         10,
         4,
     );
     // A registry key as a bearer never reaches introspection either.
-    let before = vendor.introspections();
+    let before = issuer.introspections();
     let b = format!("Bearer {}", known.key);
     whoami(&gw, &[("authorization", b.as_str())])
         .await
         .ok("registry key as bearer");
-    assert_eq!(vendor.introspections(), before);
+    assert_eq!(issuer.introspections(), before);
 }
 
 // ---- no answer is not "invalid" -----------------------------------------------------------------
 
 #[tokio::test]
 async fn vendor_down_rate_limiting_or_oversize_is_503_and_never_cached_as_invalid() {
-    let vendor = Server::start().await;
+    let vendor = vendor().await;
     let gw = Setup::new(&external_toml(&vendor.base, "")).start().await;
     let good = random(GOOD);
     let bad = random("kp_bad_");
-    for (mode, what) in [(DOWN, "vendor 500"), (LIMITED, "vendor 429"), (HUGE, "1 MiB answer")] {
-        vendor.mode(mode);
+    for (mode, what) in [
+        (Mode::Failing, "vendor 500"),
+        (Mode::Limited, "vendor 429"),
+        (Mode::Huge, "1 MiB answer"),
+    ] {
+        vendor.set_mode(mode);
         for k in [&good, &bad] {
             let r = whoami(&gw, &[("x-api-key", k.as_str())]).await;
             r.refused(what, 503, code::UPSTREAM_UNAVAILABLE, &["unavailable", "retry"]);
@@ -538,7 +434,7 @@ async fn vendor_down_rate_limiting_or_oversize_is_503_and_never_cached_as_invali
         }
     }
     assert_eq!(vendor.calls(), 6, "each attempt asked again: nothing was cached");
-    vendor.mode(UP);
+    vendor.set_mode(Mode::Up);
     whoami(&gw, &[("x-api-key", good.as_str())])
         .await
         .ok("the good key once the vendor is back");
@@ -552,15 +448,16 @@ async fn vendor_down_rate_limiting_or_oversize_is_503_and_never_cached_as_invali
     assert_eq!(vendor.calls(), 8);
 
     // The same for introspection.
-    let mut setup = Setup::new(&introspection_toml(&vendor.base, ""));
+    let issuer = introspection().await;
+    let mut setup = Setup::new(&introspection_toml(&issuer.base, ""));
     setup.env("INTROSPECTION_SECRET", "s3cret");
     let gw = setup.start().await;
-    vendor.mode(LIMITED);
+    issuer.set_mode(Mode::Limited);
     let r = whoami(&gw, &[("authorization", "Bearer good-token")]).await;
     assert_eq!(r.status, 503, "introspection rate-limited: {}", r.text);
-    vendor.mode(HUGE);
+    issuer.set_mode(Mode::Huge);
     assert_eq!(whoami(&gw, &[("authorization", "Bearer good-token")]).await.status, 503);
-    vendor.mode(UP);
+    issuer.set_mode(Mode::Up);
     whoami(&gw, &[("authorization", "Bearer good-token")])
         .await
         .ok("introspection back");
@@ -568,7 +465,7 @@ async fn vendor_down_rate_limiting_or_oversize_is_503_and_never_cached_as_invali
 
 #[tokio::test]
 async fn ceilings_are_configured_per_verifier_and_checked() {
-    let vendor = Server::start().await;
+    let vendor = vendor().await;
     vendor.delay(300);
     let gw = Setup::new(&external_toml(
         &vendor.base,
@@ -627,13 +524,12 @@ fn ed_claims(now: i64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_kids_at_once_cost_one_jwks_fetch_per_floor() {
-    let vendor = Server::start().await;
     let key = TestKey::ed("real");
-    *vendor.v.jwks.lock().unwrap() = json!({ "keys": [key.jwk.clone()] });
-    vendor.delay(50);
+    let issuer = Issuer::start(&[&key]).await;
+    issuer.delay(50);
     let toml = format!(
         "public_url = \"https://gw.test\"\n\n[auth.jwt]\njwks_url = \"{}/jwks\"\n",
-        vendor.base
+        issuer.base
     );
     let gw = Arc::new(Setup::new(&toml).start().await);
     let round = |gw: Arc<Gw>| {
@@ -654,29 +550,21 @@ async fn unknown_kids_at_once_cost_one_jwks_fetch_per_floor() {
         }
     };
     round(gw.clone()).await;
-    assert_eq!(
-        vendor.v.jwks_fetches.load(Ordering::SeqCst),
-        1,
-        "cold: one fetch for 200 unknown kids"
-    );
+    assert_eq!(issuer.jwks_fetches(), 1, "cold: one fetch for 200 unknown kids");
     round(gw.clone()).await;
-    assert_eq!(
-        vendor.v.jwks_fetches.load(Ordering::SeqCst),
-        1,
-        "within the floor: none"
-    );
+    assert_eq!(issuer.jwks_fetches(), 1, "within the floor: none");
     let b = format!("Bearer {}", key.sign(&ed_claims(now_s())));
     whoami(&gw, &[("authorization", b.as_str())]).await.ok("the real kid");
-    assert_eq!(vendor.v.jwks_fetches.load(Ordering::SeqCst), 1);
+    assert_eq!(issuer.jwks_fetches(), 1);
 
     // Across floors, with the time given (no sleeping): parallel tasks, one fetch per floor.
     let raw = RawJwt {
-        jwks_url: Some(format!("{}/jwks", vendor.base)),
+        jwks_url: Some(format!("{}/jwks", issuer.base)),
         ..RawJwt::default()
     };
     let v = Arc::new(JwtVerifier::new(JwtConfig::validate(raw, RESOURCE, &|_| None).unwrap()).unwrap());
     let now = now_s();
-    let before = vendor.v.jwks_fetches.load(Ordering::SeqCst);
+    let before = issuer.jwks_fetches();
     for (at, fetches) in [(now, 1), (now + 10, 1), (now + 31, 2), (now + 45, 2), (now + 62, 3)] {
         let tasks = (0..200).map(|_| {
             let v = v.clone();
@@ -686,7 +574,7 @@ async fn unknown_kids_at_once_cost_one_jwks_fetch_per_floor() {
         for r in join_all(tasks).await {
             assert_eq!(r.unwrap().unwrap_err(), TokenError::Invalid("unknown_kid"));
         }
-        let seen = vendor.v.jwks_fetches.load(Ordering::SeqCst) - before;
+        let seen = issuer.jwks_fetches() - before;
         println!("JWKS: 200 unknown kids at now+{} → {seen} fetches so far", at - now);
         assert_eq!(seen, fetches, "at now+{}", at - now);
     }

@@ -6,64 +6,40 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mcpgate_core::principal::Role;
+use mcpgate_testkit::apikey::*;
+use mcpgate_testkit::harness::*;
+use mcpgate_testkit::time::eventually;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// A gateway served on a real listener (127.0.0.1:0), with the harness's [`Gw`] beside it for
 /// in-process calls on the same gateway (same sessions, keys and audit).
 struct Served {
     gw: Gw,
     addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    listening: Listening,
 }
 
 async fn serve(setup: Setup) -> Served {
     let gw = setup.start().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(mcpgate_gateway::serve(gw.gw.clone(), listener, async move {
-        let _ = stopped.await;
-    }));
+    let listening = gw.listen().await;
     Served {
+        addr: listening.addr,
         gw,
-        addr,
-        stop: Some(stop),
-        task,
+        listening,
     }
 }
 
 impl Served {
     /// Signals shutdown; returns how long `serve` took to return.
-    async fn shut_down(mut self) -> Duration {
-        let t = Instant::now();
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
-            .await
-            .expect("serve returned")
-            .expect("serve task")
-            .expect("serve result");
-        t.elapsed()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
+    async fn shut_down(self) -> Duration {
+        self.listening.shut_down().await
     }
 }
 

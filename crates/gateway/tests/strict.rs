@@ -6,13 +6,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-use common::*;
 use mcpgate_core::jsonrpc::code;
 use mcpgate_core::principal::{Limits, Role};
+use mcpgate_testkit::apikey::*;
+use mcpgate_testkit::harness::*;
+use mcpgate_testkit::process::example_bin;
+use mcpgate_testkit::recorder::Recorder;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 
 const POLICY: &str = r#"
 [[policy.rules]]
@@ -35,19 +35,6 @@ role = "admin"
 "#;
 
 const ECHO_LIMIT: &str = "\n[[limits.tools]]\ntools = [\"echo\"]\nper_minute = 1\n";
-
-/// The demo server binary (built by the workspace build; `MCPGATE_EXAMPLE_BIN` overrides).
-fn example_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("MCPGATE_EXAMPLE_BIN") {
-        return PathBuf::from(p);
-    }
-    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target");
-    ["release", "debug"]
-        .iter()
-        .map(|p| target.join(p).join("mcpgate-example-server"))
-        .find(|p| p.is_file())
-        .expect("mcpgate-example-server is built (cargo build --release --workspace)")
-}
 
 /// A gateway whose HTTP upstream is the demo server behind a recording proxy, and a user key.
 async fn http_gateway(extra: &str) -> (Gw, Recorder, Issued) {

@@ -10,26 +10,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-
-#[path = "support/keys.rs"]
-mod keys;
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use keys::{TestKey, b64url, keys};
 use mcpgate_core::jsonrpc::code;
 use mcpgate_core::sealed::SealingKey;
 use mcpgate_gateway::auth::jwt::mint_hs256;
 use mcpgate_store::{CredentialStore, SealedCredential};
+use mcpgate_testkit::apikey::*;
+use mcpgate_testkit::harness::*;
+use mcpgate_testkit::issuer::Issuer;
+use mcpgate_testkit::keys::{b64url, keys};
+use mcpgate_testkit::logs::{LogCapture, find_leaks};
+use mcpgate_testkit::recorder::Recorder;
+use mcpgate_testkit::time::{block_on, eventually, now_s};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 const PUBLIC_URL: &str = "https://gw.test";
@@ -58,96 +54,15 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-// ---- signing keys -------------------------------------------------------------------------------
-
 // ---- the issuer ---------------------------------------------------------------------------------
 
-#[derive(Default)]
-struct IssuerState {
-    base: OnceLock<String>,
-    jwks: Mutex<Value>,
-    down: AtomicBool,
-    discovery_fetches: AtomicUsize,
-    jwks_fetches: AtomicUsize,
+/// The claims of tokens from the issuer for this gateway.
+trait Claims {
+    fn claims(&self) -> Value;
+    fn claims_with(&self, key: &str, value: Value) -> Value;
 }
 
-/// A local OIDC issuer on 127.0.0.1:0: discovery and a switchable JWKS that can be stopped.
-struct Issuer {
-    base: String,
-    state: Arc<IssuerState>,
-    shutdown: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
-}
-
-async fn discovery(State(s): State<Arc<IssuerState>>) -> Response {
-    if s.down.load(Ordering::SeqCst) {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    s.discovery_fetches.fetch_add(1, Ordering::SeqCst);
-    let base = s.base.get().cloned().unwrap_or_default();
-    axum::Json(json!({
-        "issuer": base,
-        "jwks_uri": format!("{base}/jwks"),
-        "authorization_endpoint": format!("{base}/authorize"),
-        "token_endpoint": format!("{base}/token"),
-    }))
-    .into_response()
-}
-
-async fn jwks(State(s): State<Arc<IssuerState>>) -> Response {
-    if s.down.load(Ordering::SeqCst) {
-        return StatusCode::SERVICE_UNAVAILABLE.into_response();
-    }
-    s.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-    let body = s.jwks.lock().unwrap().clone();
-    axum::Json(body).into_response()
-}
-
-impl Issuer {
-    async fn start(published: &[&TestKey]) -> Issuer {
-        let state = Arc::new(IssuerState::default());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        state.base.set(base.clone()).unwrap();
-        let app = Router::new()
-            .route("/.well-known/openid-configuration", get(discovery))
-            .route("/jwks", get(jwks))
-            .with_state(state.clone());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        let issuer = Issuer {
-            base,
-            state,
-            shutdown: Mutex::new(Some(tx)),
-        };
-        issuer.publish(published);
-        issuer
-    }
-
-    fn publish(&self, published: &[&TestKey]) {
-        *self.state.jwks.lock().unwrap() = json!({"keys": published.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
-    }
-
-    /// Stops answering (503 to anything in flight) and closes the listener.
-    fn stop(&self) {
-        self.state.down.store(true, Ordering::SeqCst);
-        if let Some(tx) = self.shutdown.lock().unwrap().take() {
-            let _ = tx.send(());
-        }
-    }
-
-    fn fetches(&self) -> (usize, usize) {
-        (
-            self.state.discovery_fetches.load(Ordering::SeqCst),
-            self.state.jwks_fetches.load(Ordering::SeqCst),
-        )
-    }
-
+impl Claims for Issuer {
     /// Claims of a good token for this gateway: alice of tenant acme, developer, three scopes.
     fn claims(&self) -> Value {
         let now = now_s();
@@ -355,7 +270,7 @@ async fn issuer_stopped_cached_keys_still_verify_unknown_kids_fail_closed() {
     let first = bearer(&k.rsa.sign(&issuer.claims()));
     let s = gw.initialize(&[("authorization", &first)]).await;
 
-    issuer.stop();
+    issuer.stop().await;
     gw.advance(PAST_FLOOR);
     // A token never seen before, under the cached key: verified with the cached key.
     let second = bearer(&k.rsa.sign(&issuer.claims()));
@@ -1006,7 +921,7 @@ fn seal_for(store: &mcpgate_store::sqlite::SqliteStore, sealing: &str, key_id: &
         .unwrap()
         .seal(key_id, credential.as_bytes())
         .unwrap();
-    common::wait(store.set_credential(
+    block_on(store.set_credential(
         key_id,
         &SealedCredential {
             nonce: nonce.to_vec(),
@@ -1345,12 +1260,8 @@ async fn no_token_secret_or_delegated_credential_reaches_logs_audit_metrics_or_r
     // -- where secrets must not be --
     let audit = gw.audit().await;
     let logs = logs.text();
-    let responses = gw.seen.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
-    let audit_text = audit
-        .iter()
-        .map(|r| serde_json::to_string(r).unwrap())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let responses = gw.responses();
+    let audit_text = audit_text(&audit);
     // The search can fail: each place holds something, including non-secret identifiers.
     assert!(logs.contains("token accepted"), "the JWT trace was captured");
     assert!(logs.contains("signed request accepted"), "the HMAC trace was captured");

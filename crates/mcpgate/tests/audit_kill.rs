@@ -11,10 +11,13 @@
 
 mod common;
 
-use common::*;
+use common::gateway_bin;
 use mcpgate_core::audit::AuditQuery;
 use mcpgate_store::AuditStore;
 use mcpgate_store::sqlite::SqliteStore;
+use mcpgate_testkit::process::*;
+use mcpgate_testkit::raw::ACCEPT_BOTH;
+use mcpgate_testkit::time::*;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::process::{Command, Stdio};
@@ -60,7 +63,13 @@ async fn kill_9_under_load(commit_before_response: bool, window: Duration) {
     .expect("write config");
     let upstream = format!("{} --stdio --profile demo", shell_quote(example_bin()));
     let path = path.display().to_string();
-    let mut stack = Stack::gateway(Kind::Stdio, &["--upstream-cmd", &upstream, "--config", &path], None).await;
+    let mut stack = Stack::gateway(
+        gateway_bin(),
+        Kind::Stdio,
+        &["--upstream-cmd", &upstream, "--config", &path],
+        None,
+    )
+    .await;
     let raw = stack.raw();
     let run = nonce();
 

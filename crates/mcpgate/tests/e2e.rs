@@ -7,8 +7,12 @@
 
 mod common;
 
-use common::*;
+use common::gateway_bin;
 use futures_util::future::join_all;
+use mcpgate_testkit::client::*;
+use mcpgate_testkit::process::*;
+use mcpgate_testkit::raw::*;
+use mcpgate_testkit::time::*;
 use rmcp::ServiceError;
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
@@ -20,7 +24,7 @@ const DEMO_TOOLS: &[&str] = &["echo", "add", "slow", "ask_name", "summarize", "c
 // ---- 1. the MCP features a gateway must carry, through both upstream kinds --------------------
 
 async fn mcp_round_trips(kind: Kind) {
-    let mut stack = Stack::new(kind).await;
+    let mut stack = Stack::new(gateway_bin(), kind).await;
     let name = format!("Ada-{}", nonce());
     let handler = TestClient::new(&name);
     let (client, spy) = stack.connect(handler.clone()).await;
@@ -132,7 +136,7 @@ async fn mcp_round_trips_http_upstream() {
 /// The newest protocol the client knows (2026-07-28): the client offers it in `initialize`; the
 /// server then asks for input with `input_required` results instead of requests of its own.
 async fn newest_protocol_round_trips(kind: Kind) {
-    let mut stack = Stack::new(kind).await;
+    let mut stack = Stack::new(gateway_bin(), kind).await;
     let name = format!("Grace-{}", nonce());
     let handler = TestClient::new(&name).with_protocol(rmcp::model::ProtocolVersion::LATEST);
     let (client, _spy) = stack.connect(handler.clone()).await;
@@ -166,7 +170,7 @@ async fn newest_protocol_round_trips_http_upstream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdio_upstream_crash_fails_the_call_and_restarts() {
-    let mut stack = Stack::new(Kind::Stdio).await;
+    let mut stack = Stack::new(gateway_bin(), Kind::Stdio).await;
     let (client, _spy) = stack.connect(TestClient::new("crash")).await;
     let (bystander, _spy2) = stack.connect(TestClient::new("bystander")).await;
     assert_eq!(
@@ -252,7 +256,7 @@ fn assert_refused(what: &str, r: &Reply, status: u16, code: Option<i64>) {
 }
 
 async fn bad_input(kind: Kind) {
-    let mut stack = Stack::new(kind).await;
+    let mut stack = Stack::new(gateway_bin(), kind).await;
     let raw = stack.raw();
     let ping = json!({ "jsonrpc": "2.0", "id": 1, "method": "ping" }).to_string();
 
@@ -424,7 +428,7 @@ async fn bad_input_is_refused_http_upstream() {
 /// Text that is not JSON at all is a parse error (-32700) in JSON-RPC 2.0, like truncated JSON.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_json_body_is_a_parse_error() {
-    let stack = Stack::new(Kind::Stdio).await;
+    let stack = Stack::new(gateway_bin(), Kind::Stdio).await;
     let raw = stack.raw();
     for body in ["this is not json", "nul", "}{"] {
         let r = Raw::send(raw.post().body(body)).await;
@@ -437,7 +441,7 @@ async fn non_json_body_is_a_parse_error() {
 async fn no_crossed_wires(kind: Kind) {
     const CLIENTS: usize = 32;
     const CALLS: usize = 25;
-    let mut stack = Stack::new(kind).await;
+    let mut stack = Stack::new(gateway_bin(), kind).await;
     let run = nonce();
     let clients = within(
         START,
@@ -502,7 +506,7 @@ async fn no_crossed_wires_http_upstream() {
 /// its own payload (the gateway sends them to the child under ids of its own).
 async fn same_id_in_flight(kind: Kind) {
     const N: usize = 64;
-    let mut stack = Stack::new(kind).await;
+    let mut stack = Stack::new(gateway_bin(), kind).await;
     let raw = stack.raw();
     let session = raw.open_session().await;
     let run = nonce();
@@ -570,7 +574,7 @@ async fn get(url: String) -> (u16, String) {
 }
 
 async fn endpoints(kind: Kind) {
-    let mut stack = Stack::new(kind).await;
+    let mut stack = Stack::new(gateway_bin(), kind).await;
     let (s, body) = get(format!("{}/healthz", stack.base)).await;
     assert_eq!((s, body.as_str()), (200, "ok"));
     let (s, body) = get(format!("{}/readyz", stack.base)).await;
@@ -643,7 +647,7 @@ async fn unreachable_http_upstream_is_not_ready_and_fails_fast() {
         l.local_addr().unwrap().port()
     };
     let upstream = format!("http://127.0.0.1:{port}/mcp");
-    let mut stack = Stack::gateway(Kind::Http, &["--upstream-url", &upstream], None).await;
+    let mut stack = Stack::gateway(gateway_bin(), Kind::Http, &["--upstream-url", &upstream], None).await;
     let (s, body) = get(format!("{}/readyz", stack.base)).await;
     assert_eq!(s, 503, "/readyz with a closed upstream port: {body}");
     let (_, status) = stack.page("/mcp/status").await;
@@ -689,12 +693,7 @@ fn config_check_with(toml: &str, args: &[&str]) -> std::process::Output {
         .args(args)
         .env_remove("JWT_SECRET")
         .current_dir(dir.path());
-    for (k, _) in std::env::vars_os() {
-        let name = k.to_string_lossy();
-        if name.starts_with("MCPGATE_") || name.starts_with("MCP_") {
-            cmd.env_remove(k);
-        }
-    }
+    without_mcp_env(&mut cmd);
     cmd.env("NO_COLOR", "1").output().expect("run mcpgate config check")
 }
 
@@ -781,7 +780,7 @@ fn config_check_accepts_a_good_config() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_demo_answers_tools_list() {
-    let mut stack = Stack::gateway(Kind::Stdio, &["--demo"], None).await;
+    let mut stack = Stack::gateway(gateway_bin(), Kind::Stdio, &["--demo"], None).await;
     // The demo prints the keys it created; use its admin key, not the harness's.
     let line = stack.gw.wait_for_line("admin key (every tool):", START).await;
     let admin = line.split_whitespace().last().unwrap().to_string();

@@ -1,8 +1,6 @@
-//! Signing keys for the token tests: RSA, EC and Ed25519 key pairs generated once per test
-//! binary, their public JWKs as an issuer publishes them, and the RSA public key as PEM (the
-//! classic HS256-confusion secret). Shared by tests/jwt.rs and tests/tokens.rs.
-
-#![allow(dead_code)]
+//! JWT signing keys: RSA, EC and Ed25519 key pairs generated once per test binary, their public
+//! JWKs as an issuer publishes them ([`crate::issuer::Issuer::publish`]), and the RSA public key as
+//! PEM (the classic HS256-confusion secret).
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::KeyPair;
