@@ -62,12 +62,16 @@ impl Gateway {
                     Refusal::LimitsUnavailable { detail } => {
                         tracing::warn!(%detail, request_id = %request_id, "rate-limit store unavailable")
                     }
+                    Refusal::SessionsUnavailable { detail } => {
+                        tracing::warn!(%detail, request_id = %request_id, "session store unavailable")
+                    }
                     _ => {}
                 }
                 let outcome = match refusal {
                     Refusal::RateLimited(_) => "limited",
                     Refusal::UpstreamUnavailable { .. }
                     | Refusal::LimitsUnavailable { .. }
+                    | Refusal::SessionsUnavailable { .. }
                     | Refusal::UpstreamTimeout
                     | Refusal::UpstreamGarbled
                     | Refusal::TooManySessions
@@ -183,7 +187,12 @@ impl Gateway {
         check_protocol_version(&parts.headers).map_err(&with_id)?;
         let principal_id = principal.as_ref().map(|p| p.id());
         if let Some(s) = session {
-            match self.sessions.check(s, principal_id) {
+            match self
+                .sessions
+                .check(s, principal_id)
+                .await
+                .map_err(|e| with_id(e.into()))?
+            {
                 Lookup::Ok => {}
                 Lookup::Unknown => return Err(with_id(Refusal::SessionNotFound)),
                 // Seed 000: a host opens the session without a key and passes one per tool call.
@@ -289,7 +298,8 @@ impl Gateway {
             Some(
                 self.sessions
                     .reserve(principal_id)
-                    .map_err(|c| with_id(Refusal::Cap(c)))?,
+                    .await
+                    .map_err(|e| with_id(e.into()))?,
             )
         } else {
             None
@@ -314,7 +324,7 @@ impl Gateway {
         if let Some(slot) = slot
             && let Some(new_id) = header_str(response.headers(), SESSION_HEADER)
         {
-            slot.open(new_id);
+            slot.open(new_id).await.map_err(|e| with_id(e.into()))?;
         }
         Ok(response)
     }
@@ -364,7 +374,7 @@ impl Gateway {
         let session = session_header(&parts.headers).map_err(|(r, _)| r)?.map(str::to_string);
         check_protocol_version(&parts.headers)?;
         if let Some(s) = &session {
-            match self.sessions.check(s, principal.as_ref().map(|p| p.id())) {
+            match self.sessions.check(s, principal.as_ref().map(|p| p.id())).await? {
                 Lookup::Ok => {}
                 Lookup::Unknown => return Err(Refusal::SessionNotFound),
                 Lookup::OwnedByOther | Lookup::OpenedAnonymously => return Err(session_refusal(principal.is_some())),
@@ -409,7 +419,7 @@ impl Gateway {
     pub async fn handle_delete_via(&self, via: &dyn Forwarder, parts: Parts) -> Result<Response, Refusal> {
         let (session, principal) = self.session_for(&parts).await?;
         let session = session.ok_or(Refusal::SessionRequired)?;
-        self.sessions.close(&session);
+        self.sessions.close(&session).await?;
         let principal = principal.map(std::sync::Arc::new);
         via.delete(Plain {
             session: Some(&session),

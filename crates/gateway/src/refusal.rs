@@ -50,6 +50,11 @@ pub enum Refusal {
     LimitsUnavailable {
         detail: String,
     },
+    /// The session store could not say who owns a session (or record a new one): refused rather
+    /// than let a session through unchecked. The detail is for logs only.
+    SessionsUnavailable {
+        detail: String,
+    },
     /// The gateway's ceiling on calls to a verifier was reached (auth/outbound.rs).
     VerifierBusy {
         retry_after_s: u64,
@@ -183,6 +188,11 @@ impl Refusal {
                 code::UPSTREAM_UNAVAILABLE,
                 "the gateway cannot count requests against limits right now; retry shortly".into(),
             ),
+            Refusal::SessionsUnavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                code::UPSTREAM_UNAVAILABLE,
+                "the gateway cannot check sessions right now; retry shortly".into(),
+            ),
             Refusal::VerifierBusy { retry_after_s } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 code::UPSTREAM_UNAVAILABLE,
@@ -263,6 +273,7 @@ impl Refusal {
             Refusal::Unauthenticated { failure: Some(f) } => f.reason(),
             Refusal::VerifierUnavailable => "verifier_unavailable",
             Refusal::LimitsUnavailable { .. } => "limits_unavailable",
+            Refusal::SessionsUnavailable { .. } => "sessions_unavailable",
             Refusal::VerifierBusy { .. } => "verifier_busy",
             Refusal::Forbidden { .. } => "forbidden",
             Refusal::InsufficientScope { .. } => "insufficient_scope",
@@ -315,6 +326,7 @@ impl Refusal {
             }
             Refusal::VerifierUnavailable
             | Refusal::LimitsUnavailable { .. }
+            | Refusal::SessionsUnavailable { .. }
             | Refusal::UpstreamUnavailable { .. }
             | Refusal::TooManySessions
             | Refusal::Cap(_) => {
@@ -324,6 +336,15 @@ impl Refusal {
             _ => {}
         }
         resp
+    }
+}
+
+impl From<crate::sessions::SessionError> for Refusal {
+    fn from(e: crate::sessions::SessionError) -> Refusal {
+        match e {
+            crate::sessions::SessionError::Cap(c) => Refusal::Cap(c),
+            crate::sessions::SessionError::Store(e) => Refusal::SessionsUnavailable { detail: e.to_string() },
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use mcpgate_core::ratelimit::LocalLimiter;
 use mcpgate_store::memory::MemoryStore;
 #[cfg(feature = "sqlite")]
 use mcpgate_store::sqlite::SqliteStore;
-use mcpgate_store::{AuditStore, CredentialStore, KeyStore, LimitStore};
+use mcpgate_store::{AuditStore, CredentialStore, KeyStore, LimitStore, SessionStore};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,6 +82,8 @@ pub struct Stores {
     pub audit: Arc<dyn AuditStore>,
     /// Rate-limit and quota counters (in this process's memory in both embedded choices).
     pub limits: Arc<dyn LimitStore>,
+    /// Who opened each MCP session (in this process's memory in both embedded choices).
+    pub sessions: Arc<dyn SessionStore>,
 }
 
 impl Stores {
@@ -94,6 +96,7 @@ impl Stores {
             credentials: store.clone(),
             audit: store,
             limits: Arc::new(LocalLimiter::default()),
+            sessions: Arc::new(MemoryStore::new()),
         })
     }
 
@@ -104,8 +107,9 @@ impl Stores {
         Stores {
             keys: store.clone(),
             credentials: store.clone(),
-            audit: store,
+            audit: store.clone(),
             limits: Arc::new(LocalLimiter::default()),
+            sessions: store,
         }
     }
 }
@@ -245,13 +249,15 @@ impl Gateway {
             known_tools,
             upstream,
             metrics,
-            sessions: SessionRegistry::with_clock(
+            sessions: SessionRegistry::with_store(
                 SessionLimits {
                     sessions_per_principal: config.max_sessions_per_principal,
                     streams_per_principal: config.http.max_streams_per_principal,
                     streams: config.http.max_streams,
                 },
+                stores.sessions.clone(),
                 clock.clone(),
+                entropy.as_ref(),
             ),
             clock,
             entropy,
@@ -356,7 +362,8 @@ async fn status(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
         "uptime_seconds": gw.started.elapsed().as_secs(),
         "upstream": gw.upstream.status(),
         "ready": gw.upstream.ready().await,
-        "sessions": gw.sessions.len(),
+        // null when the session store cannot answer.
+        "sessions": gw.sessions.total().await.ok(),
         "auth": { "methods": gw.auth.methods(), "keys": gw.auth.keys.len() },
         "audit": { "dropped": gw.audit.dropped.load(std::sync::atomic::Ordering::Relaxed) },
     });
@@ -424,6 +431,8 @@ pub async fn forget_idle_sessions(gw: std::sync::Weak<Gateway>) {
     loop {
         tick.tick().await;
         let Some(gw) = gw.upgrade() else { return };
-        gw.sessions.forget_idle(gw.config.session_idle_timeout);
+        if let Err(e) = gw.sessions.forget_idle(gw.config.session_idle_timeout).await {
+            tracing::warn!(error = %e, "could not forget idle sessions; retrying on the next tick");
+        }
     }
 }

@@ -1,22 +1,28 @@
 //! The sessions this gateway has seen opened, whatever the upstream, and who opened each. A
 //! session id the gateway did not see issued is refused, so ids cannot be guessed or carried over;
 //! a session is bound to the principal that opened it. Entries idle longer than the configured
-//! timeout are forgotten.
+//! timeout are forgotten. Who owns which session lives in a [`SessionStore`] (this process's
+//! memory by default; a shared backend lets every replica answer for every session).
 //!
 //! It also caps what one caller can hold open: sessions per principal (each may cost an upstream
-//! child process or upstream state), and GET streams per principal and in all (each holds a
-//! connection, an upstream stream and memory for as long as the client likes). Callers without a
-//! credential count as one principal, so anonymous traffic cannot multiply its share.
+//! child process or upstream state; counted in the store, so the cap holds across replicas), and
+//! GET streams per principal and in all (each holds a connection of *this* process, an upstream
+//! stream and memory for as long as the client likes; counted here). Callers without a credential
+//! count as one principal, so anonymous traffic cannot multiply its share.
 
 use crate::clock::{Clock, SystemClock};
 use axum::response::Response;
+use mcpgate_core::entropy::{Entropy, OsEntropy};
+use mcpgate_store::memory::MemoryStore;
+use mcpgate_store::{SessionStore, StoreError, session_bucket};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// The bucket callers without a credential share; principal ids are `key:…`, `jwt:…` and so on,
-/// and the default-role principal's id is this same word.
-const ANONYMOUS: &str = "anonymous";
+/// How long a place taken for a new session waits for the upstream's answer before it lapses
+/// (longer than any upstream timeout; a gateway that dies mid-initialize frees it then).
+const PLACE_LIFETIME_MS: i64 = 5 * 60 * 1000;
 
 /// Caps on what one principal (and everyone) can hold open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,15 +56,27 @@ pub enum CapReached {
     Streams { limit: usize },
 }
 
+/// Why a session could not be opened or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Cap(#[from] CapReached),
+    /// The session store did not answer: refused, never let through unchecked.
+    #[error("session store: {0}")]
+    Store(#[from] StoreError),
+}
+
 pub struct SessionRegistry {
-    /// Shared with the stream permits (which mark their session in use).
-    inner: Arc<Mutex<Inner>>,
-    /// Shared with the permits, which outlive any borrow of the registry (they ride in response
-    /// bodies).
+    store: Arc<dyn SessionStore>,
+    /// Shared with the stream permits, which outlive any borrow of the registry (they ride in
+    /// response bodies).
     streams: Arc<Mutex<StreamCounts>>,
     limits: SessionLimits,
-    /// Idleness is measured on this clock's monotonic time.
+    /// Times the store records (unix ms, comparable across replicas).
     clock: Arc<dyn Clock>,
+    /// Place tokens: a random prefix of this registry and a counter, unique across replicas.
+    place_prefix: String,
+    next_place: AtomicU64,
 }
 
 impl Default for SessionRegistry {
@@ -68,56 +86,18 @@ impl Default for SessionRegistry {
 }
 
 #[derive(Default)]
-struct Inner {
-    map: HashMap<String, Entry>,
-    /// Sessions open or being opened, per bucket. Entries at zero are removed.
-    per_owner: HashMap<String, usize>,
-}
-
-struct Entry {
-    /// Monotonic µs of the clock when the session was last used.
-    last_seen: i64,
-    /// The principal that opened the session (`None`: opened without a credential).
-    owner: Option<String>,
-    /// GET streams open on this session now: a session with one is in use, never idle.
-    streams: usize,
-}
-
-#[derive(Default)]
 struct StreamCounts {
     total: usize,
     per_principal: HashMap<String, usize>,
+    /// GET streams open on each session here: a session with one is in use, never idle.
+    per_session: HashMap<String, usize>,
 }
 
-fn bucket(owner: Option<&str>) -> &str {
-    owner.unwrap_or(ANONYMOUS)
-}
-
-impl Inner {
-    fn add(&mut self, owner: Option<&str>) {
-        *self.per_owner.entry(bucket(owner).to_string()).or_default() += 1;
-    }
-
-    fn remove(&mut self, owner: Option<&str>) {
-        let b = bucket(owner);
-        if let Some(n) = self.per_owner.get_mut(b) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.per_owner.remove(b);
-            }
-        }
-    }
-
-    /// Records a session whose count was already taken.
-    fn insert(&mut self, id: &str, owner: Option<&str>, now_us: i64) {
-        let entry = Entry {
-            last_seen: now_us,
-            owner: owner.map(str::to_string),
-            streams: 0,
-        };
-        // An id issued twice replaces the first entry; its count goes with it.
-        if let Some(old) = self.map.insert(id.to_string(), entry) {
-            self.remove(old.owner.as_deref());
+fn decrement(map: &mut HashMap<String, usize>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
         }
     }
 }
@@ -133,111 +113,108 @@ pub enum Lookup {
 }
 
 impl SessionRegistry {
+    /// Sessions in this process's memory, on the system clock.
     pub fn new(limits: SessionLimits) -> Self {
-        SessionRegistry::with_clock(limits, Arc::new(SystemClock))
+        SessionRegistry::with_store(limits, Arc::new(MemoryStore::new()), Arc::new(SystemClock), &OsEntropy)
     }
 
-    pub fn with_clock(limits: SessionLimits, clock: Arc<dyn Clock>) -> Self {
+    pub fn with_store(
+        limits: SessionLimits,
+        store: Arc<dyn SessionStore>,
+        clock: Arc<dyn Clock>,
+        entropy: &dyn Entropy,
+    ) -> Self {
         SessionRegistry {
-            inner: Arc::default(),
+            store,
             streams: Arc::default(),
             limits,
             clock,
+            place_prefix: entropy.hex_id(12),
+            next_place: AtomicU64::new(0),
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes a place for one more session of `owner`, before `initialize` goes upstream, so the
-    /// cap holds even when one caller sends many at once. Dropping the slot unused gives the
-    /// place back (the upstream failed, or issued no session id).
-    pub fn reserve(&self, owner: Option<&str>) -> Result<SessionSlot<'_>, CapReached> {
-        let mut inner = self.lock();
-        let held = inner.per_owner.get(bucket(owner)).copied().unwrap_or(0);
-        if held >= self.limits.sessions_per_principal {
-            return Err(CapReached::SessionsPerPrincipal {
-                limit: self.limits.sessions_per_principal,
-            });
+    /// cap holds even when one caller sends many at once (to any replica). Dropping the slot
+    /// unused gives the place back (the upstream failed, or issued no session id).
+    pub async fn reserve(&self, owner: Option<&str>) -> Result<SessionSlot, SessionError> {
+        let token = format!(
+            "{}-{}",
+            self.place_prefix,
+            self.next_place.fetch_add(1, Ordering::Relaxed)
+        );
+        let now = self.clock.unix_ms();
+        let cap = self.limits.sessions_per_principal;
+        if !self
+            .store
+            .reserve(owner, &token, cap, now, now.saturating_add(PLACE_LIFETIME_MS))
+            .await?
+        {
+            return Err(CapReached::SessionsPerPrincipal { limit: cap }.into());
         }
-        inner.add(owner);
         Ok(SessionSlot {
-            registry: self,
+            store: self.store.clone(),
+            clock: self.clock.clone(),
             owner: owner.map(str::to_string),
+            token,
             used: false,
         })
     }
 
     /// Records a session without checking the cap (it still counts toward it).
-    pub fn open(&self, id: &str, owner: Option<&str>) {
-        let now = self.clock.mono_us();
-        let mut inner = self.lock();
-        inner.add(owner);
-        inner.insert(id, owner, now);
+    pub async fn open(&self, id: &str, owner: Option<&str>) -> Result<(), SessionError> {
+        Ok(self.store.open(id, owner, None, self.clock.unix_ms()).await?)
     }
 
     /// Whether `principal` may use the session; marks it used when so.
-    pub fn check(&self, id: &str, principal: Option<&str>) -> Lookup {
-        let now = self.clock.mono_us();
-        let mut inner = self.lock();
-        match inner.map.get_mut(id) {
-            None => Lookup::Unknown,
-            Some(e) if e.owner.is_none() && principal.is_some() => Lookup::OpenedAnonymously,
-            Some(e) if e.owner.as_deref() != principal => Lookup::OwnedByOther,
-            Some(e) => {
-                e.last_seen = now;
-                Lookup::Ok
-            }
-        }
+    pub async fn check(&self, id: &str, principal: Option<&str>) -> Result<Lookup, SessionError> {
+        let Some(found) = self.store.touch(id, self.clock.unix_ms()).await? else {
+            return Ok(Lookup::Unknown);
+        };
+        Ok(match found.owner.as_deref() {
+            None if principal.is_some() => Lookup::OpenedAnonymously,
+            owner if owner != principal => Lookup::OwnedByOther,
+            _ => Lookup::Ok,
+        })
     }
 
-    pub fn close(&self, id: &str) -> bool {
-        let mut inner = self.lock();
-        match inner.map.remove(id) {
-            Some(e) => {
-                inner.remove(e.owner.as_deref());
-                true
-            }
-            None => false,
-        }
+    pub async fn close(&self, id: &str) -> Result<bool, SessionError> {
+        Ok(self.store.close(id).await?)
     }
 
-    pub fn len(&self) -> usize {
-        self.lock().map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Sessions open, in all (every replica's, with a shared store).
+    pub async fn total(&self) -> Result<usize, SessionError> {
+        Ok(self.store.total().await?)
     }
 
     /// Sessions `owner` holds (or is opening).
-    pub fn count_of(&self, owner: Option<&str>) -> usize {
-        self.lock().per_owner.get(bucket(owner)).copied().unwrap_or(0)
+    pub async fn count_of(&self, owner: Option<&str>) -> Result<usize, SessionError> {
+        Ok(self.store.count(owner, self.clock.unix_ms()).await?)
     }
 
-    pub fn forget_idle(&self, limit: Duration) -> usize {
-        let now = self.clock.mono_us();
-        let limit_us = i64::try_from(limit.as_micros()).unwrap_or(i64::MAX);
-        let mut inner = self.lock();
-        let idle: Vec<String> = inner
-            .map
-            .iter()
-            .filter(|(_, e)| e.streams == 0 && now.saturating_sub(e.last_seen) >= limit_us)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &idle {
-            if let Some(e) = inner.map.remove(id) {
-                inner.remove(e.owner.as_deref());
-            }
+    /// Forgets sessions idle for `limit` or longer. Sessions with a GET stream open here are in
+    /// use: they are marked seen first, so no replica forgets them (each replica's reaper does
+    /// the same for its own streams, on a tick shorter than any idle timeout).
+    pub async fn forget_idle(&self, limit: Duration) -> Result<usize, SessionError> {
+        let streaming: Vec<String> = {
+            let counts = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+            counts.per_session.keys().cloned().collect()
+        };
+        let now = self.clock.unix_ms();
+        for id in &streaming {
+            self.store.touch(id, now).await?;
         }
-        idle.len()
+        let limit_ms = i64::try_from(limit.as_millis()).unwrap_or(i64::MAX);
+        // Idle means last seen at or before `now - limit`; the purge ends those seen before
+        // the millisecond after.
+        let before = now.saturating_sub(limit_ms).saturating_add(1);
+        Ok(self.store.purge_idle(before, now).await?)
     }
 
     /// A place for one more open GET stream of `principal`, or which cap is full. Hold the permit
     /// as long as the stream is open: [`StreamPermit::attach`] ties it to the response body.
-    /// `session`: the session the stream belongs to, kept from being forgotten as idle while the
-    /// stream is open (and seen again when it ends).
+    /// `session`: the session the stream belongs to (already checked, so just seen), kept from
+    /// being forgotten as idle while the stream is open, and seen again when it ends.
     pub fn stream_permit(&self, principal: Option<&str>, session: Option<&str>) -> Result<StreamPermit, CapReached> {
         let mut counts = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         if counts.total >= self.limits.streams {
@@ -245,7 +222,7 @@ impl SessionRegistry {
                 limit: self.limits.streams,
             });
         }
-        let b = bucket(principal);
+        let b = session_bucket(principal);
         let held = counts.per_principal.get(b).copied().unwrap_or(0);
         if held >= self.limits.streams_per_principal {
             return Err(CapReached::StreamsPerPrincipal {
@@ -254,20 +231,15 @@ impl SessionRegistry {
         }
         counts.total += 1;
         counts.per_principal.insert(b.to_string(), held + 1);
-        drop(counts);
-        let session = session.and_then(|id| {
-            let mut inner = self.lock();
-            let e = inner.map.get_mut(id)?;
-            e.streams += 1;
-            e.last_seen = self.clock.mono_us();
-            Some(id.to_string())
-        });
+        if let Some(id) = session {
+            *counts.per_session.entry(id.to_string()).or_default() += 1;
+        }
         Ok(StreamPermit {
             counts: self.streams.clone(),
-            inner: self.inner.clone(),
+            store: self.store.clone(),
             clock: self.clock.clone(),
             principal: b.to_string(),
-            session,
+            session: session.map(str::to_string),
         })
     }
 
@@ -277,26 +249,45 @@ impl SessionRegistry {
     }
 }
 
-/// A reserved place for a session; see [`SessionRegistry::reserve`].
-pub struct SessionSlot<'a> {
-    registry: &'a SessionRegistry,
-    owner: Option<String>,
-    used: bool,
-}
-
-impl SessionSlot<'_> {
-    /// The upstream issued `id`: the session now exists and keeps the place.
-    pub fn open(mut self, id: &str) {
-        self.used = true;
-        let now = self.registry.clock.mono_us();
-        self.registry.lock().insert(id, self.owner.as_deref(), now);
+/// Runs `work` on the current Tokio runtime, if there is one (drops are synchronous; the store
+/// is not). Without a runtime the work is skipped: a place lapses on its own, and a session's
+/// last-seen time only errs early.
+fn spawn_detached(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(work);
     }
 }
 
-impl Drop for SessionSlot<'_> {
+/// A reserved place for a session; see [`SessionRegistry::reserve`].
+pub struct SessionSlot {
+    store: Arc<dyn SessionStore>,
+    clock: Arc<dyn Clock>,
+    owner: Option<String>,
+    token: String,
+    used: bool,
+}
+
+impl SessionSlot {
+    /// The upstream issued `id`: the session now exists and keeps the place.
+    pub async fn open(mut self, id: &str) -> Result<(), SessionError> {
+        self.used = true;
+        let now = self.clock.unix_ms();
+        Ok(self
+            .store
+            .open(id, self.owner.as_deref(), Some(&self.token), now)
+            .await?)
+    }
+}
+
+impl Drop for SessionSlot {
     fn drop(&mut self) {
         if !self.used {
-            self.registry.lock().remove(self.owner.as_deref());
+            let (store, token) = (self.store.clone(), std::mem::take(&mut self.token));
+            spawn_detached(async move {
+                if let Err(e) = store.release(&token).await {
+                    tracing::warn!(error = %e, "could not give a session place back; it lapses on its own");
+                }
+            });
         }
     }
 }
@@ -304,7 +295,7 @@ impl Drop for SessionSlot<'_> {
 /// One open GET stream's place; dropping it frees the place.
 pub struct StreamPermit {
     counts: Arc<Mutex<StreamCounts>>,
-    inner: Arc<Mutex<Inner>>,
+    store: Arc<dyn SessionStore>,
     clock: Arc<dyn Clock>,
     principal: String,
     session: Option<String>,
@@ -319,20 +310,22 @@ impl StreamPermit {
 
 impl Drop for StreamPermit {
     fn drop(&mut self) {
-        if let Some(id) = &self.session {
-            let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(e) = inner.map.get_mut(id) {
-                e.streams = e.streams.saturating_sub(1);
-                e.last_seen = self.clock.mono_us();
+        {
+            let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+            counts.total = counts.total.saturating_sub(1);
+            decrement(&mut counts.per_principal, &self.principal);
+            if let Some(id) = &self.session {
+                decrement(&mut counts.per_session, id);
             }
         }
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        counts.total = counts.total.saturating_sub(1);
-        if let Some(n) = counts.per_principal.get_mut(&self.principal) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.per_principal.remove(&self.principal);
-            }
+        // The stream's end counts as use of its session.
+        if let Some(id) = self.session.take() {
+            let (store, now) = (self.store.clone(), self.clock.unix_ms());
+            spawn_detached(async move {
+                if let Err(e) = store.touch(&id, now).await {
+                    tracing::warn!(error = %e, "could not mark a session seen at its stream's end");
+                }
+            });
         }
     }
 }
@@ -340,21 +333,8 @@ impl Drop for StreamPermit {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sessions_are_bound_to_their_opener() {
-        let r = SessionRegistry::default();
-        r.open("s1", Some("key:a"));
-        assert_eq!(r.check("s1", Some("key:a")), Lookup::Ok);
-        assert_eq!(r.check("s1", Some("key:b")), Lookup::OwnedByOther);
-        assert_eq!(r.check("s1", None), Lookup::OwnedByOther);
-        assert_eq!(r.check("s2", Some("key:a")), Lookup::Unknown);
-        r.open("anon", None);
-        assert_eq!(r.check("anon", None), Lookup::Ok);
-        assert_eq!(r.check("anon", Some("key:a")), Lookup::OpenedAnonymously);
-        assert!(r.close("s1"));
-        assert_eq!(r.check("s1", Some("key:a")), Lookup::Unknown);
-    }
+    use crate::clock::ManualClock;
+    use mcpgate_store::ANONYMOUS;
 
     fn limits(sessions: usize, streams_each: usize, streams: usize) -> SessionLimits {
         SessionLimits {
@@ -364,37 +344,79 @@ mod tests {
         }
     }
 
-    #[test]
-    fn sessions_per_principal_are_capped_and_freed() {
-        let r = SessionRegistry::new(limits(2, 10, 10));
-        r.reserve(Some("key:a")).unwrap().open("a1");
-        let pending = r.reserve(Some("key:a")).unwrap();
-        // A reservation counts: a burst of initializes cannot overshoot the cap.
-        assert_eq!(
-            r.reserve(Some("key:a")).err(),
-            Some(CapReached::SessionsPerPrincipal { limit: 2 })
-        );
-        // Others are not affected.
-        r.reserve(Some("key:b")).unwrap().open("b1");
-        // An unused reservation gives its place back.
-        drop(pending);
-        assert_eq!(r.count_of(Some("key:a")), 1);
-        r.reserve(Some("key:a")).unwrap().open("a2");
-        assert!(r.reserve(Some("key:a")).is_err());
-        // Closing and forgetting free places too.
-        assert!(r.close("a1"));
-        r.reserve(Some("key:a")).unwrap().open("a3");
-        assert_eq!(r.forget_idle(Duration::ZERO), 3);
-        assert_eq!(r.count_of(Some("key:a")), 0);
-        assert!(r.is_empty());
+    fn on(clock: &Arc<ManualClock>, l: SessionLimits) -> SessionRegistry {
+        SessionRegistry::with_store(l, Arc::new(MemoryStore::new()), clock.clone(), &OsEntropy)
     }
 
-    #[test]
-    fn anonymous_callers_share_one_bucket() {
+    /// Lets the tasks a drop spawned run.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn sessions_are_bound_to_their_opener() {
+        let r = SessionRegistry::default();
+        r.open("s1", Some("key:a")).await.unwrap();
+        assert_eq!(r.check("s1", Some("key:a")).await.unwrap(), Lookup::Ok);
+        assert_eq!(r.check("s1", Some("key:b")).await.unwrap(), Lookup::OwnedByOther);
+        assert_eq!(r.check("s1", None).await.unwrap(), Lookup::OwnedByOther);
+        assert_eq!(r.check("s2", Some("key:a")).await.unwrap(), Lookup::Unknown);
+        r.open("anon", None).await.unwrap();
+        assert_eq!(r.check("anon", None).await.unwrap(), Lookup::Ok);
+        assert_eq!(r.check("anon", Some("key:a")).await.unwrap(), Lookup::OpenedAnonymously);
+        assert!(r.close("s1").await.unwrap());
+        assert_eq!(r.check("s1", Some("key:a")).await.unwrap(), Lookup::Unknown);
+    }
+
+    #[tokio::test]
+    async fn sessions_per_principal_are_capped_and_freed() {
+        let clock = Arc::new(ManualClock::at(1_000_000));
+        let r = on(&clock, limits(2, 10, 10));
+        r.reserve(Some("key:a")).await.unwrap().open("a1").await.unwrap();
+        let pending = r.reserve(Some("key:a")).await.unwrap();
+        // A reservation counts: a burst of initializes cannot overshoot the cap.
+        assert!(matches!(
+            r.reserve(Some("key:a")).await,
+            Err(SessionError::Cap(CapReached::SessionsPerPrincipal { limit: 2 }))
+        ));
+        // Others are not affected.
+        r.reserve(Some("key:b")).await.unwrap().open("b1").await.unwrap();
+        // An unused reservation gives its place back.
+        drop(pending);
+        settle().await;
+        assert_eq!(r.count_of(Some("key:a")).await.unwrap(), 1);
+        r.reserve(Some("key:a")).await.unwrap().open("a2").await.unwrap();
+        assert!(r.reserve(Some("key:a")).await.is_err());
+        // Closing and forgetting free places too.
+        assert!(r.close("a1").await.unwrap());
+        r.reserve(Some("key:a")).await.unwrap().open("a3").await.unwrap();
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(r.forget_idle(Duration::from_secs(1)).await.unwrap(), 3);
+        assert_eq!(r.count_of(Some("key:a")).await.unwrap(), 0);
+        assert_eq!(r.total().await.unwrap(), 0);
+    }
+
+    /// A place whose gateway never confirmed it (it died mid-initialize) is free again once the
+    /// place's lifetime is over.
+    #[tokio::test]
+    async fn a_forgotten_place_lapses() {
+        let clock = Arc::new(ManualClock::at(1_000_000));
+        let r = on(&clock, limits(1, 10, 10));
+        let slot = r.reserve(Some("key:a")).await.unwrap();
+        std::mem::forget(slot);
+        assert!(r.reserve(Some("key:a")).await.is_err());
+        clock.advance(Duration::from_millis(PLACE_LIFETIME_MS as u64));
+        r.reserve(Some("key:a")).await.unwrap().open("a1").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn anonymous_callers_share_one_bucket() {
         let r = SessionRegistry::new(limits(2, 1, 10));
-        r.reserve(None).unwrap().open("x");
-        r.reserve(Some(ANONYMOUS)).unwrap().open("y");
-        assert!(r.reserve(None).is_err());
+        r.reserve(None).await.unwrap().open("x").await.unwrap();
+        r.reserve(Some(ANONYMOUS)).await.unwrap().open("y").await.unwrap();
+        assert!(r.reserve(None).await.is_err());
         let s = r.stream_permit(None, None).unwrap();
         assert_eq!(
             r.stream_permit(Some(ANONYMOUS), None).err(),
@@ -404,18 +426,8 @@ mod tests {
         assert!(r.stream_permit(Some(ANONYMOUS), None).is_ok());
     }
 
-    #[test]
-    fn reissued_id_is_counted_once() {
-        let r = SessionRegistry::new(limits(5, 1, 1));
-        r.open("same", Some("key:a"));
-        r.open("same", Some("key:a"));
-        assert_eq!(r.count_of(Some("key:a")), 1);
-        r.open("same", Some("key:b"));
-        assert_eq!((r.count_of(Some("key:a")), r.count_of(Some("key:b"))), (0, 1));
-    }
-
-    #[test]
-    fn stream_permits_cap_per_principal_and_in_all() {
+    #[tokio::test]
+    async fn stream_permits_cap_per_principal_and_in_all() {
         let r = SessionRegistry::new(limits(1, 2, 3));
         let a1 = r.stream_permit(Some("key:a"), None).unwrap();
         let a2 = r.stream_permit(Some("key:a"), None).unwrap();
@@ -437,29 +449,70 @@ mod tests {
 
     /// A session whose GET stream is open is in use: the idle reaper keeps it, and it counts as
     /// seen when the stream ends (before, a 30-minute stream lost its session under it).
-    #[test]
-    fn an_open_stream_keeps_its_session() {
-        let clock = Arc::new(crate::clock::ManualClock::at(0));
-        let r = SessionRegistry::with_clock(SessionLimits::default(), clock.clone());
-        r.open("s1", Some("key:a"));
-        r.open("s2", Some("key:a"));
+    #[tokio::test]
+    async fn an_open_stream_keeps_its_session() {
+        let clock = Arc::new(ManualClock::at(1_000_000));
+        let r = on(&clock, SessionLimits::default());
+        r.open("s1", Some("key:a")).await.unwrap();
+        r.open("s2", Some("key:a")).await.unwrap();
         let permit = r.stream_permit(Some("key:a"), Some("s1")).unwrap();
         clock.advance(Duration::from_millis(5));
-        assert_eq!(r.forget_idle(Duration::from_millis(1)), 1, "only s2 is idle");
-        assert_eq!(r.check("s1", Some("key:a")), Lookup::Ok);
-        assert_eq!(r.check("s2", Some("key:a")), Lookup::Unknown);
+        assert_eq!(
+            r.forget_idle(Duration::from_millis(1)).await.unwrap(),
+            1,
+            "only s2 is idle"
+        );
+        assert_eq!(r.check("s1", Some("key:a")).await.unwrap(), Lookup::Ok);
+        assert_eq!(r.check("s2", Some("key:a")).await.unwrap(), Lookup::Unknown);
         clock.advance(Duration::from_millis(5));
         drop(permit);
+        settle().await;
         assert_eq!(
-            r.forget_idle(Duration::from_millis(3)),
+            r.forget_idle(Duration::from_millis(3)).await.unwrap(),
             0,
             "the stream's end counts as seen"
         );
         clock.advance(Duration::from_millis(5));
-        assert_eq!(r.forget_idle(Duration::from_millis(3)), 1);
+        assert_eq!(r.forget_idle(Duration::from_millis(3)).await.unwrap(), 1);
         // A permit for a session that is gone (or none) marks nothing and frees its place.
         let p = r.stream_permit(Some("key:a"), Some("gone")).unwrap();
         drop(p);
+        settle().await;
         assert_eq!(r.open_streams(), 0);
+        assert_eq!(r.total().await.unwrap(), 0);
+    }
+
+    /// Two gateways on one store (replicas): a session opened through one is known, and owned,
+    /// at the other; the cap counts both; a stream open at one keeps the session from the
+    /// other's reaper.
+    #[tokio::test]
+    async fn replicas_on_one_store_agree() {
+        let clock = Arc::new(ManualClock::at(1_000_000));
+        let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+        let a = SessionRegistry::with_store(limits(2, 10, 10), store.clone(), clock.clone(), &OsEntropy);
+        let b = SessionRegistry::with_store(limits(2, 10, 10), store, clock.clone(), &OsEntropy);
+        a.reserve(Some("key:x")).await.unwrap().open("s1").await.unwrap();
+        assert_eq!(b.check("s1", Some("key:x")).await.unwrap(), Lookup::Ok);
+        assert_eq!(b.check("s1", Some("key:y")).await.unwrap(), Lookup::OwnedByOther);
+        let _held = b.reserve(Some("key:x")).await.unwrap();
+        assert!(a.reserve(Some("key:x")).await.is_err(), "the cap counts both replicas");
+        let _stream = a.stream_permit(Some("key:x"), Some("s1")).unwrap();
+        clock.advance(Duration::from_secs(60));
+        a.forget_idle(Duration::from_secs(30)).await.unwrap();
+        assert_eq!(b.forget_idle(Duration::from_secs(30)).await.unwrap(), 0);
+        assert_eq!(b.check("s1", Some("key:x")).await.unwrap(), Lookup::Ok);
+    }
+
+    /// A store that does not answer: every check fails closed with the store's error.
+    #[tokio::test]
+    async fn an_unavailable_store_fails_closed() {
+        let r = SessionRegistry::with_store(
+            SessionLimits::default(),
+            Arc::new(mcpgate_store::unavailable::Unavailable("down".into())),
+            Arc::new(SystemClock),
+            &OsEntropy,
+        );
+        assert!(matches!(r.check("s", Some("key:a")).await, Err(SessionError::Store(_))));
+        assert!(matches!(r.reserve(Some("key:a")).await, Err(SessionError::Store(_))));
     }
 }

@@ -6,10 +6,8 @@
 
 use axum::body::Body;
 use http::{Request, Response, StatusCode};
-use mcpgate_core::principal::Limits;
-use mcpgate_core::ratelimit::{Limited, Now, Remaining};
 use mcpgate_layer::{McpGateLayer, Stores};
-use mcpgate_store::{LimitStore, Result, StoreError, async_trait};
+use mcpgate_store::unavailable::Unavailable;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,26 +15,6 @@ use tower::{Layer, ServiceExt};
 
 const LIMITED: &str = "mcp_limitedk01_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const FREE: &str = "mcp_freekey001_fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
-
-struct Down;
-
-#[async_trait]
-impl LimitStore for Down {
-    async fn check(
-        &self,
-        _: &str,
-        _: &Limits,
-        _: Option<(&str, &Limits)>,
-        _: Now,
-    ) -> Result<std::result::Result<(), Limited>> {
-        Err(StoreError::Backend(
-            "redis://10.0.0.9 connection refused (secret-detail)".into(),
-        ))
-    }
-    async fn remaining(&self, _: &str, _: &Limits, _: Now) -> Result<Remaining> {
-        Err(StoreError::Backend("down".into()))
-    }
-}
 
 fn call(key: &str) -> Request<Body> {
     Request::post("/mcp")
@@ -60,7 +38,9 @@ async fn a_store_that_cannot_count_refuses_limited_callers() {
         .api_keys_json(&keys.to_string())
         .tool_needs_permission("count", "read")
         .stores(Stores {
-            limits: Arc::new(Down),
+            limits: Arc::new(Unavailable(
+                "redis://10.0.0.9 connection refused (secret-detail)".into(),
+            )),
             ..Stores::memory()
         })
         .build()

@@ -1,7 +1,8 @@
 //! Storage behind async traits, one per kind of state: [`KeyStore`] (API keys), [`CredentialStore`]
 //! (upstream credentials held per key, sealed), [`AuditStore`] (audit records) and [`ReplayStore`]
-//! (nonces and signatures seen once: HMAC replay, later `private_key_jwt` jti) and [`LimitStore`]
-//! (rate-limit and quota counters). Two embedded
+//! (nonces and signatures seen once: HMAC replay, later `private_key_jwt` jti), [`LimitStore`]
+//! (rate-limit and quota counters) and [`SessionStore`] (which principal opened each MCP
+//! session, and how many each holds). Two embedded
 //! implementations need no other service: [`sqlite::SqliteStore`] (one file, the default) and
 //! [`memory::MemoryStore`] (nothing survives the process; tests, embedders). A shared backend
 //! (PostgreSQL, Redis) implements the same traits and must pass the same [`conformance`] suite.
@@ -10,9 +11,10 @@
 //! Each method is one unit of work a backend can make atomic; none is on the per-request hot
 //! path except [`ReplayStore::claim`] for signed requests and [`LimitStore::check`] for callers
 //! with limits (keys are served from memory and reloaded on change; audit records are appended
-//! in batches off the request path). Rate-limit counters live in memory in both embedded stores
-//! (`LocalLimiter`: a SQLite write per request would cost more than the request); a shared
-//! backend keeps them where every replica counts against the same limit.
+//! in batches off the request path). Rate-limit counters and session ownership live in memory in
+//! both embedded choices (`LocalLimiter`, [`memory::MemoryStore`]: a SQLite write per request
+//! would cost more than the request); a shared backend keeps them where every replica sees the
+//! same counts and the same owners.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -20,6 +22,7 @@ pub mod conformance;
 pub mod memory;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+pub mod unavailable;
 
 pub use async_trait::async_trait;
 use mcpgate_core::audit::{AuditQuery, AuditRecord};
@@ -120,4 +123,52 @@ pub trait LimitStore: Send + Sync {
     ) -> Result<std::result::Result<(), Limited>>;
     /// What is left in each of `principal`'s own windows.
     async fn remaining(&self, principal: &str, limits: &Limits, now: Now) -> Result<Remaining>;
+}
+
+/// Callers without a credential share one session bucket: the owner `None` counts as this
+/// principal id (which is also the default role's id), so anonymous traffic cannot multiply its
+/// share by not presenting one.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// The bucket a session of `owner` counts in.
+pub fn session_bucket(owner: Option<&str>) -> &str {
+    owner.unwrap_or(ANONYMOUS)
+}
+
+/// A session the store knows: who opened it (`None`: opened without a credential).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenSession {
+    pub owner: Option<String>,
+}
+
+/// MCP sessions and the principal that opened each, shared by every gateway that can receive the
+/// session's next request. Times are unix milliseconds given by the caller (the gateway's clock).
+///
+/// A new session first takes a *place* under its owner's cap ([`reserve`](Self::reserve)),
+/// before `initialize` goes upstream, so a burst of initializes cannot overshoot the cap; the
+/// place becomes the session ([`open`](Self::open)) or is given back
+/// ([`release`](Self::release)); a place never confirmed lapses at its deadline, so a gateway that
+/// dies mid-initialize leaks nothing. Counts are per [`session_bucket`].
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Takes a place named `token` for one more session of `owner`, live until `until_ms`, if the
+    /// bucket holds fewer than `cap` sessions and live places. Many racing: at most `cap` win.
+    async fn reserve(&self, owner: Option<&str>, token: &str, cap: usize, now_ms: i64, until_ms: i64) -> Result<bool>;
+    /// Gives an unused place back (nothing when there is none).
+    async fn release(&self, token: &str) -> Result<()>;
+    /// Records session `id` as opened by `owner` and seen at `now_ms`, in the place `token` held
+    /// (`None`: counted without a cap). An id issued again replaces the first record, its count
+    /// with it.
+    async fn open(&self, id: &str, owner: Option<&str>, token: Option<&str>, now_ms: i64) -> Result<()>;
+    /// Who opened session `id`, marking it seen at `now_ms`; `None` when there is no such session.
+    async fn touch(&self, id: &str, now_ms: i64) -> Result<Option<OpenSession>>;
+    /// Ends session `id`; false when there was none.
+    async fn close(&self, id: &str) -> Result<bool>;
+    /// Sessions and live places in `owner`'s bucket.
+    async fn count(&self, owner: Option<&str>, now_ms: i64) -> Result<usize>;
+    /// Sessions open, in all.
+    async fn total(&self) -> Result<usize>;
+    /// Ends every session last seen before `seen_before_ms` and forgets lapsed places; returns how
+    /// many sessions ended.
+    async fn purge_idle(&self, seen_before_ms: i64, now_ms: i64) -> Result<usize>;
 }

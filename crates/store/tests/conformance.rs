@@ -73,6 +73,55 @@ async fn the_suite_catches_a_store_that_forgets_replays() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_sessions_pass_the_suite() {
+    conformance::sessions(Arc::new(MemoryStore::new())).await.unwrap();
+}
+
+/// The suite can fail: a store whose cap check and place-taking are two steps lets a race
+/// overshoot the cap, and is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_suite_catches_a_session_store_that_races() {
+    use mcpgate_store::{OpenSession, Result, SessionStore, async_trait};
+    /// Counts, yields, then takes: the check-then-act bug a shared backend could have.
+    struct Racy(MemoryStore);
+    #[async_trait]
+    impl SessionStore for Racy {
+        async fn reserve(&self, owner: Option<&str>, token: &str, cap: usize, now: i64, until: i64) -> Result<bool> {
+            if self.0.count(owner, now).await? >= cap {
+                return Ok(false);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            self.0.reserve(owner, token, usize::MAX, now, until).await
+        }
+        async fn release(&self, token: &str) -> Result<()> {
+            self.0.release(token).await
+        }
+        async fn open(&self, id: &str, owner: Option<&str>, token: Option<&str>, now: i64) -> Result<()> {
+            self.0.open(id, owner, token, now).await
+        }
+        async fn touch(&self, id: &str, now: i64) -> Result<Option<OpenSession>> {
+            self.0.touch(id, now).await
+        }
+        async fn close(&self, id: &str) -> Result<bool> {
+            self.0.close(id).await
+        }
+        async fn count(&self, owner: Option<&str>, now: i64) -> Result<usize> {
+            self.0.count(owner, now).await
+        }
+        async fn total(&self) -> Result<usize> {
+            self.0.total().await
+        }
+        async fn purge_idle(&self, before: i64, now: i64) -> Result<usize> {
+            self.0.purge_idle(before, now).await
+        }
+    }
+    let err = conformance::sessions(Arc::new(Racy(MemoryStore::new())))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("racing opens won"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_limits_pass_the_suite() {
     conformance::limits(Arc::new(mcpgate_core::ratelimit::LocalLimiter::default()))
         .await

@@ -48,7 +48,9 @@ macro_rules! ensure {
 }
 
 mod limits;
+mod sessions;
 pub use limits::limits;
+pub use sessions::sessions;
 
 /// A key record with every field set, so a round trip that drops one is seen.
 pub fn sample_key(key_id: &str, created_at: i64) -> KeyRecord {

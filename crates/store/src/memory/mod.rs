@@ -1,5 +1,6 @@
 //! The in-memory store: every trait, nothing survives the process. For tests, for embedders
-//! that keep keys in code, and as the gateway's replay cache (see [`ReplayStore`]).
+//! that keep keys in code, as the gateway's replay cache (see [`ReplayStore`]) and its session
+//! owners (see [`crate::SessionStore`]).
 
 use crate::{
     AuditStore, CredentialStore, KeyStore, LimitStore, ReplayStore, Result, SealedCredential, StoreError, async_trait,
@@ -11,6 +12,8 @@ use mcpgate_core::ratelimit::{Limited, LocalLimiter, Now, RateLimiter, Remaining
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
+
+mod sessions;
 
 #[derive(Default)]
 struct Keys {
@@ -36,6 +39,7 @@ pub struct MemoryStore {
     keys: Mutex<Keys>,
     audit: Mutex<Vec<AuditRecord>>,
     replay: [Mutex<ReplayShard>; SHARDS],
+    sessions: Mutex<sessions::Sessions>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
