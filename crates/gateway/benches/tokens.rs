@@ -7,15 +7,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use aws_lc_rs::encoding::AsDer;
-use base64::Engine;
 use divan::{Bencher, black_box};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use mcpgate_core::hmac as core_hmac;
 use mcpgate_gateway::auth::hmac::{HmacAuth, RawHmac, RawHmacClient};
 use mcpgate_gateway::auth::jwt::{JwtConfig, JwtVerifier, RawJwt};
 use mcpgate_store::ReplayStore;
 use mcpgate_store::memory::MemoryStore;
+use mcpgate_testkit::keys::TestKey;
 use serde_json::{Value, json};
 use std::future::Future;
 use std::sync::OnceLock;
@@ -58,71 +57,31 @@ fn ready<F: Future>(f: F) -> F::Output {
 
 // ---- keys and tokens ----------------------------------------------------------------------------
 
-fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let lines: Vec<&str> = b64
-        .as_bytes()
-        .chunks(64)
-        .map(|c| std::str::from_utf8(c).unwrap())
-        .collect();
-    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+/// A benchmark key: the test kit's key pairs, plus the HS256 shared secret (no JWK).
+fn signing_key(alg: Algorithm) -> TestKey {
+    match alg {
+        Algorithm::HS256 => TestKey {
+            kid: String::new(),
+            alg,
+            key: EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+            jwk: Value::Null,
+            public_pem: None,
+        },
+        Algorithm::RS256 => TestKey::rsa("rsa"),
+        Algorithm::ES256 => TestKey::ec("ec"),
+        Algorithm::EdDSA => TestKey::ed("ed"),
+        other => panic!("no key for {other:?}"),
+    }
 }
 
-struct SigningKey {
-    alg: Algorithm,
-    kid: &'static str,
-    key: EncodingKey,
-}
-
-impl SigningKey {
-    fn generate(alg: Algorithm) -> SigningKey {
-        let (kid, key) = match alg {
-            Algorithm::HS256 => ("", EncodingKey::from_secret(JWT_SECRET.as_bytes())),
-            Algorithm::RS256 => {
-                let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
-                let pkcs8: aws_lc_rs::encoding::Pkcs8V1Der = kp.as_der().unwrap();
-                (
-                    "rsa",
-                    EncodingKey::from_rsa_pem(pem("PRIVATE KEY", pkcs8.as_ref()).as_bytes()).unwrap(),
-                )
-            }
-            Algorithm::ES256 => {
-                let kp = aws_lc_rs::signature::EcdsaKeyPair::generate(
-                    &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                )
-                .unwrap();
-                ("ec", EncodingKey::from_ec_der(kp.to_pkcs8v1().unwrap().as_ref()))
-            }
-            Algorithm::EdDSA => {
-                let kp = aws_lc_rs::signature::Ed25519KeyPair::generate().unwrap();
-                ("ed", EncodingKey::from_ed_der(kp.to_pkcs8v1().unwrap().as_ref()))
-            }
-            other => panic!("no key for {other:?}"),
-        };
-        SigningKey { alg, kid, key }
-    }
-
-    fn jwk(&self) -> Value {
-        let mut jwk =
-            serde_json::to_value(jsonwebtoken::jwk::Jwk::from_encoding_key(&self.key, self.alg).unwrap()).unwrap();
-        jwk["kid"] = json!(self.kid);
-        jwk["use"] = json!("sig");
-        jwk
-    }
-
-    /// A token the gateway accepts (audience = its resource, long expiry); `jti` makes it unique.
-    fn token(&self, jti: u64) -> String {
-        let t = now();
-        let claims = json!({
-            "sub": "bench", "aud": RESOURCE, "scope": "read write", "permissions": ["*"],
-            "iat": t, "exp": t + 86_400, "jti": jti.to_string(),
-        });
-        let mut h = Header::new(self.alg);
-        if !self.kid.is_empty() {
-            h.kid = Some(self.kid.to_string());
-        }
-        jsonwebtoken::encode(&h, &claims, &self.key).unwrap()
-    }
+/// A token the gateway accepts (audience = its resource, long expiry); `jti` makes it unique.
+fn token(k: &TestKey, jti: u64) -> String {
+    let t = now();
+    let claims = json!({
+        "sub": "bench", "aud": RESOURCE, "scope": "read write", "permissions": ["*"],
+        "iat": t, "exp": t + 86_400, "jti": jti.to_string(),
+    });
+    k.sign_as(k.alg, (!k.kid.is_empty()).then_some(k.kid.as_str()), &claims)
 }
 
 /// Everything the JWT benchmarks share: the keys, a loopback JWKS server, and the runtime it
@@ -130,18 +89,18 @@ impl SigningKey {
 struct Fixture {
     rt: tokio::runtime::Runtime,
     jwks_url: String,
-    keys: Vec<SigningKey>,
+    keys: Vec<TestKey>,
 }
 
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
-        let keys: Vec<SigningKey> = [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
+        let keys: Vec<TestKey> = [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA]
             .into_iter()
-            .map(SigningKey::generate)
+            .map(signing_key)
             .collect();
-        let doc = json!({ "keys": keys.iter().filter(|k| k.alg != Algorithm::HS256).map(SigningKey::jwk).collect::<Vec<_>>() });
+        let doc = json!({ "keys": keys.iter().filter(|k| k.alg != Algorithm::HS256).map(|k| k.jwk.clone()).collect::<Vec<_>>() });
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -155,7 +114,7 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn key(alg: &str) -> &'static SigningKey {
+fn key(alg: &str) -> &'static TestKey {
     let alg: Algorithm = alg.parse().unwrap();
     fixture().keys.iter().find(|k| k.alg == alg).unwrap()
 }
@@ -189,7 +148,7 @@ fn verifier(alg: &str) -> JwtVerifier {
 #[divan::bench(args = ALGS)]
 fn jwt_verify_cached(bencher: Bencher, alg: &str) {
     let v = verifier(alg);
-    let token = key(alg).token(0);
+    let token = token(key(alg), 0);
     let _rt = fixture().rt.enter();
     let t = now();
     ready(v.verify(&token, t)).unwrap();
@@ -206,7 +165,7 @@ fn jwt_verify_cold(bencher: Bencher, alg: &str) {
     let t = now();
     static JTI: AtomicU64 = AtomicU64::new(1);
     bencher
-        .with_inputs(|| k.token(JTI.fetch_add(1, Ordering::Relaxed)))
+        .with_inputs(|| token(k, JTI.fetch_add(1, Ordering::Relaxed)))
         .bench_local_refs(|token| ready(v.verify(token, t)).unwrap());
 }
 

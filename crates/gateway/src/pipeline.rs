@@ -21,7 +21,10 @@ use axum::http::HeaderValue;
 use axum::http::request::Parts;
 use axum::response::Response;
 use bytes::Bytes;
-use checks::*;
+use checks::{
+    accepts, check_accept, check_content_type, check_protocol_version, denial_refusal, header_credential, malformed,
+    policy_questions, request_id, session_header, session_refusal, strip_tool_arg_key, tool_arg_key,
+};
 use mcpgate_core::jsonrpc::{self, Kind, Message};
 use mcpgate_core::policy::Decision;
 use mcpgate_core::principal::{Limits, Principal};
