@@ -43,6 +43,8 @@ pub enum AuthMethod {
     ExternalKey,
     Jwt,
     Introspection,
+    /// An access token this gateway's own authorization server issued.
+    OAuth,
     Hmac,
     Anonymous,
     Public,
@@ -56,6 +58,7 @@ impl AuthMethod {
             AuthMethod::ExternalKey => "external_key",
             AuthMethod::Jwt => "jwt",
             AuthMethod::Introspection => "introspection",
+            AuthMethod::OAuth => "oauth",
             AuthMethod::Hmac => "hmac",
             AuthMethod::Anonymous => "anonymous",
             AuthMethod::Public => "public",

@@ -15,6 +15,7 @@ pub mod known_tools;
 pub mod lists;
 pub mod metadata;
 pub mod metrics;
+pub mod oauth;
 pub mod pipeline;
 pub mod rebinding;
 pub mod refusal;

@@ -18,9 +18,15 @@ impl Gateway {
         format!("{}/.well-known/oauth-protected-resource/mcp", self.config.public_url)
     }
 
-    /// The configured authorization servers, else the JWT issuer.
+    /// This gateway's own authorization server first (when on), then the configured ones, else
+    /// the JWT issuer.
     fn authorization_servers(&self) -> Vec<String> {
         let mut s = self.config.auth.authorization_servers.clone();
+        if let Some(o) = &self.oauth {
+            s.retain(|x| x != &o.settings.issuer);
+            s.insert(0, o.settings.issuer.clone());
+            return s;
+        }
         if s.is_empty()
             && let Some(iss) = self.auth.jwt.as_ref().and_then(|j| j.issuer())
         {
@@ -65,7 +71,9 @@ pub async fn add_resource_metadata(State(gw): State<Arc<Gateway>>, mut resp: Res
     else {
         return resp;
     };
-    if challenge.contains("resource_metadata=") {
+    // Only Bearer challenges point at the resource's metadata (the token endpoint's Basic
+    // challenge is about client credentials).
+    if challenge.contains("resource_metadata=") || !challenge.starts_with("Bearer") {
         return resp;
     }
     let with = format!("{challenge}, resource_metadata=\"{}\"", gw.resource_metadata_url());

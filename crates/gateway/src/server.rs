@@ -23,6 +23,7 @@ use mcpgate_core::keys::{KeyRecord, parse_seed_keys};
 use mcpgate_core::principal::{AuthMethod, Principal, Role};
 use mcpgate_core::ratelimit::LocalLimiter;
 use mcpgate_store::memory::MemoryStore;
+use mcpgate_store::oauth::{ClientStore, GrantStore, SigningKeyStore};
 #[cfg(feature = "sqlite")]
 use mcpgate_store::sqlite::SqliteStore;
 use mcpgate_store::{AuditStore, CredentialStore, KeyStore, LimitStore, SessionStore};
@@ -49,6 +50,8 @@ pub struct Gateway {
     pub clock: Arc<dyn Clock>,
     /// Where request ids and session ids get their randomness.
     pub entropy: Arc<dyn Entropy>,
+    /// The authorization server, when `[oauth]` is on.
+    pub oauth: Option<Arc<crate::oauth::OAuthServer>>,
 }
 
 /// Where a gateway reads time and randomness: the system's, unless a test (or an embedder that
@@ -84,6 +87,11 @@ pub struct Stores {
     pub limits: Arc<dyn LimitStore>,
     /// Who opened each MCP session (in this process's memory in both embedded choices).
     pub sessions: Arc<dyn SessionStore>,
+    /// The authorization server's clients, grants (codes, refresh tokens, consents) and signing
+    /// keys.
+    pub clients: Arc<dyn ClientStore>,
+    pub grants: Arc<dyn GrantStore>,
+    pub signing_keys: Arc<dyn SigningKeyStore>,
 }
 
 impl Stores {
@@ -94,9 +102,12 @@ impl Stores {
         Ok(Stores {
             keys: store.clone(),
             credentials: store.clone(),
-            audit: store,
+            audit: store.clone(),
             limits: Arc::new(LocalLimiter::default()),
             sessions: Arc::new(MemoryStore::new()),
+            clients: store.clone(),
+            grants: store.clone(),
+            signing_keys: store,
         })
     }
 
@@ -109,7 +120,10 @@ impl Stores {
             credentials: store.clone(),
             audit: store.clone(),
             limits: Arc::new(LocalLimiter::default()),
-            sessions: store,
+            sessions: store.clone(),
+            clients: store.clone(),
+            grants: store.clone(),
+            signing_keys: store,
         }
     }
 }
@@ -210,7 +224,15 @@ impl Gateway {
             .map(|d| crate::delegation::Delegation::new(d, env));
         tokio::spawn(keys.clone().watch());
         let resource = format!("{}/mcp", config.public_url);
-        let auth = Auth::new(config.auth.clone(), keys, &resource, env, clock.clone())?;
+        let mut auth = Auth::new(config.auth.clone(), keys, &resource, env, clock.clone())?;
+        let oauth = match &config.oauth {
+            Some(settings) => {
+                let o = crate::oauth::start(settings, &resource, &config, env, &clock, &entropy, &stores).await?;
+                auth.issued = Some(crate::auth::issued::IssuedTokens::new(o.clone()));
+                Some(o)
+            }
+            None => None,
+        };
         if config.auth.allow_query_key {
             tracing::warn!(
                 "auth.allow_query_key is on: keys in URLs end up in proxy and browser logs, and the MCP \
@@ -261,6 +283,7 @@ impl Gateway {
             ),
             clock,
             entropy,
+            oauth,
             started: Instant::now(),
             auth,
             limiter: stores.limits.clone(),
@@ -287,6 +310,7 @@ impl Gateway {
                 "/.well-known/oauth-protected-resource/mcp",
                 get(crate::metadata::protected_resource),
             )
+            .merge(crate::oauth::routes(self.oauth.as_deref()))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 crate::rebinding::require_allowed_host,

@@ -20,6 +20,8 @@
 
 pub mod conformance;
 pub mod memory;
+pub mod oauth;
+mod rules;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod unavailable;

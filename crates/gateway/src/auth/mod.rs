@@ -18,6 +18,7 @@ pub mod extract;
 pub mod fetch;
 pub mod hmac;
 pub mod introspect;
+pub mod issued;
 pub mod jwks;
 pub mod jwt;
 pub mod outbound;
@@ -111,6 +112,8 @@ pub struct Auth {
     pub hmac: Option<hmac::HmacAuth>,
     pub jwt: Option<jwt::JwtVerifier>,
     introspection: Option<introspect::IntrospectionVerifier>,
+    /// Access tokens this gateway's authorization server issued (`[oauth]`).
+    pub issued: Option<issued::IssuedTokens>,
     /// Read once at start-up; changing it needs a restart.
     default_key: Option<Presented>,
 }
@@ -154,6 +157,7 @@ impl Auth {
             external,
             hmac,
             jwt,
+            issued: None,
             introspection,
             default_key,
         })
@@ -242,6 +246,14 @@ impl Auth {
         //    wrong.)
         let secret = p.secret.expose();
         let bearer = p.from == Location::Bearer;
+        // 2a. A token this gateway's authorization server issued (its header names one of our
+        //     signing keys): decided here, never by another verifier.
+        if bearer
+            && let Some(issued) = &self.issued
+            && issued.is_ours(secret)
+        {
+            return decided(issued.authenticate(a).await);
+        }
         if extract::is_jwt(secret) || (bearer && self.jwt.is_some() && jwt::JwtVerifier::looks_like_jwt(secret)) {
             return match (&self.jwt, bearer) {
                 (Some(jwt), true) => decided(jwt.authenticate(a).await),

@@ -35,6 +35,8 @@ pub struct Config {
     pub store_path: PathBuf,
     pub audit: AuditConfig,
     pub delegation: Option<DelegationConfig>,
+    /// `[oauth]`: the authorization server, when on.
+    pub oauth: Option<crate::oauth::OAuthSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -436,6 +438,7 @@ impl Config {
             }
         }
         let delegation = raw.delegation.map(validate_delegation).transpose()?;
+        let oauth = crate::oauth::OAuthSettings::validate(raw.oauth, &public_url).map_err(|(f, p)| err(f, p))?;
         let store_path = PathBuf::from(raw.store.path.unwrap_or_else(|| "mcpgate.db".into()));
         let audit = AuditConfig {
             store: raw.audit.store.unwrap_or(true),
@@ -448,6 +451,7 @@ impl Config {
         };
         Ok(Config {
             delegation,
+            oauth,
             auth,
             policy,
             limits,

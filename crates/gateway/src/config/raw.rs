@@ -30,6 +30,8 @@ pub struct RawConfig {
     pub metrics: RawMetrics,
     /// Identity delegation: the user's own credential toward the upstream (seed 003).
     pub delegation: Option<RawDelegation>,
+    /// The authorization server (`crate::oauth`); absent: off.
+    pub oauth: Option<crate::oauth::RawOAuth>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -1,6 +1,7 @@
 //! The in-memory store: every trait, nothing survives the process. For tests, for embedders
 //! that keep keys in code, as the gateway's replay cache (see [`ReplayStore`]) and its session
-//! owners (see [`crate::SessionStore`]).
+//! owners (see [`crate::SessionStore`]), and for an authorization server whose grants may end
+//! with the process (see [`crate::oauth`]).
 
 use crate::{
     AuditStore, CredentialStore, KeyStore, LimitStore, ReplayStore, Result, SealedCredential, StoreError, async_trait,
@@ -13,6 +14,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
+mod oauth;
 mod sessions;
 
 #[derive(Default)]
@@ -40,6 +42,7 @@ pub struct MemoryStore {
     audit: Mutex<Vec<AuditRecord>>,
     replay: [Mutex<ReplayShard>; SHARDS],
     sessions: Mutex<sessions::Sessions>,
+    oauth: Mutex<oauth::OAuth>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

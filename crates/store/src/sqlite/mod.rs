@@ -3,7 +3,9 @@
 //! method runs on the runtime's blocking pool, never on a worker thread.
 
 mod audit;
+mod grants;
 mod keys;
+mod oauth;
 mod replay;
 
 use crate::{Result, StoreError};
@@ -30,6 +32,41 @@ const MIGRATIONS: &[&str] = &[
         key_id TEXT PRIMARY KEY, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL, updated_at INTEGER NOT NULL);",
     "CREATE TABLE replay (key BLOB PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
      CREATE INDEX replay_expiry ON replay(expires_at);",
+    // The authorization server (see `oauth.rs`, `grants.rs`). Lists are JSON arrays; a grant's or
+    // code's subject is spread over user_id … via; codes and refresh tokens are keyed by hash.
+    "CREATE TABLE oauth_clients (
+        client_id TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT, secret_hash TEXT,
+        auth_method TEXT NOT NULL, redirect_uris TEXT NOT NULL, grant_types TEXT NOT NULL, scope TEXT,
+        jwks TEXT, jwks_uri TEXT, created_at INTEGER NOT NULL, expires_at INTEGER);
+     CREATE TABLE oauth_grants (
+        grant_id TEXT PRIMARY KEY, client_id TEXT NOT NULL, user_id TEXT NOT NULL, tenant TEXT,
+        role TEXT NOT NULL, permissions TEXT NOT NULL, via TEXT NOT NULL, scopes TEXT NOT NULL,
+        resource TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+        revoked_at INTEGER);
+     CREATE INDEX oauth_grants_user ON oauth_grants(user_id, created_at);
+     CREATE INDEX oauth_grants_client ON oauth_grants(client_id, created_at);
+     CREATE INDEX oauth_grants_created ON oauth_grants(created_at);
+     CREATE INDEX oauth_grants_via ON oauth_grants(via) WHERE revoked_at IS NULL;
+     CREATE INDEX oauth_grants_revoked ON oauth_grants(revoked_at) WHERE revoked_at IS NOT NULL;
+     CREATE INDEX oauth_grants_expiry ON oauth_grants(expires_at) WHERE revoked_at IS NULL;
+     CREATE TABLE oauth_codes (
+        code_hash TEXT PRIMARY KEY, grant_id TEXT NOT NULL, client_id TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL, code_challenge TEXT NOT NULL, resource TEXT NOT NULL,
+        scopes TEXT NOT NULL, user_id TEXT NOT NULL, tenant TEXT, role TEXT NOT NULL,
+        permissions TEXT NOT NULL, via TEXT NOT NULL, expires_at INTEGER NOT NULL,
+        taken INTEGER NOT NULL DEFAULT 0);
+     CREATE INDEX oauth_codes_expiry ON oauth_codes(expires_at);
+     CREATE TABLE oauth_refresh (
+        token_hash TEXT PRIMARY KEY, grant_id TEXT NOT NULL, expires_at INTEGER NOT NULL,
+        spent_at INTEGER, grace_used INTEGER NOT NULL DEFAULT 0);
+     CREATE INDEX oauth_refresh_grant ON oauth_refresh(grant_id);
+     CREATE INDEX oauth_refresh_expiry ON oauth_refresh(expires_at);
+     CREATE TABLE oauth_consents (
+        user_id TEXT NOT NULL, client_id TEXT NOT NULL, scopes TEXT NOT NULL, given_at INTEGER NOT NULL,
+        PRIMARY KEY (user_id, client_id)) WITHOUT ROWID;
+     CREATE TABLE oauth_signing_keys (
+        kid TEXT PRIMARY KEY, alg TEXT NOT NULL, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL,
+        public_jwk TEXT NOT NULL, created_at INTEGER NOT NULL, retired_at INTEGER);",
 ];
 
 /// One SQLite file. Cloning shares the connection.

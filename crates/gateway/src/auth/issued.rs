@@ -1,0 +1,132 @@
+//! Access tokens this gateway's own authorization server issued (`oauth/`): checked on the
+//! request path with the signer's public keys held in memory — no store read per request. A
+//! bearer whose header names one of those keys is ours to decide (nobody else's verifier sees
+//! it); everything else is "not mine".
+//!
+//! Checks: ES256 only, a key of ours, signature, `exp` and `nbf` (30 s leeway), `iss` = our
+//! issuer, `aud` = our MCP URL; then the grant must not be revoked (the set
+//! `OAuthServer::watch_revocations` keeps fresh, so revocation takes about a second). Verified
+//! tokens are remembered by their SHA-256 until `exp`, as other JWTs are.
+
+use super::cache::TtlCache;
+use super::{Attempt, AuthFailure, Authenticator, Outcome};
+use crate::oauth::OAuthServer;
+use jsonwebtoken::{Algorithm, Validation};
+use mcpgate_core::keys::hash_hex;
+use mcpgate_core::principal::{AuthMethod, Principal, Role, Verified};
+use serde::Deserialize;
+use std::sync::Arc;
+
+const LEEWAY_S: u64 = 30;
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    exp: i64,
+    gid: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    tenant: Option<String>,
+    role: String,
+    #[serde(default)]
+    permissions: Vec<String>,
+    client_id: String,
+}
+
+pub struct IssuedTokens {
+    server: Arc<OAuthServer>,
+    /// Token hash → (principal, grant id).
+    cache: TtlCache<(Principal, String)>,
+}
+
+impl IssuedTokens {
+    pub fn new(server: Arc<OAuthServer>) -> IssuedTokens {
+        IssuedTokens {
+            server,
+            cache: TtlCache::new(10_000),
+        }
+    }
+
+    /// Whether the bearer names one of our keys (header only, no signature check yet).
+    pub fn is_ours(&self, token: &str) -> bool {
+        jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|h| h.kid)
+            .is_some_and(|kid| self.server.signer.verifying_key(&kid).is_some())
+    }
+
+    fn verify(&self, token: &str) -> Result<(Principal, String, i64), AuthFailure> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::Token("malformed_token"))?;
+        if header.alg != Algorithm::ES256 {
+            return Err(AuthFailure::Token("wrong_algorithm"));
+        }
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|k| self.server.signer.verifying_key(k))
+            .ok_or(AuthFailure::Token("unknown_key"))?;
+        let mut v = Validation::new(Algorithm::ES256);
+        v.leeway = LEEWAY_S;
+        v.validate_nbf = true;
+        v.set_issuer(&[&self.server.settings.issuer]);
+        v.set_audience(&[&self.server.resource]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, key, &v).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => AuthFailure::Token("expired_token"),
+                ErrorKind::InvalidAudience => AuthFailure::Token("wrong_audience"),
+                ErrorKind::InvalidIssuer => AuthFailure::Token("wrong_issuer"),
+                ErrorKind::ImmatureSignature => AuthFailure::Token("token_not_yet_valid"),
+                ErrorKind::InvalidSignature => AuthFailure::Token("bad_signature"),
+                _ => AuthFailure::Token("invalid_token"),
+            }
+        })?;
+        let c = data.claims;
+        let role = Role::parse(&c.role).ok_or(AuthFailure::Token("invalid_token"))?;
+        let mut verified = Verified::new(format!("oauth:{}", c.sub), c.sub.clone(), role, AuthMethod::OAuth);
+        verified.name = Some(format!("{} via {}", c.sub, c.client_id));
+        verified.tenant = c.tenant;
+        verified.permissions = c.permissions;
+        verified.scopes = Some(
+            c.scope
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+        );
+        verified.expires_at = Some(c.exp);
+        Ok((Principal::verified(verified), c.gid, c.exp))
+    }
+}
+
+impl Authenticator for IssuedTokens {
+    async fn authenticate(&self, a: &Attempt<'_>) -> Outcome {
+        let Some(p) = a.presented else {
+            return Outcome::NotMine;
+        };
+        let token = p.secret.expose();
+        if !self.is_ours(token) {
+            return Outcome::NotMine;
+        }
+        let hash = hash_hex(token);
+        let (principal, gid) = match self.cache.get(&hash, a.now) {
+            Some(hit) => hit,
+            None => match self.verify(token) {
+                Ok((principal, gid, exp)) => {
+                    self.cache.insert(hash, (principal.clone(), gid.clone()), exp, a.now);
+                    (principal, gid)
+                }
+                Err(f) => return Outcome::Refused(f),
+            },
+        };
+        if principal.expires_at().is_some_and(|exp| exp < a.now) {
+            return Outcome::Refused(AuthFailure::Token("expired_token"));
+        }
+        if self.server.is_revoked(&gid) {
+            return Outcome::Refused(AuthFailure::Token("revoked_token"));
+        }
+        Outcome::Authenticated(principal)
+    }
+}

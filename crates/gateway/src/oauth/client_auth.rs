@@ -1,0 +1,121 @@
+//! Who is calling the token and revocation endpoints: the client, authenticated the way it
+//! registered (`none`, `client_secret_basic`, `client_secret_post`). One way per request; a
+//! client presenting two, or a secret it has none of, is refused.
+
+use super::form::Form;
+use super::{OAuthError, OAuthServer};
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use mcpgate_core::keys::hash_hex;
+use mcpgate_store::oauth::ClientRecord;
+
+/// The client id and secret from `Authorization: Basic` (RFC 6749 §2.3.1: each form-encoded).
+fn basic(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(v) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(OAuthError::new("invalid_request", "more than one Authorization header"));
+    }
+    let v = v
+        .to_str()
+        .map_err(|_| OAuthError::new("invalid_request", "the Authorization header is not text"))?;
+    let Some((scheme, rest)) = v.split_once(' ') else {
+        return Err(OAuthError::new(
+            "invalid_request",
+            "the Authorization header is malformed",
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::new(
+            "invalid_request",
+            "only Basic client authentication is read from Authorization",
+        ));
+    }
+    let bad = || {
+        let mut e = OAuthError::new("invalid_client", "the Basic credentials are malformed");
+        e.basic_challenge = true;
+        e
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+    let undo = |s: &str| {
+        Form::parse(format!("v={s}").as_bytes())
+            .ok()
+            .and_then(|f| f.get("v").map(str::to_string))
+            .unwrap_or_default()
+    };
+    Ok(Some((undo(id), undo(secret))))
+}
+
+fn same_hash(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The calling client, authenticated.
+pub async fn authenticate(o: &OAuthServer, headers: &HeaderMap, f: &Form) -> Result<ClientRecord, OAuthError> {
+    let basic = basic(headers)?;
+    let used_basic = basic.is_some();
+    let refuse = |msg: &str| {
+        let mut e = OAuthError::new("invalid_client", msg.to_string());
+        e.basic_challenge = used_basic;
+        e
+    };
+    let (client_id, secret, method) = match (basic, f.get("client_secret")) {
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "send the client secret one way, not two",
+            ));
+        }
+        (Some((id, secret)), None) => {
+            if f.get("client_id").is_some_and(|fid| fid != id) {
+                return Err(OAuthError::new(
+                    "invalid_request",
+                    "client_id differs from the Basic credentials",
+                ));
+            }
+            (id, Some(secret), "client_secret_basic")
+        }
+        (None, Some(secret)) => (
+            f.get("client_id")
+                .ok_or_else(|| refuse("client_id is missing"))?
+                .to_string(),
+            Some(secret.to_string()),
+            "client_secret_post",
+        ),
+        (None, None) => (
+            f.get("client_id")
+                .ok_or_else(|| refuse("client_id is missing"))?
+                .to_string(),
+            None,
+            "none",
+        ),
+    };
+    if f.has("client_assertion") || f.has("client_assertion_type") {
+        return Err(refuse("private_key_jwt is not accepted by this server yet"));
+    }
+    let client = match o.clients.get_client(&client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(refuse("unknown client")),
+        Err(e) => return Err(OAuthError::store(e)),
+    };
+    if client.auth_method != method {
+        return Err(refuse(&format!(
+            "this client authenticates with {}, not {method}",
+            client.auth_method
+        )));
+    }
+    if let Some(secret) = secret {
+        let ok = client
+            .secret_hash
+            .as_deref()
+            .is_some_and(|h| same_hash(h, &hash_hex(&secret)));
+        if !ok {
+            return Err(refuse("the client secret is wrong"));
+        }
+    }
+    Ok(client)
+}

@@ -1,0 +1,379 @@
+//! The OAuth 2.1 authorization server (issue #11): mcpgate issues the tokens that ChatGPT,
+//! Claude, the SDKs and the Inspector expect, in front of any MCP server, and verifies them on the
+//! `/mcp` path like any other credential (`auth/issued.rs`).
+//!
+//! Endpoints (under the issuer's path): discovery (`metadata.rs`), `/authorize` and seed 004's
+//! `/auth/oauth/login` (`authorize.rs`, pages in `page.rs`), `/token` (`token.rs`), `/register`
+//! (`register.rs`, RFC 7591), `/revoke` (RFC 7009), `/jwks`. Every input is read strictly
+//! (`form.rs`): a parameter given twice, a wrong type or an unknown client is refused, and errors
+//! that cannot be sent back to a verified redirect URI are shown as a page, never redirected.
+
+pub mod authorize;
+pub mod client_auth;
+pub mod form;
+pub mod metadata;
+pub mod page;
+pub mod register;
+pub mod settings;
+pub mod signer;
+pub mod token;
+
+use crate::clock::Clock;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mcpgate_core::entropy::Entropy;
+use mcpgate_store::oauth::{ClientStore, GrantStore};
+pub use settings::{OAuthSettings, RawOAuth};
+use signer::Signer;
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+/// The authorization server's state: settings, records, keys.
+pub struct OAuthServer {
+    pub settings: OAuthSettings,
+    /// The gateway's MCP URL: the one resource tokens are issued for (their `aud`).
+    pub resource: String,
+    pub clients: Arc<dyn ClientStore>,
+    pub grants: Arc<dyn GrantStore>,
+    pub signer: Signer,
+    pub clock: Arc<dyn Clock>,
+    pub entropy: Arc<dyn Entropy>,
+    /// Grants revoked while their access tokens may still be alive (kept fresh from the store by
+    /// [`OAuthServer::watch_revocations`]).
+    revoked: RwLock<HashSet<String>>,
+    /// Scopes the policy knows, plus `offline_access`.
+    pub scopes_supported: Vec<String>,
+}
+
+impl OAuthServer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        settings: OAuthSettings,
+        resource: String,
+        clients: Arc<dyn ClientStore>,
+        grants: Arc<dyn GrantStore>,
+        signer: Signer,
+        clock: Arc<dyn Clock>,
+        entropy: Arc<dyn Entropy>,
+        mut scopes_supported: Vec<String>,
+    ) -> OAuthServer {
+        scopes_supported.push("offline_access".into());
+        scopes_supported.sort();
+        scopes_supported.dedup();
+        OAuthServer {
+            settings,
+            resource,
+            clients,
+            grants,
+            signer,
+            clock,
+            entropy,
+            revoked: RwLock::default(),
+            scopes_supported,
+        }
+    }
+
+    /// `{issuer}{path}`.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.issuer)
+    }
+
+    /// The issuer's path (`""` when it is the host's root): where the endpoints are routed.
+    pub fn base_path(&self) -> String {
+        reqwest::Url::parse(&self.settings.issuer)
+            .map(|u| u.path().trim_end_matches('/').to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn is_revoked(&self, grant_id: &str) -> bool {
+        self.revoked
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(grant_id)
+    }
+
+    /// Marks a grant revoked here at once (the store already knows).
+    pub fn forget_grant(&self, grant_id: &str) {
+        self.revoked
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(grant_id.to_string());
+    }
+
+    /// Every second, reads the grants revoked while their access tokens may still be alive, so a
+    /// revocation through any replica (or `mcpgate grants revoke`) ends its access tokens within
+    /// about a second everywhere. Runs while `this` lives.
+    pub async fn watch_revocations(this: std::sync::Weak<OAuthServer>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let Some(s) = this.upgrade() else { return };
+            let life = i64::try_from(s.settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX);
+            let since = s.clock.unix_s().saturating_sub(life.saturating_add(60));
+            match s.grants.revoked_since(since).await {
+                Ok(ids) => *s.revoked.write().unwrap_or_else(|e| e.into_inner()) = ids.into_iter().collect(),
+                Err(e) => tracing::warn!(error = %e, "could not read revoked grants; retrying"),
+            }
+        }
+    }
+
+    /// A fresh secret (a code, a refresh token): 32 random bytes, hex.
+    pub fn secret(&self, prefix: &str) -> String {
+        format!("{prefix}{}", self.entropy.hex_id(32))
+    }
+}
+
+/// An error of the token, register or revoke endpoints (RFC 6749 §5.2): JSON, no-store.
+#[derive(Debug)]
+pub struct OAuthError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub description: String,
+    /// `invalid_client` after HTTP Basic: the challenge to send.
+    pub basic_challenge: bool,
+}
+
+impl OAuthError {
+    pub fn new(code: &'static str, description: impl Into<String>) -> OAuthError {
+        let status = match code {
+            "invalid_client" => StatusCode::UNAUTHORIZED,
+            "server_error" => StatusCode::INTERNAL_SERVER_ERROR,
+            "temporarily_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        OAuthError {
+            status,
+            code,
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
+    pub fn store(e: mcpgate_store::StoreError) -> OAuthError {
+        tracing::warn!(error = %e, "authorization server store unavailable");
+        OAuthError::new(
+            "temporarily_unavailable",
+            "the authorization server cannot reach its store; retry shortly",
+        )
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": self.code, "error_description": self.description});
+        let mut r = (self.status, axum::Json(body)).into_response();
+        no_store(&mut r);
+        if self.basic_challenge {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"mcpgate\""),
+            );
+        }
+        r
+    }
+}
+
+pub fn no_store(r: &mut Response) {
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+/// A redirect URI the client registered matches the one it sent: exactly, except that a loopback
+/// `http` redirect matches on any port (RFC 8252 §7.3; native apps such as Claude Code listen on
+/// a random port).
+pub fn redirect_matches(registered: &str, sent: &str) -> bool {
+    if registered == sent {
+        return true;
+    }
+    let (Ok(r), Ok(s)) = (reqwest::Url::parse(registered), reqwest::Url::parse(sent)) else {
+        return false;
+    };
+    let loopback = |u: &reqwest::Url| {
+        u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("[::1]") | Some("localhost"))
+    };
+    loopback(&r)
+        && loopback(&s)
+        && r.host_str() == s.host_str()
+        && r.path() == s.path()
+        && r.query() == s.query()
+        && r.username().is_empty()
+        && s.username().is_empty()
+        && r.password().is_none()
+        && s.password().is_none()
+        && s.fragment().is_none()
+}
+
+/// Resource indicators compare equal after lower-casing scheme and host and dropping one trailing
+/// slash (some clients add one).
+pub fn same_resource(a: &str, b: &str) -> bool {
+    fn norm(s: &str) -> Option<String> {
+        let u = reqwest::Url::parse(s).ok()?;
+        if u.fragment().is_some() {
+            return None;
+        }
+        let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let query = u.query().map(|q| format!("?{q}")).unwrap_or_default();
+        Some(format!(
+            "{}://{}{port}{}{query}",
+            u.scheme(),
+            u.host_str()?.to_ascii_lowercase(),
+            u.path().trim_end_matches('/')
+        ))
+    }
+    matches!((norm(a), norm(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// The scopes a grant gets: those asked (or the default when none), kept only where the user
+/// holds them (a permission of the same name, or `*`) and the client may have them.
+pub fn grantable(asked: &[String], default: &[String], user: &[String], client: Option<&[String]>) -> Vec<String> {
+    let wanted: &[String] = if asked.is_empty() { default } else { asked };
+    let mut out: Vec<String> = wanted
+        .iter()
+        .filter(|s| s.as_str() == "offline_access" || user.iter().any(|p| p == "*" || p == *s))
+        .filter(|s| client.is_none_or(|c| c.contains(s)))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Builds the authorization server: its signing keys (sealed in the store when a sealing key is
+/// set, else for this process only), and the task that keeps revocations fresh.
+pub async fn start(
+    settings: &OAuthSettings,
+    resource: &str,
+    config: &crate::config::Config,
+    env: &dyn Fn(&str) -> Option<String>,
+    clock: &Arc<dyn Clock>,
+    entropy: &Arc<dyn Entropy>,
+    stores: &crate::server::Stores,
+) -> Result<Arc<OAuthServer>, String> {
+    let life = i64::try_from(settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX);
+    let signer = match env(&settings.signing_key_env) {
+        Some(text) => {
+            let key = mcpgate_core::sealed::SealingKey::parse(&text)
+                .map_err(|e| format!("{}: {e}", settings.signing_key_env))?;
+            Signer::from_store(&stores.signing_keys, &key, entropy.as_ref(), clock.unix_s(), life).await?
+        }
+        None => {
+            tracing::warn!(
+                "oauth: {} is not set, so access-token signing keys live in this process only: access tokens end when it \
+                 stops (clients refresh), and replicas cannot verify each other's tokens",
+                settings.signing_key_env
+            );
+            Signer::ephemeral(entropy.as_ref())?
+        }
+    };
+    let mut scopes = config.policy.scopes_supported();
+    scopes.extend(config.auth.required_scopes.iter().cloned());
+    scopes.extend(settings.default_scopes.iter().cloned());
+    let o = Arc::new(OAuthServer::new(
+        settings.clone(),
+        resource.to_string(),
+        stores.clients.clone(),
+        stores.grants.clone(),
+        signer,
+        clock.clone(),
+        entropy.clone(),
+        scopes,
+    ));
+    tokio::spawn(OAuthServer::watch_revocations(Arc::downgrade(&o)));
+    tracing::info!(issuer = %settings.issuer, "authorization server on");
+    Ok(o)
+}
+
+/// The authorization server's routes (none when it is off).
+pub fn routes(o: Option<&OAuthServer>) -> axum::Router<Arc<crate::Gateway>> {
+    use axum::routing::{get, post};
+    let mut r = axum::Router::new();
+    let Some(o) = o else { return r };
+    let base = o.base_path();
+    r = r
+        .route(
+            &format!("{base}/authorize"),
+            get(authorize::authorize).post(authorize::authorize),
+        )
+        .route(&format!("{base}/auth/oauth/login"), get(authorize::authorize))
+        .route(&format!("{base}/token"), post(token::token))
+        .route(&format!("{base}/revoke"), post(token::revoke))
+        .route(&format!("{base}/jwks"), get(metadata::jwks));
+    if base.is_empty() {
+        r = r.route("/.well-known/jwks.json", get(metadata::jwks));
+    }
+    if o.settings.registration {
+        r = r.route(&format!("{base}/register"), post(register::register));
+    }
+    for path in metadata::metadata_paths(&base) {
+        r = r.route(&path, get(metadata::authorization_server));
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_redirects_match_on_any_port_only() {
+        assert!(redirect_matches(
+            "https://claude.ai/api/mcp/auth_callback",
+            "https://claude.ai/api/mcp/auth_callback"
+        ));
+        assert!(!redirect_matches("https://claude.ai/cb", "https://claude.ai/cb/"));
+        assert!(!redirect_matches("https://claude.ai/cb", "https://claude.ai:8443/cb"));
+        assert!(redirect_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:53682/callback"
+        ));
+        assert!(redirect_matches(
+            "http://localhost:1/callback",
+            "http://localhost:9/callback"
+        ));
+        assert!(!redirect_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:5/other"
+        ));
+        assert!(!redirect_matches(
+            "http://127.0.0.1/callback",
+            "http://localhost:5/callback"
+        ));
+        assert!(!redirect_matches(
+            "http://127.0.0.1/callback",
+            "http://u@127.0.0.1:5/callback"
+        ));
+        assert!(!redirect_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1.evil.com/callback"
+        ));
+        assert!(!redirect_matches(
+            "https://127.0.0.1/callback",
+            "https://127.0.0.1:5/callback"
+        ));
+    }
+
+    #[test]
+    fn resources_compare_loosely_only_where_clients_differ() {
+        assert!(same_resource("https://gw.example/mcp", "https://GW.example/mcp/"));
+        assert!(!same_resource("https://gw.example/mcp", "https://gw.example/mcp2"));
+        assert!(!same_resource("https://gw.example/mcp", "http://gw.example/mcp"));
+        assert!(!same_resource("https://gw.example/mcp", "https://gw.example/MCP"));
+        assert!(!same_resource("https://gw.example/mcp", "not a url"));
+    }
+
+    #[test]
+    fn scopes_are_what_was_asked_and_held() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            grantable(&s(&["read", "admin"]), &s(&["read"]), &s(&["read"]), None),
+            s(&["read"])
+        );
+        assert_eq!(grantable(&[], &s(&["read"]), &s(&["*"]), None), s(&["read"]));
+        assert_eq!(
+            grantable(&s(&["write", "offline_access"]), &[], &s(&["*"]), Some(&s(&["read"]))),
+            Vec::<String>::new()
+        );
+    }
+}

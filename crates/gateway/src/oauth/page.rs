@@ -1,0 +1,131 @@
+//! The pages people see: sign-in with consent, and errors that cannot be sent back to a client.
+//! Server-rendered, no script, every caller-given text escaped; framing refused.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// Text as it may appear in HTML content or a quoted attribute.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1b1b1b;line-height:1.5}\
+h1{font-size:1.4rem}.box{border:1px solid #ccc;border-radius:8px;padding:1rem 1.2rem;margin:1rem 0}\
+.warn{color:#8a4b00}code{word-break:break-all}label{display:block;font-weight:600;margin-top:1rem}\
+input[type=password]{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}\
+button{margin:1rem .5rem 0 0;padding:.5rem 1.2rem;font-size:1rem}ul{padding-left:1.2rem}";
+
+/// A whole page with the security headers every page carries.
+pub fn render(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{} · mcpgate</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>",
+        escape(title)
+    );
+    let mut r = (status, html).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// An error shown to the person, not sent to the client (its redirect could not be trusted).
+pub fn error(status: StatusCode, what: &str, todo: &str) -> Response {
+    render(
+        status,
+        "Cannot sign in",
+        &format!(
+            "<h1>This sign-in cannot go on</h1><div class=\"box\"><p>{}</p><p>{}</p></div>",
+            escape(what),
+            escape(todo)
+        ),
+    )
+}
+
+/// What the consent page names.
+pub struct Consent<'a> {
+    pub client_name: &'a str,
+    pub client_id: &'a str,
+    /// False for clients that registered themselves: their name is their own claim.
+    pub verified: bool,
+    pub redirect_uri: &'a str,
+    pub scopes: &'a [String],
+    /// The original request's parameters, sent back with the answer.
+    pub hidden: &'a [(&'a str, &'a str)],
+    pub csrf: &'a str,
+    pub action: &'a str,
+}
+
+pub fn consent(c: &Consent<'_>) -> Response {
+    let unverified = if c.verified {
+        String::new()
+    } else {
+        "<p class=\"warn\">This application registered itself: its name is unverified. Continue only if you started this sign-in.</p>".into()
+    };
+    let scopes = if c.scopes.is_empty() {
+        "<li>no scopes: only tools that need none</li>".to_string()
+    } else {
+        c.scopes
+            .iter()
+            .map(|s| format!("<li><code>{}</code></li>", escape(s)))
+            .collect::<String>()
+    };
+    let hidden: String = c
+        .hidden
+        .iter()
+        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(k), escape(v)))
+        .collect();
+    let body = format!(
+        "<h1>Sign in to allow <q>{name}</q></h1>\
+         <div class=\"box\"><p><strong>{name}</strong> (<code>{id}</code>) asks to use this MCP server as you.</p>{unverified}\
+         <p>After you answer, your browser goes to <code>{redirect}</code>.</p>\
+         <p>It asks for:</p><ul>{scopes}</ul>\
+         <p>Scopes you do not hold are not given, whatever it asks.</p></div>\
+         <form method=\"post\" action=\"{action}\">{hidden}\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label for=\"api_key\">Your mcpgate API key</label>\
+         <input type=\"password\" id=\"api_key\" name=\"api_key\" autocomplete=\"off\" required>\
+         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
+         <button type=\"submit\" name=\"decision\" value=\"deny\" formnovalidate>Deny</button></form>",
+        name = escape(c.client_name),
+        id = escape(c.client_id),
+        redirect = escape(c.redirect_uri),
+        action = escape(c.action),
+        csrf = escape(c.csrf),
+    );
+    render(StatusCode::OK, "Allow access", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caller_text_is_escaped() {
+        assert_eq!(escape("<script>\"x'&"), "&lt;script&gt;&quot;x&#39;&amp;");
+        assert_eq!(escape("a\u{0}b"), "a\u{fffd}b");
+    }
+}

@@ -1,0 +1,311 @@
+//! `/token` (authorization_code, refresh_token) and `/revoke` (RFC 7009).
+//!
+//! Codes are single use: a second exchange revokes the grant the first one made. Refresh tokens
+//! rotate on every use; presenting one already replaced revokes the whole grant, except once
+//! within `oauth.refresh_grace_s` of its use (a client racing itself). Access tokens are ES256
+//! JWTs with `aud` = the MCP URL, lasting `oauth.access_token_ttl_s`; revoking a grant ends its
+//! access tokens within about a second on every gateway (`OAuthServer::watch_revocations`).
+
+use super::form::Form;
+use super::{OAuthError, OAuthServer, client_auth, no_store, same_resource};
+use crate::Gateway;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use mcpgate_core::keys::hash_hex;
+use mcpgate_store::oauth::{ClientRecord, CodeTake, GrantRecord, Rotation};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Reads a form POST strictly.
+async fn read_form(req: Request<Body>) -> Result<(axum::http::request::Parts, Form), OAuthError> {
+    let (parts, body) = req.into_parts();
+    let form_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !form_type {
+        return Err(OAuthError::new(
+            "invalid_request",
+            "send application/x-www-form-urlencoded",
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, super::form::MAX_FORM_BYTES)
+        .await
+        .map_err(|_| OAuthError::new("invalid_request", "the request body is too large"))?;
+    let form = Form::parse(&bytes).map_err(|e| OAuthError::new("invalid_request", e.to_string()))?;
+    Ok((parts, form))
+}
+
+/// A token response for `grant`: a fresh access token, and `refresh` when there is one.
+fn issue(o: &OAuthServer, grant: &GrantRecord, refresh: Option<&str>) -> Result<Response, OAuthError> {
+    let now = o.clock.unix_s();
+    let ttl = secs(o.settings.access_token_ttl);
+    let claims = json!({
+        "iss": o.settings.issuer,
+        "sub": grant.subject.user_id,
+        "aud": grant.resource,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "jti": o.entropy.hex_id(16),
+        "client_id": grant.client_id,
+        "scope": grant.scopes.join(" "),
+        "gid": grant.grant_id,
+        "tenant": grant.subject.tenant,
+        "role": grant.subject.role.as_str(),
+        "permissions": grant.subject.permissions,
+    });
+    let token = o.signer.sign(&claims).map_err(|e| {
+        tracing::error!(error = %e, "could not sign an access token");
+        OAuthError::new("server_error", "could not issue a token")
+    })?;
+    let mut body = json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": grant.scopes.join(" "),
+    });
+    if let Some(r) = refresh {
+        body["refresh_token"] = json!(r);
+    }
+    let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
+    no_store(&mut resp);
+    Ok(resp)
+}
+
+fn check_resource(f: &Form, grant_resource: &str) -> Result<(), OAuthError> {
+    match f.get("resource") {
+        Some(r) if !same_resource(r, grant_resource) => Err(OAuthError::new(
+            "invalid_target",
+            "resource differs from the one the grant is for",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// RFC 7636 §4.1: 43 to 128 unreserved characters.
+fn is_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+fn s256(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+async fn revoke_grant(o: &OAuthServer, grant_id: &str, why: &str) {
+    o.forget_grant(grant_id);
+    match o.grants.revoke_grant(grant_id, o.clock.unix_s()).await {
+        Ok(_) => tracing::warn!(grant_id, "{why}: the grant is revoked"),
+        Err(e) => tracing::error!(error = %e, grant_id, "{why}, and the grant could not be revoked"),
+    }
+}
+
+async fn by_code(o: &OAuthServer, client: &ClientRecord, f: &Form) -> Result<Response, OAuthError> {
+    let (Some(code), Some(redirect_uri), Some(verifier)) =
+        (f.get("code"), f.get("redirect_uri"), f.get("code_verifier"))
+    else {
+        return Err(OAuthError::new(
+            "invalid_request",
+            "code, redirect_uri and code_verifier are required",
+        ));
+    };
+    let now = o.clock.unix_s();
+    let rec = match o
+        .grants
+        .take_code(&hash_hex(code), now)
+        .await
+        .map_err(OAuthError::store)?
+    {
+        CodeTake::Fresh(rec) => rec,
+        CodeTake::Reused(rec) => {
+            revoke_grant(o, &rec.grant_id, "an authorization code was used twice").await;
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "the code was already used; what it issued is revoked",
+            ));
+        }
+        CodeTake::Unknown => return Err(OAuthError::new("invalid_grant", "the code is unknown or expired")),
+    };
+    if rec.client_id != client.client_id {
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "the code was issued to another client",
+        ));
+    }
+    if rec.redirect_uri != redirect_uri {
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "redirect_uri differs from the authorization request's",
+        ));
+    }
+    if !is_verifier(verifier) || s256(verifier) != rec.code_challenge {
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "the code_verifier does not match the code_challenge",
+        ));
+    }
+    check_resource(f, &rec.resource)?;
+    let grant = GrantRecord {
+        grant_id: rec.grant_id,
+        client_id: rec.client_id,
+        subject: rec.subject,
+        scopes: rec.scopes,
+        resource: rec.resource,
+        created_at: now,
+        expires_at: now + secs(o.settings.refresh_token_ttl),
+        revoked_at: None,
+    };
+    let refresh = client
+        .grant_types
+        .iter()
+        .any(|g| g == "refresh_token")
+        .then(|| o.secret("mcpr_"));
+    o.grants
+        .create_grant(&grant, refresh.as_deref().map(hash_hex).as_deref(), grant.expires_at)
+        .await
+        .map_err(OAuthError::store)?;
+    tracing::info!(client_id = %grant.client_id, user = %grant.subject.user_id, grant_id = %grant.grant_id, "tokens issued");
+    issue(o, &grant, refresh.as_deref())
+}
+
+async fn by_refresh(o: &OAuthServer, client: &ClientRecord, f: &Form) -> Result<Response, OAuthError> {
+    let Some(old) = f.get("refresh_token") else {
+        return Err(OAuthError::new("invalid_request", "refresh_token is required"));
+    };
+    let old_hash = hash_hex(old);
+    let unknown = || OAuthError::new("invalid_grant", "the refresh token is unknown, expired or revoked");
+    let Some(grant) = o.grants.grant_of_refresh(&old_hash).await.map_err(OAuthError::store)? else {
+        return Err(unknown());
+    };
+    if grant.client_id != client.client_id {
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "the refresh token was issued to another client",
+        ));
+    }
+    check_resource(f, &grant.resource)?;
+    if let Some(scope) = f.get("scope")
+        && scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .any(|s| !grant.scopes.iter().any(|g| g == s))
+    {
+        return Err(OAuthError::new(
+            "invalid_scope",
+            "a refresh cannot widen the grant's scopes",
+        ));
+    }
+    let now = o.clock.unix_s();
+    let new = o.secret("mcpr_");
+    let until = (now + secs(o.settings.refresh_token_ttl)).min(grant.expires_at);
+    match o
+        .grants
+        .rotate_refresh(&old_hash, &hash_hex(&new), until, now, secs(o.settings.refresh_grace))
+        .await
+        .map_err(OAuthError::store)?
+    {
+        Rotation::Rotated(g) => issue(o, &g, Some(&new)),
+        Rotation::Reused { grant_id } => {
+            revoke_grant(o, &grant_id, "a replaced refresh token was presented again").await;
+            Err(OAuthError::new(
+                "invalid_grant",
+                "the refresh token was already used; the grant is revoked",
+            ))
+        }
+        Rotation::Ended { .. } | Rotation::Unknown => Err(unknown()),
+    }
+}
+
+pub async fn token(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
+    let Some(o) = gw.oauth.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let result = async {
+        let (parts, f) = read_form(req).await?;
+        let client = client_auth::authenticate(&o, &parts.headers, &f).await?;
+        let grant_type = f.get("grant_type").unwrap_or("");
+        if !client.grant_types.iter().any(|g| g == grant_type) {
+            return Err(match grant_type {
+                "authorization_code" | "refresh_token" => {
+                    OAuthError::new("unauthorized_client", "this client may not use this grant type")
+                }
+                _ => OAuthError::new("unsupported_grant_type", "use authorization_code or refresh_token"),
+            });
+        }
+        match grant_type {
+            "authorization_code" => by_code(&o, &client, &f).await,
+            "refresh_token" => by_refresh(&o, &client, &f).await,
+            _ => Err(OAuthError::new(
+                "unsupported_grant_type",
+                "use authorization_code or refresh_token",
+            )),
+        }
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The grant an access token of ours belongs to, if it was issued to `client_id` (signature
+/// checked; expiry not: an expired token may still be revoked, to no effect).
+fn grant_of_access(o: &OAuthServer, token: &str, client_id: &str) -> Option<String> {
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    let key = o.signer.verifying_key(header.kid.as_deref()?)?;
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.validate_exp = false;
+    v.validate_aud = false;
+    v.set_issuer(&[&o.settings.issuer]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(token, key, &v).ok()?;
+    (data.claims.get("client_id")?.as_str()? == client_id)
+        .then(|| data.claims.get("gid")?.as_str().map(str::to_string))
+        .flatten()
+}
+
+/// `POST /revoke`: 200 whether or not the token was known (RFC 7009 §2.2), but only the client
+/// a token was issued to can revoke it.
+pub async fn revoke(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
+    let Some(o) = gw.oauth.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let result = async {
+        let (parts, f) = read_form(req).await?;
+        let client = client_auth::authenticate(&o, &parts.headers, &f).await?;
+        let Some(token) = f.get("token") else {
+            return Err(OAuthError::new("invalid_request", "token is required"));
+        };
+        let grant_id = match o
+            .grants
+            .grant_of_refresh(&hash_hex(token))
+            .await
+            .map_err(OAuthError::store)?
+        {
+            Some(g) if g.client_id == client.client_id => Some(g.grant_id),
+            Some(_) => None,
+            None => grant_of_access(&o, token, &client.client_id),
+        };
+        if let Some(id) = grant_id {
+            o.forget_grant(&id);
+            o.grants
+                .revoke_grant(&id, o.clock.unix_s())
+                .await
+                .map_err(OAuthError::store)?;
+            tracing::info!(grant_id = %id, client_id = %client.client_id, "grant revoked by its client");
+        }
+        let mut r = StatusCode::OK.into_response();
+        no_store(&mut r);
+        Ok(r)
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}

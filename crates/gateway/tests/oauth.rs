@@ -1,0 +1,510 @@
+//! The authorization server (issue #11), in process, against the demo upstream: discovery, DCR,
+//! authorize with header sign-in and with the consent form, the code and refresh grants, the
+//! issued token on `/mcp` through the whole pipeline, revocation, and the negative cases with
+//! their exact status and error code. No secret in any log line or error body.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::body::Body;
+use base64::Engine;
+use http::Request;
+use mcpgate_core::principal::Role;
+use mcpgate_testkit::apikey::*;
+use mcpgate_testkit::harness::*;
+use mcpgate_testkit::logs::{LogCapture, find_leaks};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+const TOML: &str = "public_url = \"http://localhost\"\n[oauth]\nrefresh_grace_s = 5\n";
+const RESOURCE: &str = "http://localhost/mcp";
+const REDIRECT: &str = "http://127.0.0.1/callback";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk-test-verifier";
+
+fn challenge(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+async fn post_form(gw: &Gw, path: &str, body: &str, extra: &[(&str, &str)]) -> Resp {
+    let mut b = Request::post(path)
+        .header("host", "localhost")
+        .header("content-type", "application/x-www-form-urlencoded");
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    gw.send(b.body(Body::from(body.to_string())).unwrap()).await
+}
+
+async fn get(gw: &Gw, path: &str, extra: &[(&str, &str)]) -> Resp {
+    let mut b = Request::get(path).header("host", "localhost");
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    gw.send(b.body(Body::empty()).unwrap()).await
+}
+
+async fn register(gw: &Gw, metadata: Value) -> Resp {
+    let req = Request::post("/register")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Body::from(metadata.to_string()))
+        .unwrap();
+    gw.send(req).await
+}
+
+async fn public_client(gw: &Gw) -> String {
+    let r = register(
+        gw,
+        json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "client_name": "Test <b>client</b>"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(r.body.get("client_secret").is_none());
+    r.body["client_id"].as_str().unwrap().to_string()
+}
+
+fn authorize_query(client_id: &str, redirect: &str, extra: &[(&str, &str)]) -> String {
+    let ch = challenge(VERIFIER);
+    let mut p = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect),
+        ("code_challenge", ch.as_str()),
+        ("code_challenge_method", "S256"),
+        ("state", "st-123"),
+        ("resource", RESOURCE),
+    ];
+    for (k, v) in extra {
+        p.retain(|(pk, _)| pk != k);
+        if !v.is_empty() {
+            p.push((k, v));
+        }
+    }
+    format!("/authorize?{}", form(&p))
+}
+
+/// The query of a redirect's Location, by name.
+fn location_params(r: &Resp) -> std::collections::HashMap<String, String> {
+    let loc = r
+        .header("location")
+        .unwrap_or_else(|| panic!("no Location: {} {}", r.status, r.text));
+    let q = loc.split_once('?').map(|x| x.1).unwrap_or("");
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+}
+
+async fn code_for(gw: &Gw, client_id: &str, key: &str) -> String {
+    let r = get(
+        gw,
+        &authorize_query(client_id, "http://127.0.0.1:53682/callback", &[]),
+        &[("x-api-key", key)],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let loc = r.header("location").unwrap();
+    assert!(loc.starts_with("http://127.0.0.1:53682/callback?"), "{loc}");
+    let p = location_params(&r);
+    assert_eq!(p["state"], "st-123");
+    assert_eq!(p["iss"], "http://localhost", "RFC 9207 iss on every redirect");
+    p["code"].clone()
+}
+
+async fn exchange(gw: &Gw, client_id: &str, code: &str, verifier: &str) -> Resp {
+    let body = form(&[
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", "http://127.0.0.1:53682/callback"),
+        ("code_verifier", verifier),
+        ("client_id", client_id),
+        ("resource", RESOURCE),
+    ]);
+    post_form(gw, "/token", &body, &[]).await
+}
+
+async fn refresh(gw: &Gw, client_id: &str, token: &str) -> Resp {
+    let body = form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", token),
+        ("client_id", client_id),
+    ]);
+    post_form(gw, "/token", &body, &[]).await
+}
+
+fn oauth_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.text);
+    assert_eq!(r.body["error"], code, "{}", r.text);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+#[tokio::test]
+async fn discovery_names_this_server() {
+    let gw = Setup::new(TOML).start().await;
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let r = get(&gw, path, &[]).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.body["issuer"], "http://localhost");
+        assert_eq!(r.body["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(r.body["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(r.body["registration_endpoint"], "http://localhost/register");
+        assert!(
+            r.body["scopes_supported"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("offline_access"))
+        );
+    }
+    let prm = get(&gw, "/.well-known/oauth-protected-resource/mcp", &[]).await;
+    assert_eq!(prm.body["authorization_servers"][0], "http://localhost");
+    let jwks = get(&gw, "/jwks", &[]).await;
+    let k = &jwks.body["keys"][0];
+    assert_eq!((k["kty"].as_str(), k["alg"].as_str()), (Some("EC"), Some("ES256")));
+    assert!(k.get("d").is_none(), "the private part is never published");
+}
+
+#[tokio::test]
+async fn code_flow_refresh_and_revocation() {
+    let logs = LogCapture::install();
+    let setup = Setup::new(TOML).manual_clock();
+    let ana = setup.key(
+        key("ana")
+            .role(Role::Developer)
+            .perms(&["read", "tools:echo", "execute"]),
+    );
+    let gw = setup.start().await;
+    let client = public_client(&gw).await;
+    let code = code_for(&gw, &client, &ana.key).await;
+
+    // Wrong verifier: refused, and the code is spent.
+    let wrong = "x".repeat(43);
+    oauth_error(&exchange(&gw, &client, &code, &wrong).await, 400, "invalid_grant");
+    let code = code_for(&gw, &client, &ana.key).await;
+    let r = exchange(&gw, &client, &code, VERIFIER).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let access = r.body["access_token"].as_str().unwrap().to_string();
+    let refresh1 = r.body["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(r.body["token_type"], "Bearer");
+    // Default scopes: `read` only (least privilege), though the user holds more.
+    assert_eq!(r.body["scope"], "read");
+
+    // The token through the whole pipeline: the signed-in user, method oauth.
+    let bearer = format!("Bearer {access}");
+    let me = gw.whoami(&[("authorization", &bearer)]).await;
+    assert_eq!(me["user_id"], "ana", "{me}");
+    assert_eq!(me["auth_method"], "oauth", "{me}");
+
+    // The code again: refused, and what it issued is revoked.
+    let again = exchange(&gw, &client, &code, VERIFIER).await;
+    oauth_error(&again, 400, "invalid_grant");
+    let r = gw.call(&[("authorization", &bearer)], None, "whoami", json!({})).await;
+    assert_eq!(
+        r.status, 401,
+        "an access token of a revoked grant still works: {}",
+        r.text
+    );
+
+    // A new grant: refresh rotates; the previous token works once within the grace window.
+    let code = code_for(&gw, &client, &ana.key).await;
+    let r = exchange(&gw, &client, &code, VERIFIER).await;
+    let refresh1b = r.body["refresh_token"].as_str().unwrap().to_string();
+    let _ = refresh1;
+    let r2 = refresh(&gw, &client, &refresh1b).await;
+    assert_eq!(r2.status, 200, "{}", r2.text);
+    let refresh2 = r2.body["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(refresh2, refresh1b);
+    let raced = refresh(&gw, &client, &refresh1b).await;
+    assert_eq!(raced.status, 200, "the racing refresh within grace: {}", raced.text);
+    // Past the grace window the replaced token revokes the family.
+    gw.advance(Duration::from_secs(6));
+    oauth_error(&refresh(&gw, &client, &refresh1b).await, 400, "invalid_grant");
+    oauth_error(&refresh(&gw, &client, &refresh2).await, 400, "invalid_grant");
+    let fresh = r2.body["access_token"].as_str().unwrap();
+    let r = gw
+        .call(
+            &[("authorization", &format!("Bearer {fresh}"))],
+            None,
+            "whoami",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 401, "a revoked family's access token still works");
+
+    // RFC 7009: the client revokes its own grant.
+    let code = code_for(&gw, &client, &ana.key).await;
+    let r = exchange(&gw, &client, &code, VERIFIER).await;
+    let at = r.body["access_token"].as_str().unwrap().to_string();
+    let rt = r.body["refresh_token"].as_str().unwrap().to_string();
+    let rv = post_form(&gw, "/revoke", &form(&[("token", &rt), ("client_id", &client)]), &[]).await;
+    assert_eq!(rv.status, 200);
+    let r = gw
+        .call(&[("authorization", &format!("Bearer {at}"))], None, "whoami", json!({}))
+        .await;
+    assert_eq!(r.status, 401);
+    oauth_error(&refresh(&gw, &client, &rt).await, 400, "invalid_grant");
+
+    let mut secrets = vec![
+        ("api key".to_string(), ana.key.clone()),
+        ("access token".to_string(), access.clone()),
+        ("refresh token".to_string(), refresh2.clone()),
+        ("verifier".to_string(), VERIFIER.to_string()),
+    ];
+    secrets.push(("code".to_string(), code.clone()));
+    let leaks = find_leaks(&secrets, &[("logs", &logs.text())]);
+    assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n\n"));
+}
+
+#[tokio::test]
+async fn refusals_are_exact() {
+    let setup = Setup::new(TOML);
+    let ana = setup.key(key("ana").perms(&["read"]));
+    let gw = setup.start().await;
+    let client = public_client(&gw).await;
+    let k = [("x-api-key", ana.key.as_str())];
+
+    // Unknown client and a redirect it did not register: a page, never a redirect.
+    for q in [
+        authorize_query("nobody", REDIRECT, &[]),
+        authorize_query(&client, "http://127.0.0.1/other", &[]),
+        authorize_query(&client, "https://evil.example/callback", &[]),
+    ] {
+        let r = get(&gw, &q, &k).await;
+        assert_eq!(r.status, 400, "{q}: {}", r.text);
+        assert!(r.header("location").is_none(), "{q}");
+        assert!(r.header("content-type").unwrap().starts_with("text/html"));
+        assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    }
+    // After the client is known: back to it with an error, state and iss.
+    for (extra, error) in [
+        (vec![("code_challenge", "")], "invalid_request"),
+        (vec![("code_challenge_method", "plain")], "invalid_request"),
+        (vec![("code_challenge_method", "")], "invalid_request"),
+        (vec![("resource", "")], "invalid_target"),
+        (vec![("resource", "https://elsewhere.example/mcp")], "invalid_target"),
+        (vec![("response_type", "token")], "unsupported_response_type"),
+    ] {
+        let r = get(&gw, &authorize_query(&client, REDIRECT, &extra), &k).await;
+        assert_eq!(r.status, 303, "{extra:?}: {}", r.text);
+        let p = location_params(&r);
+        assert_eq!(p["error"], error, "{extra:?}");
+        assert_eq!((p["state"].as_str(), p["iss"].as_str()), ("st-123", "http://localhost"));
+    }
+    // A bad key: access_denied.
+    let r = get(
+        &gw,
+        &authorize_query(&client, REDIRECT, &[]),
+        &[("x-api-key", "mcp_nope")],
+    )
+    .await;
+    assert_eq!(location_params(&r)["error"], "access_denied");
+    // A parameter twice: refused as ambiguous.
+    let q = format!("{}&client_id={client}", authorize_query(&client, REDIRECT, &[]));
+    assert_eq!(get(&gw, &q, &k).await.status, 400);
+
+    // Token endpoint: duplicates, wrong types, unknown clients, unknown codes.
+    let dup = format!("grant_type=authorization_code&code=a&code=b&client_id={client}");
+    oauth_error(&post_form(&gw, "/token", &dup, &[]).await, 400, "invalid_request");
+    let r = gw
+        .send(
+            Request::post("/token")
+                .header("host", "localhost")
+                .header("content-type", "application/json")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    oauth_error(&r, 400, "invalid_request");
+    let r = post_form(
+        &gw,
+        "/token",
+        "grant_type=authorization_code&client_id=nobody&code=x",
+        &[],
+    )
+    .await;
+    oauth_error(&r, 401, "invalid_client");
+    let r = post_form(
+        &gw,
+        "/token",
+        "grant_type=authorization_code",
+        &[("authorization", "Basic bm9ib2R5Om5v")],
+    )
+    .await;
+    oauth_error(&r, 401, "invalid_client");
+    assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"mcpgate\""));
+    oauth_error(
+        &exchange(&gw, &client, "mcpc_unknown", VERIFIER).await,
+        400,
+        "invalid_grant",
+    );
+    let r = post_form(
+        &gw,
+        "/token",
+        &form(&[("grant_type", "password"), ("client_id", &client)]),
+        &[],
+    )
+    .await;
+    oauth_error(&r, 400, "unsupported_grant_type");
+
+    // A code for one resource cannot be exchanged for another.
+    let code = code_for(&gw, &client, &ana.key).await;
+    let body = form(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", "http://127.0.0.1:53682/callback"),
+        ("code_verifier", VERIFIER),
+        ("client_id", &client),
+        ("resource", "https://elsewhere.example/mcp"),
+    ]);
+    oauth_error(&post_form(&gw, "/token", &body, &[]).await, 400, "invalid_target");
+
+    // DCR: only https or loopback http redirects, strict JSON.
+    for bad in [
+        json!({"redirect_uris": ["http://evil.example/cb"]}),
+        json!({"redirect_uris": ["myapp://cb"]}),
+        json!({"redirect_uris": ["https://ok.example/cb#frag"]}),
+        json!({"redirect_uris": []}),
+    ] {
+        let r = register(&gw, bad.clone()).await;
+        assert_eq!(
+            (r.status.as_u16(), r.body["error"].as_str()),
+            (400, Some("invalid_redirect_uri")),
+            "{bad}"
+        );
+    }
+    let r = register(&gw, json!({"redirect_uris": "https://ok.example/cb"})).await;
+    assert_eq!(r.body["error"], "invalid_client_metadata");
+    let req = Request::post("/register")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            r#"{"redirect_uris":["https://a.example/cb"],"redirect_uris":["http://evil.example/cb"]}"#,
+        ))
+        .unwrap();
+    assert_eq!(
+        gw.send(req).await.body["error"],
+        "invalid_client_metadata",
+        "duplicate keys"
+    );
+    // A confidential client gets a secret once; a wrong one is refused.
+    let r = register(
+        &gw,
+        json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_post"}),
+    )
+    .await;
+    let (cid, secret) = (
+        r.body["client_id"].as_str().unwrap(),
+        r.body["client_secret"].as_str().unwrap(),
+    );
+    assert!(secret.starts_with("mcps_"));
+    let body = form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "x"),
+        ("client_id", cid),
+        ("client_secret", "wrong"),
+    ]);
+    oauth_error(&post_form(&gw, "/token", &body, &[]).await, 401, "invalid_client");
+    let body = form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "x"),
+        ("client_id", cid),
+    ]);
+    oauth_error(&post_form(&gw, "/token", &body, &[]).await, 401, "invalid_client");
+}
+
+#[tokio::test]
+async fn the_consent_form_signs_in_and_needs_its_csrf_token() {
+    let setup = Setup::new(TOML);
+    let ana = setup.key(key("ana").perms(&["read"]));
+    let gw = setup.start().await;
+    let client = public_client(&gw).await;
+    let page = get(&gw, &authorize_query(&client, REDIRECT, &[]), &[]).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text.contains("Test &lt;b&gt;client&lt;/b&gt;"),
+        "the client's name is escaped"
+    );
+    assert!(page.text.contains("unverified"));
+    assert!(
+        page.header("content-security-policy")
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    let cookie = page.header("set-cookie").unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let csrf = pair.split_once('=').unwrap().1.to_string();
+    let ch = challenge(VERIFIER);
+    let fields = [
+        ("response_type", "code"),
+        ("client_id", client.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_challenge", ch.as_str()),
+        ("code_challenge_method", "S256"),
+        ("state", "st-123"),
+        ("resource", RESOURCE),
+        ("api_key", ana.key.as_str()),
+        ("decision", "allow"),
+    ];
+    // Without the token, with another, or from another site: refused.
+    let r = post_form(&gw, "/authorize", &form(&fields), &[("cookie", &pair)]).await;
+    assert_eq!(r.status, 403);
+    let mut with_csrf = fields.to_vec();
+    with_csrf.push(("csrf", &csrf));
+    let r = post_form(
+        &gw,
+        "/authorize",
+        &form(&with_csrf),
+        &[("cookie", "mcpgate_csrf=other")],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let r = post_form(
+        &gw,
+        "/authorize",
+        &form(&with_csrf),
+        &[("cookie", &pair), ("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // Denied: back with access_denied.
+    let mut deny = with_csrf.clone();
+    deny.retain(|(k, _)| *k != "decision");
+    deny.push(("decision", "deny"));
+    let r = post_form(&gw, "/authorize", &form(&deny), &[("cookie", &pair)]).await;
+    assert_eq!(location_params(&r)["error"], "access_denied");
+    // Allowed: back with a code that works.
+    let r = post_form(
+        &gw,
+        "/authorize",
+        &form(&with_csrf),
+        &[("cookie", &pair), ("origin", "http://localhost")],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let p = location_params(&r);
+    let body = form(&[
+        ("grant_type", "authorization_code"),
+        ("code", &p["code"]),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", &client),
+    ]);
+    let t = post_form(&gw, "/token", &body, &[]).await;
+    assert_eq!(t.status, 200, "{}", t.text);
+}
