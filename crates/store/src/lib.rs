@@ -2,7 +2,9 @@
 //! (upstream credentials held per key, sealed), [`AuditStore`] (audit records) and [`ReplayStore`]
 //! (nonces and signatures seen once: HMAC replay, later `private_key_jwt` jti), [`LimitStore`]
 //! (rate-limit and quota counters) and [`SessionStore`] (which principal opened each MCP
-//! session, and how many each holds). Two embedded
+//! session, and how many each holds); for the OAuth authorization server, [`ClientStore`] (its
+//! clients), [`GrantStore`] (grants with their codes, refresh-token families and consents) and
+//! [`SigningKeyStore`] (the keys access tokens are signed with), in [`oauth`]. Two embedded
 //! implementations need no other service: [`sqlite::SqliteStore`] (one file, the default) and
 //! [`memory::MemoryStore`] (nothing survives the process; tests, embedders). A shared backend
 //! (PostgreSQL, Redis) implements the same traits and must pass the same [`conformance`] suite.
@@ -14,7 +16,8 @@
 //! in batches off the request path). Rate-limit counters and session ownership live in memory in
 //! both embedded choices (`LocalLimiter`, [`memory::MemoryStore`]: a SQLite write per request
 //! would cost more than the request); a shared backend keeps them where every replica sees the
-//! same counts and the same owners.
+//! same counts and the same owners. The OAuth records are written by the authorization server's
+//! endpoints (sign-in, token exchange, refresh), never by an `/mcp` request.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -31,6 +34,7 @@ use mcpgate_core::audit::{AuditQuery, AuditRecord};
 use mcpgate_core::keys::KeyRecord;
 use mcpgate_core::principal::Limits;
 use mcpgate_core::ratelimit::{Limited, Now, Remaining};
+pub use oauth::{ClientStore, GrantStore, SigningKeyStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

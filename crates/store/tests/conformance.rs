@@ -153,3 +153,132 @@ async fn the_suite_catches_a_limiter_that_never_limits() {
     let err = conformance::limits(Arc::new(Lenient)).await.unwrap_err();
     assert!(err.to_string().contains("was admitted"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_oauth_passes_the_suite() {
+    conformance::clients(Arc::new(MemoryStore::new())).await.unwrap();
+    conformance::grants(Arc::new(MemoryStore::new())).await.unwrap();
+    conformance::signing_keys(Arc::new(MemoryStore::new())).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_oauth_passes_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance::clients(fresh_sqlite(&dir)).await.unwrap();
+    conformance::grants(fresh_sqlite(&dir)).await.unwrap();
+    conformance::signing_keys(fresh_sqlite(&dir)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_keeps_oauth_records_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("durable-oauth.db");
+    conformance::oauth_survives_reopen(|| SqliteStore::open(&path))
+        .await
+        .unwrap();
+}
+
+/// Two handles on one file (two gateways, or a gateway and `mcpgate clients …`): a code taken
+/// through one is reused through the other, and racing rotations through both have one winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_two_handles_take_one_code_once() {
+    use mcpgate_store::GrantStore;
+    use mcpgate_store::oauth::{CodeTake, Rotation};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared-oauth.db");
+    let a = Arc::new(SqliteStore::open(&path).unwrap());
+    let b = Arc::new(SqliteStore::open(&path).unwrap());
+    let t0 = conformance::T0;
+    a.put_code(&conformance::sample_code("c", "g", t0 + 60)).await.unwrap();
+    assert!(matches!(
+        a.take_code(&conformance::hash("c"), t0).await.unwrap(),
+        CodeTake::Fresh(_)
+    ));
+    assert!(matches!(
+        b.take_code(&conformance::hash("c"), t0).await.unwrap(),
+        CodeTake::Reused(_)
+    ));
+
+    let grant = conformance::sample_grant("g", "client-1", "alice", t0);
+    a.create_grant(&grant, Some(&conformance::hash("rt")), t0 + 600)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let new = conformance::hash(&format!("rt-{i}"));
+            store
+                .rotate_refresh(&conformance::hash("rt"), &new, t0 + 600, t0 + 1, 0)
+                .await
+        }));
+    }
+    let mut rotated = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap().unwrap(), Rotation::Rotated(_)) {
+            rotated += 1;
+        }
+    }
+    assert_eq!(rotated, 1, "racing rotations through two handles");
+}
+
+/// The suite can fail: a store that lets a code be exchanged twice is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_suite_catches_a_code_exchanged_twice() {
+    use mcpgate_store::oauth::{CodeRecord, CodeTake, ConsentRecord, GrantRecord, Rotation};
+    use mcpgate_store::{GrantStore, Result, async_trait};
+    /// Takes the code, but answers a reuse as a first use.
+    struct Forgetful(MemoryStore);
+    #[async_trait]
+    impl GrantStore for Forgetful {
+        async fn put_code(&self, code: &CodeRecord) -> Result<()> {
+            self.0.put_code(code).await
+        }
+        async fn take_code(&self, code_hash: &str, now: i64) -> Result<CodeTake> {
+            Ok(match self.0.take_code(code_hash, now).await? {
+                CodeTake::Reused(c) => CodeTake::Fresh(c),
+                other => other,
+            })
+        }
+        async fn create_grant(&self, g: &GrantRecord, refresh: Option<&str>, until: i64) -> Result<()> {
+            self.0.create_grant(g, refresh, until).await
+        }
+        async fn get_grant(&self, id: &str) -> Result<Option<GrantRecord>> {
+            self.0.get_grant(id).await
+        }
+        async fn list_grants(&self, user: Option<&str>, client: Option<&str>) -> Result<Vec<GrantRecord>> {
+            self.0.list_grants(user, client).await
+        }
+        async fn revoke_grant(&self, id: &str, now: i64) -> Result<bool> {
+            self.0.revoke_grant(id, now).await
+        }
+        async fn revoke_grants_via(&self, via: &str, now: i64) -> Result<usize> {
+            self.0.revoke_grants_via(via, now).await
+        }
+        async fn revoked_since(&self, since: i64) -> Result<Vec<String>> {
+            self.0.revoked_since(since).await
+        }
+        async fn rotate_refresh(&self, old: &str, new: &str, until: i64, now: i64, grace: i64) -> Result<Rotation> {
+            self.0.rotate_refresh(old, new, until, now, grace).await
+        }
+        async fn grant_of_refresh(&self, hash: &str) -> Result<Option<GrantRecord>> {
+            self.0.grant_of_refresh(hash).await
+        }
+        async fn set_consent(&self, c: &ConsentRecord) -> Result<()> {
+            self.0.set_consent(c).await
+        }
+        async fn get_consent(&self, user: &str, client: &str) -> Result<Option<ConsentRecord>> {
+            self.0.get_consent(user, client).await
+        }
+        async fn remove_consent(&self, user: &str, client: &str) -> Result<bool> {
+            self.0.remove_consent(user, client).await
+        }
+        async fn prune_grants(&self, now: i64, keep: i64) -> Result<usize> {
+            self.0.prune_grants(now, keep).await
+        }
+    }
+    let err = conformance::grants(Arc::new(Forgetful(MemoryStore::new())))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("second take"), "{err}");
+}

@@ -48,8 +48,13 @@ macro_rules! ensure {
 }
 
 mod limits;
+mod oauth;
 mod sessions;
 pub use limits::limits;
+pub use oauth::{
+    T0, all_oauth, clients, grants, hash, oauth_survives_reopen, sample_client, sample_code, sample_grant,
+    sample_signing_key, sample_subject, signing_keys,
+};
 pub use sessions::sessions;
 
 /// A key record with every field set, so a round trip that drops one is seen.

@@ -4,12 +4,12 @@
 //! this process or another on the same file — exactly one sees the state it changes. The
 //! decisions are [`crate::rules`]'s, as in every backend.
 
-use super::oauth::{List, insert_error, subject_from_row, to_json};
+use super::oauth::{List, immediate, insert_error, subject_from_row, to_json};
 use super::{SqliteStore, backend};
 use crate::oauth::{CodeRecord, CodeTake, ConsentRecord, GrantRecord, GrantStore, Rotation};
 use crate::rules::{self, Refresh, Step};
 use crate::{Result, async_trait};
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 fn grant_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GrantRecord> {
     Ok(GrantRecord {
@@ -76,11 +76,6 @@ fn revoke_one(conn: &Connection, grant_id: &str, now: i64) -> Result<bool> {
         )
         .map_err(backend)?;
     Ok(n > 0)
-}
-
-fn immediate(conn: &mut Connection) -> Result<Transaction<'_>> {
-    conn.transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(backend)
 }
 
 fn rotate(

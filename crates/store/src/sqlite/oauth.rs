@@ -8,7 +8,7 @@ use crate::oauth::{ClientKind, ClientRecord, ClientStore, SigningKeyRecord, Sign
 use crate::{Result, SealedCredential, StoreError, async_trait};
 use mcpgate_core::principal::Role;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 /// A list of strings stored as a JSON array.
 pub(super) struct List(pub Vec<String>);
@@ -66,6 +66,13 @@ pub(super) fn insert_error(e: rusqlite::Error, id: &str) -> StoreError {
         }
         e => backend(e),
     }
+}
+
+/// A transaction holding the file's write lock from its start (waiting out the busy timeout for
+/// it), so a read-then-write cannot find its snapshot stale when another handle wrote meanwhile.
+pub(super) fn immediate(conn: &mut Connection) -> Result<Transaction<'_>> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)
 }
 
 fn client_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClientRecord> {
@@ -153,7 +160,7 @@ impl ClientStore for SqliteStore {
     async fn remove_client(&self, client_id: &str, now: i64) -> Result<bool> {
         let client_id = client_id.to_string();
         self.run(move |c| {
-            let tx = c.transaction().map_err(backend)?;
+            let tx = immediate(c)?;
             let n = tx
                 .execute("DELETE FROM oauth_clients WHERE client_id = ?1", [&client_id])
                 .map_err(backend)?;
