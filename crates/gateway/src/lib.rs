@@ -9,6 +9,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod delegation;
+pub mod guarded_fetch;
 pub mod held;
 pub mod key_service;
 pub mod known_tools;

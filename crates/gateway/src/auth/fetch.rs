@@ -27,16 +27,37 @@ pub fn check_url(field: &str, text: &str) -> Result<reqwest::Url, String> {
     }
 }
 
-/// Reads a response body, refusing more than `limit` bytes.
-pub async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| format!("reading the answer: {e}"))? {
+/// Why a body was not read in full.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Announced by `Content-Length` or found while streaming; nothing past the limit is kept.
+    #[error("answer larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("reading the answer: {0}")]
+    Read(#[source] reqwest::Error),
+}
+
+/// Reads a response body, refusing more than `limit` bytes: at once when `Content-Length`
+/// announces more, else as soon as the streamed chunks cross the limit.
+pub async fn read_body(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let announced = resp.content_length();
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge(limit));
+    }
+    // The announced size is at most `limit` here, so it cannot make us reserve more.
+    let mut body = Vec::with_capacity(announced.map_or(0, |n| n as usize));
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Read)? {
         if body.len() + chunk.len() > limit {
-            return Err(format!("answer larger than {limit} bytes"));
+            return Err(BodyError::TooLarge(limit));
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// [`read_body`] with its error as text, for callers that only log it.
+pub async fn read_limited(resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    read_body(resp, limit).await.map_err(|e| e.to_string())
 }
 
 #[derive(Deserialize)]

@@ -107,14 +107,22 @@ async fn check(o: &OAuthServer, f: &Form) -> Result<Checked, Refused> {
     let Some(client_id) = f.get("client_id") else {
         return Err(bad_page("The request names no application (client_id is missing)."));
     };
-    let client = match o.clients.get_client(client_id).await {
+    let client = match o.client(client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => {
             return Err(bad_page(
                 "The application is not known to this server (unknown client_id).",
             ));
         }
-        Err(e) => {
+        Err(super::ClientLookup::Document(why)) => {
+            // The reason stays in the log: naming addresses or DNS answers on the page would make
+            // this endpoint a probe of the gateway's network.
+            tracing::info!(reason = %why, "authorize: client metadata document refused");
+            return Err(bad_page(
+                "The application's metadata document could not be fetched, or is not acceptable to this server.",
+            ));
+        }
+        Err(super::ClientLookup::Store(e)) => {
             tracing::warn!(error = %e, "authorize: client store unavailable");
             return Err(Refused::Page(page::error(
                 StatusCode::SERVICE_UNAVAILABLE,

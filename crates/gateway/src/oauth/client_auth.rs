@@ -97,10 +97,14 @@ pub async fn authenticate(o: &OAuthServer, headers: &HeaderMap, f: &Form) -> Res
     if f.has("client_assertion") || f.has("client_assertion_type") {
         return Err(refuse("private_key_jwt is not accepted by this server yet"));
     }
-    let client = match o.clients.get_client(&client_id).await {
+    let client = match o.client(&client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return Err(refuse("unknown client")),
-        Err(e) => return Err(OAuthError::store(e)),
+        Err(super::ClientLookup::Document(why)) => {
+            tracing::info!(reason = %why, "token: client metadata document refused");
+            return Err(refuse("the client's metadata document could not be used"));
+        }
+        Err(super::ClientLookup::Store(e)) => return Err(OAuthError::store(e)),
     };
     if client.auth_method != method {
         return Err(refuse(&format!(

@@ -26,7 +26,7 @@ impl OAuthServer {
             "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
             "scopes_supported": self.scopes_supported,
             "authorization_response_iss_parameter_supported": true,
-            "client_id_metadata_document_supported": false,
+            "client_id_metadata_document_supported": self.settings.cimd.enabled,
         });
         if self.settings.registration {
             doc["registration_endpoint"] = json!(self.endpoint("/register"));

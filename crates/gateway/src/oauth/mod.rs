@@ -9,6 +9,7 @@
 //! that cannot be sent back to a verified redirect URI are shown as a page, never redirected.
 
 pub mod authorize;
+pub mod cimd;
 pub mod client_auth;
 pub mod form;
 pub mod metadata;
@@ -22,10 +23,10 @@ use crate::clock::Clock;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcpgate_core::entropy::Entropy;
-use mcpgate_store::oauth::{ClientStore, GrantStore};
+use mcpgate_store::oauth::{ClientKind, ClientRecord, ClientStore, GrantStore};
 pub use settings::{OAuthSettings, RawOAuth};
 use signer::Signer;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 /// The authorization server's state: settings, records, keys.
@@ -38,9 +39,10 @@ pub struct OAuthServer {
     pub signer: Signer,
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
-    /// Grants revoked while their access tokens may still be alive (kept fresh from the store by
-    /// [`OAuthServer::watch_revocations`]).
-    revoked: RwLock<HashSet<String>>,
+    /// Grants revoked while their access tokens may still be alive, with when this gateway learnt
+    /// of it (kept fresh from the store by [`OAuthServer::watch_revocations`]; entries only added
+    /// there, and dropped once every token they could end has expired).
+    revoked: RwLock<HashMap<String, i64>>,
     /// Scopes the policy knows, plus `offline_access`.
     pub scopes_supported: Vec<String>,
 }
@@ -89,15 +91,16 @@ impl OAuthServer {
         self.revoked
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(grant_id)
+            .contains_key(grant_id)
     }
 
     /// Marks a grant revoked here at once (the store already knows).
     pub fn forget_grant(&self, grant_id: &str) {
+        let now = self.clock.unix_s();
         self.revoked
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(grant_id.to_string());
+            .insert(grant_id.to_string(), now);
     }
 
     /// Every second, reads the grants revoked while their access tokens may still be alive, so a
@@ -111,16 +114,53 @@ impl OAuthServer {
             let life = i64::try_from(s.settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX);
             let since = s.clock.unix_s().saturating_sub(life.saturating_add(60));
             match s.grants.revoked_since(since).await {
-                Ok(ids) => *s.revoked.write().unwrap_or_else(|e| e.into_inner()) = ids.into_iter().collect(),
+                Ok(ids) => {
+                    let now = s.clock.unix_s();
+                    let mut set = s.revoked.write().unwrap_or_else(|e| e.into_inner());
+                    // Added to, never replaced: a revocation made here while the store was
+                    // being read is not lost.
+                    for id in ids {
+                        set.entry(id).or_insert(now);
+                    }
+                    set.retain(|_, seen| *seen >= since);
+                }
                 Err(e) => tracing::warn!(error = %e, "could not read revoked grants; retrying"),
             }
         }
+    }
+
+    /// The client `client_id` names: a stored one (a metadata document only while its cached copy
+    /// is fresh), else its metadata document fetched now when `client_id` is a URL.
+    pub async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, ClientLookup> {
+        let stored = self.clients.get_client(client_id).await.map_err(ClientLookup::Store)?;
+        let now = self.clock.unix_s();
+        match stored {
+            Some(c) if c.kind != ClientKind::MetadataDocument => return Ok(Some(c)),
+            Some(c) if self.settings.cimd.enabled && c.expires_at.is_some_and(|t| t > now) => return Ok(Some(c)),
+            _ => {}
+        }
+        if !self.settings.cimd.enabled || !cimd::is_document_url(client_id) {
+            return Ok(None);
+        }
+        cimd::load(self, client_id)
+            .await
+            .map(Some)
+            .map_err(ClientLookup::Document)
     }
 
     /// A fresh secret (a code, a refresh token): 32 random bytes, hex.
     pub fn secret(&self, prefix: &str) -> String {
         format!("{prefix}{}", self.entropy.hex_id(32))
     }
+}
+
+/// Why a client could not be looked up.
+#[derive(Debug)]
+pub enum ClientLookup {
+    Store(mcpgate_store::StoreError),
+    /// Its metadata document could not be fetched or is not acceptable (the reason, for the
+    /// person and the logs; never the document's content).
+    Document(String),
 }
 
 /// An error of the token, register or revoke endpoints (RFC 6749 §5.2): JSON, no-store.

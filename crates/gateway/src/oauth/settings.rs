@@ -28,6 +28,18 @@ pub struct RawOAuth {
     /// uses by default). Unset: signing keys live in this process only and are made anew at
     /// each start (access tokens then end with the process; refresh tokens survive).
     pub signing_key_env: Option<String>,
+    /// Clients whose `client_id` is the https URL of their metadata document (CIMD; ChatGPT and
+    /// Claude use it when offered). On by default.
+    pub client_metadata_documents: Option<bool>,
+    /// Only documents on these hosts (and their subdomains) are accepted; empty: any public host.
+    #[serde(default)]
+    pub cimd_allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub cimd_denied_hosts: Vec<String>,
+    /// Private networks (CIDR) documents may still be fetched from — tests and private
+    /// deployments only; plain http is allowed only to these.
+    #[serde(default)]
+    pub cimd_trusted_networks: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +53,7 @@ pub struct OAuthSettings {
     pub header_sign_in: bool,
     pub registration: bool,
     pub signing_key_env: String,
+    pub cimd: super::cimd::CimdPolicy,
 }
 
 pub const DEFAULT_ACCESS_TTL_S: u64 = 600;
@@ -90,7 +103,29 @@ impl OAuthSettings {
                 format!("{bad:?} is not a scope (RFC 6749 §3.3)"),
             ));
         }
+        let mut trusted = Vec::new();
+        for n in &raw.cimd_trusted_networks {
+            trusted.push(
+                crate::guarded_fetch::Network::parse(n)
+                    .map_err(|e| ("oauth.cimd_trusted_networks", format!("{n:?}: {e}")))?,
+            );
+        }
+        if !trusted.is_empty() {
+            tracing::warn!(
+                "oauth.cimd_trusted_networks is set: client metadata documents may be fetched from those private networks"
+            );
+        }
+        let cimd = super::cimd::CimdPolicy {
+            enabled: raw.client_metadata_documents.unwrap_or(true),
+            allowed_hosts: raw.cimd_allowed_hosts,
+            denied_hosts: raw.cimd_denied_hosts,
+            fetch: crate::guarded_fetch::FetchPolicy {
+                trusted_networks: trusted,
+                ..Default::default()
+            },
+        };
         Ok(Some(OAuthSettings {
+            cimd,
             issuer,
             access_token_ttl: within(
                 "oauth.access_token_ttl_s",
