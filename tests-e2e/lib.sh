@@ -276,6 +276,8 @@ start_fixture() {
 # start_gateway NAME ARGS...: mcpgate serve --listen 127.0.0.1:0 --store <temp file> ARGS...,
 # with MCP_API_KEYS="$GATEWAY_KEYS_JSON" when that is set; reads the URL from its
 # "listening on http://127.0.0.1:PORT/mcp" line, then waits for GET /healthz = 200.
+# GATEWAY_LISTEN (default 127.0.0.1:0) replaces the listen address, for a gateway whose config
+# must name its own URL beforehand (public_url; take a port from free_port).
 # Sets GATEWAY_URL, GATEWAY_BASE and GATEWAY_PID; returns 1 (after logging why) if it won't start.
 start_gateway() {
   local name="$1" logfile i code
@@ -287,7 +289,7 @@ start_gateway() {
   logfile="$E2E_SUITE_LOG_DIR/$name.log"
   local envs=(NO_COLOR=1)
   if [[ -n "${GATEWAY_KEYS_JSON:-}" ]]; then envs+=("MCP_API_KEYS=$GATEWAY_KEYS_JSON"); fi
-  spawn "$logfile" env "${envs[@]}" "$MCPGATE_BIN" serve --listen 127.0.0.1:0 \
+  spawn "$logfile" env "${envs[@]}" "$MCPGATE_BIN" serve --listen "${GATEWAY_LISTEN:-127.0.0.1:0}" \
     --store "$E2E_TMP/$name.db" "$@"
   GATEWAY_PID=$SPAWNED_PID
   GATEWAY_URL=""
@@ -310,6 +312,12 @@ start_gateway() {
   tail -n 30 "$logfile" >&2 || true
   log "ERROR: $name: no 'listening on' line and GET /healthz = 200 within 60s (log: $logfile)"
   return 1
+}
+
+# free_port: a TCP port on 127.0.0.1 that was free a moment ago (the OS picks it; a caller that
+# binds it later can lose a race, so retry on a failed start).
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
 # A fresh API key in mcpgate's format (mcp_<keyId>_<secret>), and an MCP_API_KEYS registry

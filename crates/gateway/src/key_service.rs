@@ -7,6 +7,7 @@ use mcpgate_core::keys::{self, KeyRecord};
 use mcpgate_core::principal::{Limits, Role};
 use mcpgate_core::redact::Secret;
 use mcpgate_core::sealed::SealingKey;
+use mcpgate_store::oauth::GrantStore;
 use mcpgate_store::{CredentialStore, KeyStore, SealedCredential, StoreError};
 use std::sync::Arc;
 
@@ -56,6 +57,8 @@ pub struct KeyService {
     keys: Arc<dyn KeyStore>,
     credentials: Arc<dyn CredentialStore>,
     entropy: Arc<dyn Entropy>,
+    /// The authorization server's grants: revoking a key ends the grants signed in with it.
+    grants: Option<Arc<dyn GrantStore>>,
 }
 
 impl KeyService {
@@ -65,7 +68,14 @@ impl KeyService {
             keys,
             credentials,
             entropy: Arc::new(OsEntropy),
+            grants: None,
         }
+    }
+
+    /// Revoking a key also revokes the OAuth grants signed in with it, in `grants`.
+    pub fn with_grants(mut self, grants: Arc<dyn GrantStore>) -> KeyService {
+        self.grants = Some(grants);
+        self
     }
 
     /// New keys from `entropy` instead (a seeded source makes them reproducible in tests).
@@ -135,11 +145,15 @@ impl KeyService {
         })
     }
 
-    pub async fn revoke(&self, key_id: &str) -> Result<()> {
-        if self.keys.revoke_key(key_id).await? {
-            Ok(())
-        } else {
-            Err(KeyServiceError::NotFound(key_id.into()))
+    /// Revokes the key, and every OAuth grant signed in with it (their refresh tokens at once,
+    /// their access tokens within about a second); returns how many grants ended.
+    pub async fn revoke(&self, key_id: &str, now: i64) -> Result<usize> {
+        if !self.keys.revoke_key(key_id).await? {
+            return Err(KeyServiceError::NotFound(key_id.into()));
+        }
+        match &self.grants {
+            Some(g) => Ok(g.revoke_grants_via(&format!("key:{key_id}"), now).await?),
+            None => Ok(0),
         }
     }
 
@@ -275,12 +289,47 @@ mod tests {
         let r = svc.rotate(&soon.record.key_id, 3600, 200).await.unwrap();
         assert_eq!(r.old_valid_until, 250);
         // Revoked keys are not rotated; unknown ones are named.
-        svc.revoke(&id).await.unwrap();
+        svc.revoke(&id, 300).await.unwrap();
         assert!(matches!(
             svc.rotate(&id, 60, 300).await,
             Err(KeyServiceError::Revoked(_))
         ));
-        assert!(matches!(svc.revoke("nope").await, Err(KeyServiceError::NotFound(_))));
+        assert!(matches!(
+            svc.revoke("nope", 300).await,
+            Err(KeyServiceError::NotFound(_))
+        ));
+    }
+
+    /// A revoked key ends the OAuth grants signed in with it, and only those.
+    #[tokio::test]
+    async fn revoking_a_key_ends_its_grants() {
+        use mcpgate_store::oauth::{GrantRecord, Subject};
+        let (svc, store) = service();
+        let svc = svc.with_grants(store.clone());
+        let a = svc.create(new_key(), 100).await.unwrap().record.key_id;
+        let b = svc.create(new_key(), 100).await.unwrap().record.key_id;
+        let grant = |gid: &str, key: &str| GrantRecord {
+            grant_id: gid.into(),
+            client_id: "c".into(),
+            subject: Subject {
+                user_id: "u".into(),
+                tenant: None,
+                role: Role::User,
+                permissions: vec![],
+                via: format!("key:{key}"),
+            },
+            scopes: vec![],
+            resource: "https://gw/mcp".into(),
+            created_at: 100,
+            expires_at: 10_000,
+            revoked_at: None,
+        };
+        store.create_grant(&grant("ga", &a), None, 0).await.unwrap();
+        store.create_grant(&grant("gb", &b), None, 0).await.unwrap();
+        assert_eq!(svc.revoke(&a, 200).await.unwrap(), 1);
+        assert_eq!(store.get_grant("ga").await.unwrap().unwrap().revoked_at, Some(200));
+        assert_eq!(store.get_grant("gb").await.unwrap().unwrap().revoked_at, None);
+        assert_eq!(store.revoked_since(200).await.unwrap(), vec!["ga".to_string()]);
     }
 
     #[tokio::test]

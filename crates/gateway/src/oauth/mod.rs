@@ -339,6 +339,7 @@ pub fn routes(o: Option<&OAuthServer>) -> axum::Router<Arc<crate::Gateway>> {
         .route(&format!("{base}/auth/oauth/login"), get(authorize::authorize))
         .route(&format!("{base}/token"), post(token::token))
         .route(&format!("{base}/revoke"), post(token::revoke))
+        .route(&format!("{base}/introspect"), post(token::introspect))
         .route(&format!("{base}/jwks"), get(metadata::jwks));
     if base.is_empty() {
         r = r.route("/.well-known/jwks.json", get(metadata::jwks));

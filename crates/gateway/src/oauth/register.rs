@@ -92,12 +92,20 @@ async fn register_inner(o: &OAuthServer, req: Request<Body>) -> Result<Response,
         .grant_types
         .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
     if grant_types.is_empty()
-        || grant_types
-            .iter()
-            .any(|g| g != "authorization_code" && g != "refresh_token")
+        || grant_types.iter().any(|g| {
+            !matches!(
+                g.as_str(),
+                "authorization_code" | "refresh_token" | "client_credentials"
+            )
+        })
     {
         return Err(invalid_metadata(
-            "grant_types may be authorization_code and refresh_token",
+            "grant_types may be authorization_code, refresh_token and client_credentials",
+        ));
+    }
+    if method == "none" && grant_types.iter().any(|g| g == "client_credentials") {
+        return Err(invalid_metadata(
+            "client_credentials needs a confidential client (a secret)",
         ));
     }
     if m.response_types.is_some_and(|r| r.iter().any(|t| t != "code")) {

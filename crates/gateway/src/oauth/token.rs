@@ -180,6 +180,54 @@ async fn by_code(o: &OAuthServer, client: &ClientRecord, f: &Form) -> Result<Res
     issue(o, &grant, refresh.as_deref())
 }
 
+/// `client_credentials` (seed 002's token manager): a confidential client acting as itself. Its
+/// scopes are at most those it registered; no refresh token (it asks again).
+async fn by_client(o: &OAuthServer, client: &ClientRecord, f: &Form) -> Result<Response, OAuthError> {
+    if client.secret_hash.is_none() {
+        return Err(OAuthError::new(
+            "unauthorized_client",
+            "client_credentials needs a confidential client",
+        ));
+    }
+    let asked: Vec<String> = f
+        .get("scope")
+        .map(|s| s.split(' ').filter(|x| !x.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    let held = client.scope.clone().unwrap_or_default();
+    let scopes = super::grantable(&asked, &o.settings.default_scopes, &held, None);
+    let resource = match f.get("resource") {
+        Some(r) if !same_resource(r, &o.resource) => {
+            return Err(OAuthError::new(
+                "invalid_target",
+                "this server issues tokens only for its own MCP URL",
+            ));
+        }
+        _ => o.resource.clone(),
+    };
+    let now = o.clock.unix_s();
+    let grant = GrantRecord {
+        grant_id: o.entropy.hex_id(16),
+        client_id: client.client_id.clone(),
+        subject: mcpgate_store::oauth::Subject {
+            user_id: client.client_id.clone(),
+            tenant: None,
+            role: mcpgate_core::principal::Role::User,
+            permissions: held,
+            via: format!("client:{}", client.client_id),
+        },
+        scopes,
+        resource,
+        created_at: now,
+        expires_at: now + secs(o.settings.access_token_ttl),
+        revoked_at: None,
+    };
+    o.grants
+        .create_grant(&grant, None, 0)
+        .await
+        .map_err(OAuthError::store)?;
+    issue(o, &grant, None)
+}
+
 async fn by_refresh(o: &OAuthServer, client: &ClientRecord, f: &Form) -> Result<Response, OAuthError> {
     let Some(old) = f.get("refresh_token") else {
         return Err(OAuthError::new("invalid_request", "refresh_token is required"));
@@ -238,18 +286,22 @@ pub async fn token(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Respon
         let grant_type = f.get("grant_type").unwrap_or("");
         if !client.grant_types.iter().any(|g| g == grant_type) {
             return Err(match grant_type {
-                "authorization_code" | "refresh_token" => {
+                "authorization_code" | "refresh_token" | "client_credentials" => {
                     OAuthError::new("unauthorized_client", "this client may not use this grant type")
                 }
-                _ => OAuthError::new("unsupported_grant_type", "use authorization_code or refresh_token"),
+                _ => OAuthError::new(
+                    "unsupported_grant_type",
+                    "use authorization_code, refresh_token or client_credentials",
+                ),
             });
         }
         match grant_type {
             "authorization_code" => by_code(&o, &client, &f).await,
             "refresh_token" => by_refresh(&o, &client, &f).await,
+            "client_credentials" => by_client(&o, &client, &f).await,
             _ => Err(OAuthError::new(
                 "unsupported_grant_type",
-                "use authorization_code or refresh_token",
+                "use authorization_code, refresh_token or client_credentials",
             )),
         }
     }
@@ -270,6 +322,72 @@ fn grant_of_access(o: &OAuthServer, token: &str, client_id: &str) -> Option<Stri
     (data.claims.get("client_id")?.as_str()? == client_id)
         .then(|| data.claims.get("gid")?.as_str().map(str::to_string))
         .flatten()
+}
+
+/// `POST /introspect` (RFC 7662), for resource servers: only confidential clients may ask (a
+/// public client could otherwise test stolen tokens). Access tokens of ours are described while
+/// valid; anything else — refresh tokens included — is `{"active": false}`.
+pub async fn introspect(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
+    let Some(o) = gw.oauth.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let result = async {
+        let (parts, f) = read_form(req).await?;
+        let client = client_auth::authenticate(&o, &parts.headers, &f).await?;
+        if client.secret_hash.is_none() {
+            return Err(OAuthError::new(
+                "invalid_client",
+                "introspection is for confidential clients",
+            ));
+        }
+        let Some(token) = f.get("token") else {
+            return Err(OAuthError::new("invalid_request", "token is required"));
+        };
+        let body = match describe_access(&o, token).await {
+            Some(v) => v,
+            None => json!({"active": false}),
+        };
+        let mut r = (StatusCode::OK, axum::Json(body)).into_response();
+        no_store(&mut r);
+        Ok(r)
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// An access token of ours, valid now (signature, expiry, issuer, grant not revoked).
+async fn describe_access(o: &OAuthServer, token: &str) -> Option<serde_json::Value> {
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    let key = o.signer.verifying_key(header.kid.as_deref()?)?;
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.validate_exp = false;
+    v.validate_aud = false;
+    v.set_issuer(&[&o.settings.issuer]);
+    let c = jsonwebtoken::decode::<serde_json::Value>(token, key, &v).ok()?.claims;
+    let now = o.clock.unix_s();
+    if c.get("exp")?.as_i64()? <= now {
+        return None;
+    }
+    let gid = c.get("gid")?.as_str()?;
+    if o.is_revoked(gid) {
+        return None;
+    }
+    let grant = o.grants.get_grant(gid).await.ok()??;
+    if grant.revoked_at.is_some() {
+        return None;
+    }
+    Some(json!({
+        "active": true,
+        "token_type": "Bearer",
+        "scope": c.get("scope"),
+        "client_id": c.get("client_id"),
+        "sub": c.get("sub"),
+        "aud": c.get("aud"),
+        "iss": c.get("iss"),
+        "exp": c.get("exp"),
+        "iat": c.get("iat"),
+        "jti": c.get("jti"),
+    }))
 }
 
 /// `POST /revoke`: 200 whether or not the token was known (RFC 7009 §2.2), but only the client

@@ -371,3 +371,106 @@ async fn the_consent_form_signs_in_and_needs_its_csrf_token() {
     let t = post_form(&gw, "/token", &body, &[]).await;
     assert_eq!(t.status, 200, "{}", t.text);
 }
+
+/// Seed 002's token manager: a confidential client's own token (client_credentials), used on
+/// `/mcp`; introspection for resource servers (confidential clients only), and a revoked token
+/// described as inactive.
+#[tokio::test]
+async fn client_credentials_and_introspection() {
+    let gw = Setup::new(TOML).start().await;
+    let r = register(
+        &gw,
+        json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_basic",
+               "grant_types": ["client_credentials"], "scope": "read"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let (cid, secret) = (
+        r.body["client_id"].as_str().unwrap().to_string(),
+        r.body["client_secret"].as_str().unwrap().to_string(),
+    );
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{cid}:{secret}"))
+    );
+    let t = post_form(
+        &gw,
+        "/token",
+        "grant_type=client_credentials&scope=read+admin",
+        &[("authorization", &basic)],
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert_eq!(
+        t.body["scope"], "read",
+        "a client gets at most the scopes it registered"
+    );
+    assert!(t.body.get("refresh_token").is_none());
+    let at = t.body["access_token"].as_str().unwrap().to_string();
+    let me = gw.whoami(&[("authorization", &format!("Bearer {at}"))]).await;
+    assert_eq!(
+        (me["user_id"].as_str(), me["auth_method"].as_str()),
+        (Some(cid.as_str()), Some("oauth"))
+    );
+
+    // A public client may not use it, nor register for it.
+    let public = public_client(&gw).await;
+    let r = post_form(
+        &gw,
+        "/token",
+        &form(&[("grant_type", "client_credentials"), ("client_id", &public)]),
+        &[],
+    )
+    .await;
+    oauth_error(&r, 400, "unauthorized_client");
+    let r = register(&gw, json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "grant_types": ["client_credentials"]})).await;
+    assert_eq!(r.body["error"], "invalid_client_metadata");
+
+    // Introspection: the confidential client may ask; a public one may not.
+    let i = post_form(
+        &gw,
+        "/introspect",
+        &form(&[("token", &at)]),
+        &[("authorization", &basic)],
+    )
+    .await;
+    assert_eq!(i.status, 200, "{}", i.text);
+    assert_eq!(
+        (i.body["active"].as_bool(), i.body["client_id"].as_str()),
+        (Some(true), Some(cid.as_str()))
+    );
+    assert_eq!(i.body["aud"], RESOURCE);
+    let r = post_form(
+        &gw,
+        "/introspect",
+        &form(&[("token", &at), ("client_id", &public)]),
+        &[],
+    )
+    .await;
+    oauth_error(&r, 401, "invalid_client");
+    for junk in ["mcpr_unknown", "not-a-token", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."] {
+        let i = post_form(
+            &gw,
+            "/introspect",
+            &form(&[("token", junk)]),
+            &[("authorization", &basic)],
+        )
+        .await;
+        assert_eq!(i.body, json!({"active": false}), "{junk}");
+    }
+    // Revoked by its client: inactive, and refused on /mcp.
+    let rv = post_form(&gw, "/revoke", &form(&[("token", &at)]), &[("authorization", &basic)]).await;
+    assert_eq!(rv.status, 200);
+    let i = post_form(
+        &gw,
+        "/introspect",
+        &form(&[("token", &at)]),
+        &[("authorization", &basic)],
+    )
+    .await;
+    assert_eq!(i.body, json!({"active": false}));
+    let r = gw
+        .call(&[("authorization", &format!("Bearer {at}"))], None, "whoami", json!({}))
+        .await;
+    assert_eq!(r.status, 401);
+}

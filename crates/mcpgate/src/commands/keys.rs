@@ -25,7 +25,7 @@ pub fn open_store(args: &StoreArgs) -> Result<SqliteStore> {
 /// The key service over the embedded store.
 pub fn service(store: SqliteStore) -> KeyService {
     let store = Arc::new(store);
-    KeyService::new(store.clone(), store)
+    KeyService::new(store.clone(), store.clone()).with_grants(store)
 }
 
 fn open(args: &StoreArgs) -> Result<KeyService> {
@@ -46,8 +46,11 @@ pub async fn run(cmd: KeysCommand) -> Result<()> {
             Ok(())
         }
         KeysCommand::Revoke { key_id, store } => {
-            open(&store)?.revoke(&key_id).await?;
-            println!("revoked {key_id}");
+            let ended = open(&store)?.revoke(&key_id, unix_s()).await?;
+            match ended {
+                0 => println!("revoked {key_id}"),
+                n => println!("revoked {key_id}, and {n} OAuth grant(s) signed in with it"),
+            }
             Ok(())
         }
         KeysCommand::Rotate { key_id, overlap, store } => {
