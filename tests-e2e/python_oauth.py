@@ -338,7 +338,8 @@ async def sdk_flow(
                         and claims.get("iss") == issuer
                         and claims.get("aud") in (url, [url])
                         and len(browser.visits) == 1,
-                        f"tokens {tokens!r:.200}, claims iss={claims.get('iss')!r} aud={claims.get('aud')!r},"
+                        f"token_type {getattr(tokens, 'token_type', None)!r}, refresh token"
+                        f" {bool(tokens and tokens.refresh_token)}, claims iss={claims.get('iss')!r} aud={claims.get('aud')!r},"
                         f" sign-ins {len(browser.visits)}",
                     )
                     if tokens:

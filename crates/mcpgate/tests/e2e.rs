@@ -799,6 +799,24 @@ async fn serve_demo_answers_tools_list() {
     let text = format!("demo-{}", nonce());
     assert_eq!(call_text(&client, "echo", json!({ "text": text })).await, Ok(text));
     let _ = within(STEP, "close", client.cancel()).await;
+    // The demo is also the authorization server, at the address it serves.
+    let base = stack.url.trim_end_matches("/mcp").to_string();
+    let get = |path: &'static str| {
+        let url = format!("{base}{path}");
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let meta = get("/.well-known/oauth-authorization-server").await;
+    assert_eq!(meta["issuer"], base.as_str(), "{meta}");
+    assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+    let prm = get("/.well-known/oauth-protected-resource/mcp").await;
+    assert_eq!(prm["authorization_servers"][0], base.as_str(), "{prm}");
     stack.assert_healthy().await;
 }
 

@@ -271,6 +271,9 @@ pub struct Overrides {
     pub prepend_rules: Vec<mcpgate_core::policy::Rule>,
     /// Authentication off: every caller is an anonymous admin with every permission.
     pub no_auth: bool,
+    /// Turns the authorization server on with its defaults when the file has no `[oauth]`
+    /// (`serve --demo`).
+    pub oauth: bool,
 }
 
 impl RawConfig {
@@ -369,6 +372,9 @@ impl RawConfig {
         if o.no_auth {
             self.auth.default_role = Some("admin".into());
             self.auth.default_permissions = Some(vec!["*".into()]);
+        }
+        if o.oauth && self.oauth.is_none() {
+            self.oauth = Some(crate::oauth::RawOAuth::default());
         }
     }
 }

@@ -15,12 +15,15 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         store_path: args.store.map(|p| p.to_string_lossy().into_owned()),
         prepend_rules: Vec::new(),
         no_auth: args.no_auth,
+        oauth: false,
     };
     if args.demo {
         let exe = std::env::current_exe().context("cannot find the mcpgate executable for the demo upstream")?;
         let exe = shell_quote(&exe.to_string_lossy());
         overrides.upstream_cmd = Some(format!("{exe} demo-upstream"));
         overrides.prepend_rules = super::demo::rules();
+        // The quick start shows a real OAuth connection: the authorization server is on.
+        overrides.oauth = true;
     }
     let mut config = super::config::load(&args.config, &overrides)?;
     let demo_keys = if args.demo {
@@ -33,7 +36,14 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     // Port 0 picks a free port: the resource URL (the audience tokens must carry, the metadata's
     // `resource`) is the address actually bound, unless `public_url` was given.
     if config.listen.port() == 0 && config.public_url == format!("http://{}", config.listen) {
-        config.public_url = format!("http://{addr}");
+        let bound = format!("http://{addr}");
+        // The issuer defaulted to the same address: it follows.
+        if let Some(o) = config.oauth.as_mut()
+            && o.issuer == config.public_url
+        {
+            o.issuer = bound.clone();
+        }
+        config.public_url = bound;
     }
     if args.no_auth {
         tracing::warn!("authentication is OFF (--no-auth): every caller is an anonymous admin");
@@ -52,6 +62,12 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         );
         for line in &demo_keys {
             eprintln!("  {line}");
+        }
+        if let Some(o) = &gw.config.oauth {
+            eprintln!(
+                "  OAuth: this gateway is the authorization server ({}); clients discover it from http://{addr}/mcp and you sign in with a key above",
+                o.issuer
+            );
         }
         eprintln!(
             "  try: curl -s -H \"X-API-Key: <admin key>\" http://{addr}/mcp/status\n       \
