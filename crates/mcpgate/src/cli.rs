@@ -38,6 +38,16 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The authorization server's clients: add (a secret is printed once), list, show, remove.
+    Clients {
+        #[command(subcommand)]
+        command: ClientsCommand,
+    },
+    /// The authorization server's grants (what a sign-in gave a client): list, revoke.
+    Grants {
+        #[command(subcommand)]
+        command: GrantsCommand,
+    },
     /// Query the audit log.
     Audit(AuditArgs),
     /// Test tokens for trying a setup.
@@ -57,6 +67,77 @@ pub struct StoreArgs {
     /// SQLite store file (default: store.path from the config, else mcpgate.db).
     #[arg(long, env = "MCPGATE_STORE")]
     pub store: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientsCommand {
+    /// Register a client an operator vouches for (shown as verified on the consent page).
+    Add {
+        /// The name people see on the consent page.
+        #[arg(long)]
+        name: String,
+        /// An exact redirect URI (repeatable): https, or http to a loopback address.
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// A public client (no secret; PKCE only), as native apps and CLIs are.
+        #[arg(long)]
+        public: bool,
+        /// Grant types (repeatable; default authorization_code and refresh_token).
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// The most this client may be given, space-separated (default: what the user holds).
+        #[arg(long)]
+        scope: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List clients (never their secrets).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one client.
+    Show {
+        client_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove a client and revoke its grants.
+    Remove {
+        client_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GrantsCommand {
+    /// List grants, newest first.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        client: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke one grant, or every live grant of a user (optionally of one client).
+    Revoke {
+        /// The grant id (from `grants list`).
+        grant_id: Option<String>,
+        #[arg(long, conflicts_with = "grant_id")]
+        user: Option<String>,
+        #[arg(long, requires = "user")]
+        client: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -56,6 +56,8 @@ fn main() -> std::process::ExitCode {
                 command: ConfigCommand::Check(args),
             } => commands::config::check(&args).await,
             Command::Keys { command } => commands::keys::run(command).await,
+            Command::Clients { command } => commands::oauth::clients(command).await,
+            Command::Grants { command } => commands::oauth::grants(command).await,
             Command::Audit(args) => commands::audit::run(args).await,
             Command::Token {
                 command: cli::TokenCommand::Mint(args),

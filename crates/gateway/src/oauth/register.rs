@@ -10,6 +10,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use mcpgate_core::entropy::Entropy;
 use mcpgate_core::keys::hash_hex;
 use mcpgate_store::oauth::{ClientKind, ClientRecord};
 use serde::Deserialize;
@@ -38,6 +39,94 @@ struct Metadata {
 
 fn invalid_metadata(msg: &str) -> OAuthError {
     OAuthError::new("invalid_client_metadata", msg.to_string())
+}
+
+/// A client about to be recorded, as a registration request or an operator describes it.
+pub struct NewClient {
+    pub kind: ClientKind,
+    pub name: Option<String>,
+    pub redirect_uris: Vec<String>,
+    /// Default `client_secret_basic` (RFC 7591).
+    pub auth_method: Option<String>,
+    /// Default authorization_code + refresh_token.
+    pub grant_types: Option<Vec<String>>,
+    /// Space-separated, as the metadata writes it.
+    pub scope: Option<String>,
+}
+
+impl NewClient {
+    /// Checks everything and makes the record, with its secret (shown once) when confidential.
+    /// Errors are an RFC 7591 code and a message.
+    pub fn build(
+        self,
+        entropy: &dyn Entropy,
+        now: i64,
+    ) -> Result<(ClientRecord, Option<String>), (&'static str, String)> {
+        let bad = |m: &str| ("invalid_client_metadata", m.to_string());
+        if self.redirect_uris.is_empty() || self.redirect_uris.len() > MAX_REDIRECTS {
+            return Err((
+                "invalid_redirect_uri",
+                format!("give 1 to {MAX_REDIRECTS} redirect_uris"),
+            ));
+        }
+        for r in &self.redirect_uris {
+            check_redirect(r).map_err(|e| ("invalid_redirect_uri", e))?;
+        }
+        let method = self.auth_method.unwrap_or_else(|| "client_secret_basic".into());
+        if !matches!(method.as_str(), "none" | "client_secret_basic" | "client_secret_post") {
+            return Err(bad(
+                "token_endpoint_auth_method must be none, client_secret_basic or client_secret_post",
+            ));
+        }
+        let grant_types = self
+            .grant_types
+            .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+        if grant_types.is_empty()
+            || grant_types.iter().any(|g| {
+                !matches!(
+                    g.as_str(),
+                    "authorization_code" | "refresh_token" | "client_credentials"
+                )
+            })
+        {
+            return Err(bad(
+                "grant_types may be authorization_code, refresh_token and client_credentials",
+            ));
+        }
+        if method == "none" && grant_types.iter().any(|g| g == "client_credentials") {
+            return Err(bad("client_credentials needs a confidential client (a secret)"));
+        }
+        let scope = match self.scope {
+            Some(s) => {
+                let v: Vec<String> = s.split(' ').filter(|x| !x.is_empty()).map(str::to_string).collect();
+                if v.iter().any(|x| !super::settings::is_scope_token(x)) {
+                    return Err(bad("scope is not a list of scope tokens"));
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        let name = self
+            .name
+            .map(|n| crate::refusal::printable(&n, 100))
+            .filter(|n| !n.is_empty());
+        let secret = (method != "none").then(|| format!("mcps_{}", entropy.hex_id(32)));
+        let client = ClientRecord {
+            client_id: format!("mcpgate-{}", entropy.hex_id(16)),
+            kind: self.kind,
+            name,
+            secret_hash: secret.as_deref().map(hash_hex),
+            auth_method: method,
+            redirect_uris: self.redirect_uris,
+            grant_types,
+            scope,
+            jwks: None,
+            jwks_uri: None,
+            created_at: now,
+            expires_at: None,
+        };
+        Ok((client, secret))
+    }
 }
 
 pub fn check_redirect(uri: &str) -> Result<(), String> {
@@ -71,76 +160,26 @@ async fn register_inner(o: &OAuthServer, req: Request<Body>) -> Result<Response,
     let strict = mcpgate_core::jsonrpc::canonical::canonicalize(&bytes)
         .map_err(|e| invalid_metadata(&format!("the metadata is not strict JSON: {e}")))?;
     let m: Metadata = serde_json::from_slice(&strict).map_err(|e| invalid_metadata(&format!("{e}")))?;
-    if m.redirect_uris.is_empty() || m.redirect_uris.len() > MAX_REDIRECTS {
-        return Err(OAuthError::new(
-            "invalid_redirect_uri",
-            format!("give 1 to {MAX_REDIRECTS} redirect_uris"),
-        ));
-    }
-    for r in &m.redirect_uris {
-        check_redirect(r).map_err(|e| OAuthError::new("invalid_redirect_uri", e))?;
-    }
-    let method = m
-        .token_endpoint_auth_method
-        .unwrap_or_else(|| "client_secret_basic".into());
-    if !matches!(method.as_str(), "none" | "client_secret_basic" | "client_secret_post") {
-        return Err(invalid_metadata(
-            "token_endpoint_auth_method must be none, client_secret_basic or client_secret_post",
-        ));
-    }
-    let grant_types = m
-        .grant_types
-        .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
-    if grant_types.is_empty()
-        || grant_types.iter().any(|g| {
-            !matches!(
-                g.as_str(),
-                "authorization_code" | "refresh_token" | "client_credentials"
-            )
-        })
-    {
-        return Err(invalid_metadata(
-            "grant_types may be authorization_code, refresh_token and client_credentials",
-        ));
-    }
-    if method == "none" && grant_types.iter().any(|g| g == "client_credentials") {
-        return Err(invalid_metadata(
-            "client_credentials needs a confidential client (a secret)",
-        ));
-    }
     if m.response_types.is_some_and(|r| r.iter().any(|t| t != "code")) {
         return Err(invalid_metadata("response_types may only be code"));
     }
-    let scope = match m.scope {
-        Some(s) => {
-            let v: Vec<String> = s.split(' ').filter(|x| !x.is_empty()).map(str::to_string).collect();
-            if v.iter().any(|x| !super::settings::is_scope_token(x)) {
-                return Err(invalid_metadata("scope is not a list of scope tokens"));
-            }
-            Some(v)
-        }
-        None => None,
-    };
-    let name = m
-        .client_name
-        .map(|n| crate::refusal::printable(&n, 100))
-        .filter(|n| !n.is_empty());
     let now = o.clock.unix_s();
-    let secret = (method != "none").then(|| o.secret("mcps_"));
-    let client = ClientRecord {
-        client_id: format!("mcpgate-{}", o.entropy.hex_id(16)),
+    let (client, secret) = NewClient {
         kind: ClientKind::Registered,
-        name: name.clone(),
-        secret_hash: secret.as_deref().map(hash_hex),
-        auth_method: method.clone(),
-        redirect_uris: m.redirect_uris.clone(),
-        grant_types: grant_types.clone(),
-        scope: scope.clone(),
-        jwks: None,
-        jwks_uri: None,
-        created_at: now,
-        expires_at: None,
-    };
+        name: m.client_name,
+        redirect_uris: m.redirect_uris,
+        auth_method: m.token_endpoint_auth_method,
+        grant_types: m.grant_types,
+        scope: m.scope,
+    }
+    .build(o.entropy.as_ref(), now)
+    .map_err(|(code, msg)| OAuthError::new(code, msg))?;
+    let (name, method, grant_types, scope) = (
+        client.name.clone(),
+        client.auth_method.clone(),
+        client.grant_types.clone(),
+        client.scope.clone(),
+    );
     o.clients.insert_client(&client).await.map_err(OAuthError::store)?;
     tracing::info!(client_id = %client.client_id, name = name.as_deref().unwrap_or(""), "client registered");
     let mut body = json!({

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod config;
 pub mod demo;
 pub mod keys;
+pub mod oauth;
 pub mod serve;
 pub mod token;
 

@@ -1,0 +1,202 @@
+//! `mcpgate clients …` and `mcpgate grants …`: the authorization server's records in the
+//! embedded store, with the same rules as dynamic registration (`oauth::register::NewClient`).
+//! A client secret is printed once; only its hash is kept. A running gateway sees a removed
+//! client or a revoked grant within a second.
+
+use crate::cli::{ClientsCommand, GrantsCommand};
+use anyhow::{Result, bail};
+use mcpgate_core::entropy::OsEntropy;
+use mcpgate_core::time::format_rfc3339;
+use mcpgate_gateway::clock::unix_s;
+use mcpgate_gateway::oauth::register::NewClient;
+use mcpgate_store::StoreError;
+use mcpgate_store::oauth::{ClientKind, ClientRecord, ClientStore, GrantRecord, GrantStore};
+use serde_json::{Value, json};
+
+fn client_view(c: &ClientRecord) -> Value {
+    json!({
+        "client_id": c.client_id,
+        "kind": c.kind.as_str(),
+        "name": c.name,
+        "confidential": c.secret_hash.is_some(),
+        "token_endpoint_auth_method": c.auth_method,
+        "redirect_uris": c.redirect_uris,
+        "grant_types": c.grant_types,
+        "scope": c.scope.as_ref().map(|s| s.join(" ")),
+        "created_at": format_rfc3339(c.created_at),
+        "cached_until": c.expires_at.map(format_rfc3339),
+    })
+}
+
+fn grant_view(g: &GrantRecord) -> Value {
+    json!({
+        "grant_id": g.grant_id,
+        "client_id": g.client_id,
+        "user_id": g.subject.user_id,
+        "tenant": g.subject.tenant,
+        "role": g.subject.role.as_str(),
+        "signed_in_with": g.subject.via,
+        "scopes": g.scopes,
+        "resource": g.resource,
+        "created_at": format_rfc3339(g.created_at),
+        "expires_at": format_rfc3339(g.expires_at),
+        "revoked_at": g.revoked_at.map(format_rfc3339),
+    })
+}
+
+pub async fn clients(cmd: ClientsCommand) -> Result<()> {
+    match cmd {
+        ClientsCommand::Add {
+            name,
+            redirect_uris,
+            public,
+            grant_types,
+            scope,
+            store,
+            json,
+        } => {
+            let store = super::keys::open_store(&store)?;
+            let new = NewClient {
+                kind: ClientKind::Configured,
+                name: Some(name),
+                redirect_uris,
+                auth_method: Some(if public { "none" } else { "client_secret_basic" }.into()),
+                grant_types: (!grant_types.is_empty()).then_some(grant_types),
+                scope,
+            };
+            let (client, secret) = match new.build(&OsEntropy, unix_s()) {
+                Ok(made) => made,
+                Err((_, why)) => bail!("{why}"),
+            };
+            store.insert_client(&client).await?;
+            if json {
+                let mut v = client_view(&client);
+                v["client_secret"] = json!(secret);
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("client_id: {}", client.client_id);
+                if let Some(s) = secret {
+                    println!(
+                        "client_secret: {s}\n(shown once; it is stored hashed. Send it with HTTP Basic at the token endpoint.)"
+                    );
+                }
+            }
+            Ok(())
+        }
+        ClientsCommand::List { store, json } => {
+            let all = super::keys::open_store(&store)?.list_clients().await?;
+            if json {
+                let rows: Vec<Value> = all.iter().map(client_view).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(());
+            }
+            println!(
+                "{:<42} {:<18} {:<12} {:<24} REDIRECTS",
+                "CLIENT ID", "KIND", "AUTH", "NAME"
+            );
+            for c in &all {
+                println!(
+                    "{:<42} {:<18} {:<12} {:<24} {}",
+                    c.client_id,
+                    c.kind.as_str(),
+                    if c.secret_hash.is_some() { "secret" } else { "public" },
+                    c.name.as_deref().unwrap_or("-"),
+                    c.redirect_uris.join(" ")
+                );
+            }
+            Ok(())
+        }
+        ClientsCommand::Show { client_id, store } => {
+            match super::keys::open_store(&store)?.get_client(&client_id).await? {
+                Some(c) => println!("{}", serde_json::to_string_pretty(&client_view(&c))?),
+                None => bail!("no client {client_id}"),
+            }
+            Ok(())
+        }
+        ClientsCommand::Remove { client_id, store } => {
+            if !super::keys::open_store(&store)?
+                .remove_client(&client_id, unix_s())
+                .await?
+            {
+                bail!("no client {client_id}");
+            }
+            println!("removed {client_id}; its grants are revoked");
+            Ok(())
+        }
+    }
+}
+
+pub async fn grants(cmd: GrantsCommand) -> Result<()> {
+    match cmd {
+        GrantsCommand::List {
+            user,
+            client,
+            store,
+            json,
+        } => {
+            let all = super::keys::open_store(&store)?
+                .list_grants(user.as_deref(), client.as_deref())
+                .await?;
+            if json {
+                let rows: Vec<Value> = all.iter().map(grant_view).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(());
+            }
+            println!(
+                "{:<34} {:<18} {:<42} {:<10} SCOPES",
+                "GRANT ID", "USER", "CLIENT", "STATE"
+            );
+            let now = unix_s();
+            for g in &all {
+                let state = match g.revoked_at {
+                    Some(_) => "revoked",
+                    None if g.expires_at <= now => "expired",
+                    None => "live",
+                };
+                println!(
+                    "{:<34} {:<18} {:<42} {:<10} {}",
+                    g.grant_id,
+                    g.subject.user_id,
+                    g.client_id,
+                    state,
+                    g.scopes.join(" ")
+                );
+            }
+            Ok(())
+        }
+        GrantsCommand::Revoke {
+            grant_id,
+            user,
+            client,
+            store,
+        } => {
+            let store = super::keys::open_store(&store)?;
+            let now = unix_s();
+            let ids: Vec<String> = match (grant_id, user) {
+                (Some(id), None) => vec![id],
+                (None, Some(u)) => store
+                    .list_grants(Some(&u), client.as_deref())
+                    .await?
+                    .into_iter()
+                    .filter(|g| g.revoked_at.is_none())
+                    .map(|g| g.grant_id)
+                    .collect(),
+                _ => bail!("name a grant id, or --user (and optionally --client)"),
+            };
+            let mut ended = 0;
+            for id in &ids {
+                match store.revoke_grant(id, now).await {
+                    Ok(true) => ended += 1,
+                    Ok(false) => {}
+                    Err(StoreError::Backend(e)) => bail!("{e}"),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if ended == 0 {
+                bail!("nothing to revoke (unknown or already revoked)");
+            }
+            println!("revoked {ended} grant(s); their tokens stop working within a second");
+            Ok(())
+        }
+    }
+}
