@@ -35,7 +35,12 @@ impl Gateway {
         s
     }
 
+    /// The same list the authorization server publishes, when it is on (clients ask for what
+    /// this says; two lists that disagree made the SDK ask for `offline_access` alone).
     fn scopes_supported(&self) -> Vec<String> {
+        if let Some(o) = &self.oauth {
+            return o.scopes_supported.clone();
+        }
         let mut s = self.config.policy.scopes_supported();
         s.extend(self.config.auth.required_scopes.iter().cloned());
         s.sort();

@@ -26,7 +26,7 @@ use mcpgate_store::memory::MemoryStore;
 use mcpgate_store::oauth::{ClientStore, GrantStore, SigningKeyStore};
 #[cfg(feature = "sqlite")]
 use mcpgate_store::sqlite::SqliteStore;
-use mcpgate_store::{AuditStore, CredentialStore, KeyStore, LimitStore, SessionStore};
+use mcpgate_store::{AuditStore, CredentialStore, KeyStore, LimitStore, ReplayStore, SessionStore};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,6 +92,8 @@ pub struct Stores {
     pub clients: Arc<dyn ClientStore>,
     pub grants: Arc<dyn GrantStore>,
     pub signing_keys: Arc<dyn SigningKeyStore>,
+    /// Things used once across every replica: `private_key_jwt` assertion ids.
+    pub replay: Arc<dyn ReplayStore>,
 }
 
 impl Stores {
@@ -107,7 +109,8 @@ impl Stores {
             sessions: Arc::new(MemoryStore::new()),
             clients: store.clone(),
             grants: store.clone(),
-            signing_keys: store,
+            signing_keys: store.clone(),
+            replay: store,
         })
     }
 
@@ -123,7 +126,8 @@ impl Stores {
             sessions: store.clone(),
             clients: store.clone(),
             grants: store.clone(),
-            signing_keys: store,
+            signing_keys: store.clone(),
+            replay: store,
         }
     }
 }

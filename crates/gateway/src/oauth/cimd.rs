@@ -96,10 +96,21 @@ pub async fn load(o: &OAuthServer, client_id: &str) -> Result<ClientRecord, Stri
         check_redirect(r)?;
     }
     let method = doc.token_endpoint_auth_method.unwrap_or_else(|| "none".into());
-    if method != "none" {
-        return Err(format!(
-            "token_endpoint_auth_method {method:?} is not accepted for a metadata document (only none, for now)"
-        ));
+    match method.as_str() {
+        "none" => {}
+        "private_key_jwt" if doc.jwks.is_some() || doc.jwks_uri.is_some() => {}
+        "private_key_jwt" => return Err("private_key_jwt needs jwks or jwks_uri in the document".into()),
+        other => {
+            return Err(format!(
+                "token_endpoint_auth_method {other:?} is not accepted for a metadata document (none or private_key_jwt)"
+            ));
+        }
+    }
+    if let Some(u) = &doc.jwks_uri
+        && !u.starts_with("https://")
+        && policy.fetch.trusted_networks.is_empty()
+    {
+        return Err("jwks_uri must be https".into());
     }
     let grant_types = doc.grant_types.unwrap_or_else(|| vec!["authorization_code".into()]);
     if grant_types

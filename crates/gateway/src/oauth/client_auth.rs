@@ -63,6 +63,25 @@ pub async fn authenticate(o: &OAuthServer, headers: &HeaderMap, f: &Form) -> Res
         e.basic_challenge = used_basic;
         e
     };
+    if f.has("client_assertion") || f.has("client_assertion_type") {
+        if used_basic || f.has("client_secret") {
+            return Err(OAuthError::new(
+                "invalid_request",
+                "authenticate the client one way, not two",
+            ));
+        }
+        if f.get("client_assertion_type") != Some(super::assertion::ASSERTION_TYPE) {
+            return Err(refuse("client_assertion_type must be the JWT bearer type"));
+        }
+        let assertion = f.get("client_assertion").unwrap_or("");
+        return match super::assertion::verify(o, assertion, f.get("client_id")).await {
+            Ok(c) => Ok(c),
+            Err(why) => {
+                tracing::info!(reason = %why, "client assertion refused");
+                Err(refuse("the client assertion was not accepted"))
+            }
+        };
+    }
     let (client_id, secret, method) = match (basic, f.get("client_secret")) {
         (Some(_), Some(_)) => {
             return Err(OAuthError::new(
@@ -94,9 +113,6 @@ pub async fn authenticate(o: &OAuthServer, headers: &HeaderMap, f: &Form) -> Res
             "none",
         ),
     };
-    if f.has("client_assertion") || f.has("client_assertion_type") {
-        return Err(refuse("private_key_jwt is not accepted by this server yet"));
-    }
     let client = match o.client(&client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return Err(refuse("unknown client")),

@@ -8,6 +8,7 @@
 //! (`form.rs`): a parameter given twice, a wrong type or an unknown client is refused, and errors
 //! that cannot be sent back to a verified redirect URI are shown as a page, never redirected.
 
+pub mod assertion;
 pub mod authorize;
 pub mod cimd;
 pub mod client_auth;
@@ -45,6 +46,10 @@ pub struct OAuthServer {
     revoked: RwLock<HashMap<String, i64>>,
     /// Scopes the policy knows, plus `offline_access`.
     pub scopes_supported: Vec<String>,
+    /// `private_key_jwt`: each assertion's jti is used once (shared by replicas through the store).
+    pub replay: Arc<dyn mcpgate_store::ReplayStore>,
+    /// Clients' fetched key sets.
+    pub jwks_cache: assertion::JwksCache,
 }
 
 impl OAuthServer {
@@ -58,6 +63,7 @@ impl OAuthServer {
         clock: Arc<dyn Clock>,
         entropy: Arc<dyn Entropy>,
         mut scopes_supported: Vec<String>,
+        replay: Arc<dyn mcpgate_store::ReplayStore>,
     ) -> OAuthServer {
         scopes_supported.push("offline_access".into());
         scopes_supported.sort();
@@ -72,6 +78,8 @@ impl OAuthServer {
             entropy,
             revoked: RwLock::default(),
             scopes_supported,
+            replay,
+            jwks_cache: assertion::JwksCache::default(),
         }
     }
 
@@ -268,9 +276,15 @@ pub fn same_resource(a: &str, b: &str) -> bool {
 /// The scopes a grant gets: those asked (or the default when none), kept only where the user
 /// holds them (a permission of the same name, or `*`) and the client may have them.
 pub fn grantable(asked: &[String], default: &[String], user: &[String], client: Option<&[String]>) -> Vec<String> {
-    let wanted: &[String] = if asked.is_empty() { default } else { asked };
+    // Asking only for offline_access (as SDKs do when it is listed) is asking for no scope.
+    let only_offline = asked.iter().all(|s| s == "offline_access");
+    let wanted: Vec<&String> = if only_offline {
+        default.iter().chain(asked.iter()).collect()
+    } else {
+        asked.iter().collect()
+    };
     let mut out: Vec<String> = wanted
-        .iter()
+        .into_iter()
         .filter(|s| s.as_str() == "offline_access" || user.iter().any(|p| p == "*" || p == *s))
         .filter(|s| client.is_none_or(|c| c.contains(s)))
         .cloned()
@@ -319,6 +333,7 @@ pub async fn start(
         clock.clone(),
         entropy.clone(),
         scopes,
+        stores.replay.clone(),
     ));
     tokio::spawn(OAuthServer::watch_revocations(Arc::downgrade(&o)));
     tracing::info!(issuer = %settings.issuer, "authorization server on");

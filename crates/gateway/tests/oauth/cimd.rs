@@ -192,3 +192,128 @@ async fn a_document_may_not_claim_a_secret_or_a_private_redirect() {
         assert_eq!(r.status, 400, "{doc}: {}", r.text);
     }
 }
+
+/// ChatGPT's form: a metadata document with its keys, `private_key_jwt` at the token endpoint,
+/// `iss` checked on the redirect. Every way an assertion can be wrong is refused.
+#[tokio::test]
+async fn private_key_jwt_from_a_metadata_document() {
+    use mcpgate_testkit::keys::keys;
+    let (docs, _) = documents(|base| {
+        json!({
+            "client_id": format!("{base}/oauth/client.json"),
+            "client_name": "ChatGPT-like",
+            "redirect_uris": ["https://chat.example/connector_platform_oauth_redirect"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [keys().ec.jwk.clone()]},
+        })
+    })
+    .await;
+    let setup = Setup::new(TRUSTING);
+    let ana = setup.key(key("ana").perms(&["read"]));
+    let gw = setup.start().await;
+    let client_id = format!("{}/oauth/client.json", docs.base);
+    let redirect = "https://chat.example/connector_platform_oauth_redirect";
+    let now = mcpgate_testkit::time::now_s();
+    let assertion = |claims: Value| keys().ec.sign(&claims);
+    let good = |jti: &str| json!({"iss": client_id, "sub": client_id, "aud": "http://localhost/token", "exp": now + 60, "iat": now, "jti": jti});
+    let exchange_with = |code: String, a: String| {
+        form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", VERIFIER),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &a),
+        ])
+    };
+    let code = || async {
+        let r = get(
+            &gw,
+            &authorize_query(&client_id, redirect, &[]),
+            &[("x-api-key", &ana.key)],
+        )
+        .await;
+        assert_eq!(r.status, 303, "{}", r.text);
+        let p = location_params(&r);
+        assert_eq!(p["iss"], "http://localhost");
+        p["code"].clone()
+    };
+    let a1 = assertion(good("jti-1"));
+    let t = post_form(&gw, "/token", &exchange_with(code().await, a1.clone()), &[]).await;
+    assert_eq!(t.status, 200, "{}", t.text);
+
+    let mut bad = vec![
+        ("replayed jti", a1),
+        (
+            "expired",
+            assertion(
+                json!({"iss": client_id, "sub": client_id, "aud": "http://localhost/token", "exp": now - 120, "jti": "j2"}),
+            ),
+        ),
+        (
+            "another audience",
+            assertion(
+                json!({"iss": client_id, "sub": client_id, "aud": "https://elsewhere.example/token", "exp": now + 60, "jti": "j3"}),
+            ),
+        ),
+        (
+            "sub differs",
+            assertion(
+                json!({"iss": client_id, "sub": "someone", "aud": "http://localhost/token", "exp": now + 60, "jti": "j4"}),
+            ),
+        ),
+        (
+            "an hour long",
+            assertion(
+                json!({"iss": client_id, "sub": client_id, "aud": "http://localhost/token", "exp": now + 3600, "jti": "j5"}),
+            ),
+        ),
+        (
+            "no jti",
+            assertion(json!({"iss": client_id, "sub": client_id, "aud": "http://localhost/token", "exp": now + 60})),
+        ),
+        (
+            "wrong key",
+            keys()
+                .ed
+                .sign_as(jsonwebtoken::Algorithm::EdDSA, Some("ec-1"), &good("j6")),
+        ),
+        ("HS256", {
+            let k = jsonwebtoken::EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef");
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+                &good("j7"),
+                &k,
+            )
+            .unwrap()
+        }),
+        ("not a JWT", "abc.def".to_string()),
+    ];
+    bad.push((
+        "unsigned",
+        format!("{}.", {
+            let h = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, br#"{"alg":"none"}"#);
+            let c = base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                good("j8").to_string(),
+            );
+            format!("{h}.{c}")
+        }),
+    ));
+    for (what, a) in bad {
+        let t = post_form(&gw, "/token", &exchange_with(code().await, a), &[]).await;
+        oauth_error(&t, 401, "invalid_client");
+        assert!(!t.text.contains(&client_id) || what.is_empty(), "{what}: {}", t.text);
+    }
+    // Without an assertion: this client does not authenticate with "none".
+    let body = form(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code().await),
+        ("client_id", &client_id),
+    ]);
+    oauth_error(&post_form(&gw, "/token", &body, &[]).await, 401, "invalid_client");
+}
