@@ -20,7 +20,18 @@ pub async fn require_allowed_host(State(gw): State<Arc<Gateway>>, req: Request, 
     }
 }
 
-pub fn check(cfg: &HttpConfig, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
+/// The layer for endpoints other sites may call on purpose (the authorization server's JSON
+/// endpoints and discovery documents, which browser-based MCP clients fetch cross-origin): the
+/// Host must be ours (DNS rebinding), any Origin may ask. They carry no ambient credential (no
+/// cookie is read there), so a cross-origin caller gains nothing it could not get directly.
+pub async fn require_allowed_host_any_origin(State(gw): State<Arc<Gateway>>, req: Request, next: Next) -> Response {
+    match check_host(&gw.config.http, req.uri(), req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(refusal) => refusal.into_response(None),
+    }
+}
+
+fn check_host(cfg: &HttpConfig, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -29,6 +40,11 @@ pub fn check(cfg: &HttpConfig, uri: &Uri, headers: &HeaderMap) -> Result<(), Ref
     if !host_allowed(&cfg.allowed_hosts, host) {
         return Err(Refusal::ForbiddenHost);
     }
+    Ok(())
+}
+
+pub fn check(cfg: &HttpConfig, uri: &Uri, headers: &HeaderMap) -> Result<(), Refusal> {
+    check_host(cfg, uri, headers)?;
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().map_err(|_| Refusal::ForbiddenOrigin)?;
         if !origin_allowed(cfg, origin) {

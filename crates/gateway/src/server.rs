@@ -306,6 +306,13 @@ impl Gateway {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                crate::rebinding::require_allowed_host,
+            ));
+        // Discovery and the authorization server: Host checked, any Origin (browser-based MCP
+        // clients fetch these cross-origin; the consent form checks its own Origin).
+        let documents = Router::new()
             .route(
                 "/.well-known/oauth-protected-resource",
                 get(crate::metadata::protected_resource),
@@ -314,10 +321,11 @@ impl Gateway {
                 "/.well-known/oauth-protected-resource/mcp",
                 get(crate::metadata::protected_resource),
             )
+            .layer(axum::middleware::from_fn(crate::oauth::cors))
             .merge(crate::oauth::routes(self.oauth.as_deref()))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
-                crate::rebinding::require_allowed_host,
+                crate::rebinding::require_allowed_host_any_origin,
             ));
         Router::new()
             .route(
@@ -329,6 +337,7 @@ impl Gateway {
                     .fallback(mcp_other),
             )
             .merge(pages)
+            .merge(documents)
             .layer(axum::middleware::map_response_with_state(
                 self.clone(),
                 crate::metadata::add_resource_metadata,

@@ -443,6 +443,13 @@ const PAGES: [&str; 7] = [
     "/.well-known/oauth-protected-resource/mcp",
 ];
 
+/// Public discovery documents: browser-based MCP clients fetch them from their own origin, so any
+/// Origin may read them (CORS, no credentials) — but never through a foreign Host.
+const DOCUMENTS: [&str; 2] = [
+    "/.well-known/oauth-protected-resource",
+    "/.well-known/oauth-protected-resource/mcp",
+];
+
 #[tokio::test]
 async fn every_page_refuses_a_foreign_host_or_origin() {
     let setup = Setup::new("");
@@ -453,7 +460,11 @@ async fn every_page_refuses_a_foreign_host_or_origin() {
         assert_eq!(status, 403, "{page} with Host evil.example: {body}");
         assert!(body.contains("allowed_hosts"), "{page}: {body}");
         let (status, body) = get(s.addr, page, &[("Origin", "http://evil.example"), admin.x_api_key()]).await;
-        assert_eq!(status, 403, "{page} with a foreign Origin: {body}");
+        if DOCUMENTS.contains(&page) {
+            assert_eq!(status, 200, "{page} is public to every origin: {body}");
+        } else {
+            assert_eq!(status, 403, "{page} with a foreign Origin: {body}");
+        }
         let (status, body) = get(s.addr, page, &[admin.x_api_key()]).await;
         assert!(
             status == 200 || (page == "/readyz" && status == 503),

@@ -340,30 +340,56 @@ pub async fn start(
     Ok(o)
 }
 
-/// The authorization server's routes (none when it is off).
+/// The authorization server's routes (none when it is off). The JSON endpoints and documents
+/// answer cross-origin requests (CORS, no credentials): browser-based MCP clients discover,
+/// register and exchange codes from their own origin. The consent page does not.
 pub fn routes(o: Option<&OAuthServer>) -> axum::Router<Arc<crate::Gateway>> {
     use axum::routing::{get, post};
-    let mut r = axum::Router::new();
-    let Some(o) = o else { return r };
+    let Some(o) = o else { return axum::Router::new() };
     let base = o.base_path();
-    r = r
-        .route(
-            &format!("{base}/authorize"),
-            get(authorize::authorize).post(authorize::authorize),
-        )
-        .route(&format!("{base}/auth/oauth/login"), get(authorize::authorize))
+    let mut json = axum::Router::new()
         .route(&format!("{base}/token"), post(token::token))
         .route(&format!("{base}/revoke"), post(token::revoke))
         .route(&format!("{base}/introspect"), post(token::introspect))
         .route(&format!("{base}/jwks"), get(metadata::jwks));
     if base.is_empty() {
-        r = r.route("/.well-known/jwks.json", get(metadata::jwks));
+        json = json.route("/.well-known/jwks.json", get(metadata::jwks));
     }
     if o.settings.registration {
-        r = r.route(&format!("{base}/register"), post(register::register));
+        json = json.route(&format!("{base}/register"), post(register::register));
     }
     for path in metadata::metadata_paths(&base) {
-        r = r.route(&path, get(metadata::authorization_server));
+        json = json.route(&path, get(metadata::authorization_server));
+    }
+    axum::Router::new()
+        .route(
+            &format!("{base}/authorize"),
+            get(authorize::authorize).post(authorize::authorize),
+        )
+        .route(&format!("{base}/auth/oauth/login"), get(authorize::authorize))
+        .merge(json.layer(axum::middleware::from_fn(cors)))
+}
+
+/// CORS for the JSON endpoints: any origin, no credentials; preflights answered here.
+pub async fn cors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let preflight = req.method() == axum::http::Method::OPTIONS;
+    let mut r = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = r.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    if preflight {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type, mcp-protocol-version"),
+        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     }
     r
 }

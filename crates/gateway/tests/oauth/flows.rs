@@ -474,3 +474,59 @@ async fn client_credentials_and_introspection() {
         .await;
     assert_eq!(r.status, 401);
 }
+
+/// Browser-based clients discover, register and exchange codes from their own origin: the JSON
+/// endpoints answer CORS preflights and any Origin (without credentials), while the consent
+/// form's POST still checks its Origin, and `/mcp` keeps its Origin check.
+#[tokio::test]
+async fn json_endpoints_answer_other_origins_the_consent_form_does_not() {
+    let gw = Setup::new(TOML).start().await;
+    let origin = [("origin", "https://inspector.example")];
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-authorization-server",
+        "/jwks",
+    ] {
+        let r = get(&gw, path, &origin).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{path}");
+        assert!(r.header("access-control-allow-credentials").is_none());
+    }
+    let pre = gw
+        .send(
+            Request::builder()
+                .method("OPTIONS")
+                .uri("/token")
+                .header("host", "localhost")
+                .header("origin", "https://inspector.example")
+                .header("access-control-request-method", "POST")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(pre.status, 204);
+    assert!(pre.header("access-control-allow-methods").unwrap().contains("POST"));
+    let r = register(
+        &gw,
+        json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    // A foreign Host is still refused (DNS rebinding).
+    let r = gw
+        .send(
+            Request::get("/.well-known/oauth-authorization-server")
+                .header("host", "evil.example")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    // The consent page carries no CORS grant.
+    let client = public_client(&gw).await;
+    let page = get(&gw, &authorize_query(&client, REDIRECT, &[]), &origin).await;
+    assert!(page.header("access-control-allow-origin").is_none());
+    // /mcp keeps its Origin check.
+    let r = gw.call(&origin, None, "whoami", json!({})).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+}
