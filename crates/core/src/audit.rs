@@ -24,6 +24,9 @@ pub struct AuditRecord {
     pub reason: String,
     pub status: u16,
     pub latency_us: u64,
+    /// The OAuth client, for tokens this gateway's authorization server issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 /// Filters for `mcpgate audit`.

@@ -110,6 +110,9 @@ pub struct Verified {
     /// The user's own credential for the upstream (identity delegation, seed 003), when the
     /// verified credential carried one.
     pub upstream_credential: Option<crate::redact::Secret>,
+    /// The OAuth client the credential was issued to (tokens of this gateway's authorization
+    /// server), for audit.
+    pub client_id: Option<String>,
 }
 
 impl Verified {
@@ -129,6 +132,7 @@ impl Verified {
             limits: Limits::default(),
             expires_at: None,
             upstream_credential: None,
+            client_id: None,
         }
     }
 }
@@ -165,6 +169,7 @@ pub struct Principal {
     /// Never serialized.
     #[serde(skip)]
     upstream_credential: Option<crate::redact::Secret>,
+    client_id: Option<String>,
 }
 
 impl Principal {
@@ -183,6 +188,7 @@ impl Principal {
             limits: v.limits,
             expires_at: v.expires_at,
             upstream_credential: v.upstream_credential,
+            client_id: v.client_id,
         }
     }
 
@@ -233,6 +239,11 @@ impl Principal {
     /// The user's own credential for the upstream (identity delegation), when one was verified.
     pub fn upstream_credential(&self) -> Option<&crate::redact::Secret> {
         self.upstream_credential.as_ref()
+    }
+
+    /// The OAuth client the credential was issued to, when this gateway issued it.
+    pub fn client_id(&self) -> Option<&str> {
+        self.client_id.as_deref()
     }
 
     /// Whether the principal holds `perm`: `*` holds everything, `admin` holds `read` and `write`.

@@ -36,6 +36,7 @@ fn record(i: u64) -> AuditRecord {
         reason: "ok".into(),
         status: 200,
         latency_us: 312,
+        client_id: None,
     }
 }
 

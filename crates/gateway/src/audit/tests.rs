@@ -61,6 +61,7 @@ fn rec(id: &str) -> AuditRecord {
         reason: "ok".into(),
         status: 200,
         latency_us: 1,
+        client_id: None,
     }
 }
 

@@ -86,7 +86,7 @@ impl IssuedTokens {
         let c = data.claims;
         let role = Role::parse(&c.role).ok_or(AuthFailure::Token("invalid_token"))?;
         let mut verified = Verified::new(format!("oauth:{}", c.sub), c.sub.clone(), role, AuthMethod::OAuth);
-        verified.name = Some(format!("{} via {}", c.sub, c.client_id));
+        verified.name = Some(c.sub.clone());
         verified.tenant = c.tenant;
         verified.permissions = c.permissions;
         verified.scopes = Some(
@@ -97,6 +97,7 @@ impl IssuedTokens {
                 .collect(),
         );
         verified.expires_at = Some(c.exp);
+        verified.client_id = Some(c.client_id);
         Ok((Principal::verified(verified), c.gid, c.exp))
     }
 }

@@ -66,6 +66,7 @@ impl Gateway {
             reason: reason.into(),
             status: status.as_u16(),
             latency_us: elapsed.as_micros() as u64,
+            client_id: p.and_then(|p| p.client_id().map(str::to_owned)),
         }
     }
 }

@@ -69,6 +69,15 @@ async fn code_flow_refresh_and_revocation() {
     let me = gw.whoami(&[("authorization", &bearer)]).await;
     assert_eq!(me["user_id"], "ana", "{me}");
     assert_eq!(me["auth_method"], "oauth", "{me}");
+    // Audit names the client too.
+    let rows = gw.audit().await;
+    let last = rows
+        .iter()
+        .rev()
+        .find(|r| r.auth_method.as_deref() == Some("oauth"))
+        .expect("an oauth audit record");
+    assert_eq!(last.client_id.as_deref(), Some(client.as_str()));
+    assert_eq!(last.user_id.as_deref(), Some("ana"));
 
     // The code again: refused, and what it issued is revoked.
     let again = exchange(&gw, &client, &code, VERIFIER).await;

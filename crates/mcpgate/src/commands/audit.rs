@@ -47,7 +47,10 @@ pub async fn run(a: AuditArgs) -> Result<()> {
             r.tool.as_deref().unwrap_or("-"),
             r.decision,
             r.status,
-            r.reason
+            match &r.client_id {
+                Some(c) => format!("{} (client {c})", r.reason),
+                None => r.reason.clone(),
+            }
         );
     }
     Ok(())

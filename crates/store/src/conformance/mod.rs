@@ -97,6 +97,7 @@ pub fn sample_record(seq: i64, user: &str, tool: &str, decision: &str) -> AuditR
         reason: "ok".into(),
         status: 200,
         latency_us: 1234,
+        client_id: Some(format!("client-of-{user}")),
     }
 }
 

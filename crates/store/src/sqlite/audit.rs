@@ -22,8 +22,8 @@ impl AuditStore for SqliteStore {
             {
                 let mut st = tx
                     .prepare_cached(
-                        "INSERT INTO audit (time_ms, request_id, event, principal, key_id, user_id, tenant, auth_method, client_addr, mcp_method, tool, decision, reason, status, latency_us)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                        "INSERT INTO audit (time_ms, request_id, event, principal, key_id, user_id, tenant, auth_method, client_addr, mcp_method, tool, decision, reason, status, latency_us, client_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                     )
                     .map_err(backend)?;
                 for r in &records {
@@ -42,7 +42,8 @@ impl AuditStore for SqliteStore {
                         r.decision,
                         r.reason,
                         r.status,
-                        i64::try_from(r.latency_us).unwrap_or(i64::MAX)
+                        i64::try_from(r.latency_us).unwrap_or(i64::MAX),
+                        r.client_id
                     ])
                     .map_err(backend)?;
                 }
@@ -80,6 +81,7 @@ impl AuditStore for SqliteStore {
                         reason: r.get("reason")?,
                         status: r.get("status")?,
                         latency_us: r.get::<_, i64>("latency_us")?.max(0) as u64,
+                        client_id: r.get("client_id")?,
                     })
                 })
                 .map_err(backend)?;

@@ -67,6 +67,7 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE oauth_signing_keys (
         kid TEXT PRIMARY KEY, alg TEXT NOT NULL, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL,
         public_jwk TEXT NOT NULL, created_at INTEGER NOT NULL, retired_at INTEGER);",
+    "ALTER TABLE audit ADD COLUMN client_id TEXT;",
 ];
 
 /// One SQLite file. Cloning shares the connection.
