@@ -172,6 +172,51 @@ ensure_python_sdk() {
   printf '%s\n' "$want" >"$dir/.stamp"
 }
 
+# Sets CHROMIUM_BIN: $MCPGATE_CHROMIUM, else Debian's chromium, installed with apt-get when it is
+# missing (as root, or by passwordless sudo; no recommends; quiet, output in
+# $CACHE/apt-chromium.log; the package lists are refreshed only if the install fails without
+# them). Idempotent: a working chromium is left as it is. Returns 1 (after logging why) if there
+# is none and it cannot be installed. Not part of ensure_tools: only the browser suite needs it.
+ensure_chromium() {
+  CHROMIUM_BIN="${MCPGATE_CHROMIUM:-$(command -v chromium || true)}"
+  if [[ -n "$CHROMIUM_BIN" ]] && "$CHROMIUM_BIN" --version >/dev/null 2>&1; then
+    return 0
+  fi
+  if [[ -n "${MCPGATE_CHROMIUM:-}" ]]; then
+    log "ERROR: MCPGATE_CHROMIUM=$MCPGATE_CHROMIUM does not run"
+    return 1
+  fi
+  local sudo=() logf="$CACHE/apt-chromium.log"
+  if [[ "$(id -u)" != 0 ]]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+      sudo=(sudo -n)
+    else
+      log "ERROR: chromium is missing and installing it needs root: apt-get install chromium"
+      return 1
+    fi
+  fi
+  if ! command -v apt-get >/dev/null; then
+    log "ERROR: chromium is missing and there is no apt-get to install it"
+    return 1
+  fi
+  mkdir -p "$CACHE"
+  local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o DPkg::Lock::Timeout=300)
+  log "installing Debian's chromium with apt-get (log: $logf)"
+  if ! "${apt[@]}" install --no-install-recommends chromium >"$logf" 2>&1; then
+    "${apt[@]}" update >>"$logf" 2>&1 || true
+    if ! "${apt[@]}" install --no-install-recommends chromium >>"$logf" 2>&1; then
+      tail -n 20 "$logf" >&2 || true
+      log "ERROR: apt-get install chromium failed (log: $logf)"
+      return 1
+    fi
+  fi
+  CHROMIUM_BIN="$(command -v chromium || true)"
+  if [[ -z "$CHROMIUM_BIN" ]] || ! "$CHROMIUM_BIN" --version >/dev/null 2>&1; then
+    log "ERROR: chromium was installed but does not run (log: $logf)"
+    return 1
+  fi
+}
+
 # All tools; safe to call concurrently (flock) and fast when everything is present.
 ensure_tools() {
   mkdir -p "$CACHE"
@@ -347,4 +392,57 @@ start_jwt_gateway() {
 # The stdio upstream command line for --upstream-cmd (the binary path shell-quoted).
 fixture_stdio_cmd() {
   printf '%q --stdio --profile %s' "$MCPGATE_EXAMPLE_BIN" "$1"
+}
+
+# ---- OAuth client suites (ts_oauth, inspector_oauth, mcp_remote, conformance_auth) ---------
+# start_oauth_gateway NAME USER_ID [OAUTH_TOML_LINE...]: a fresh key OAUTH_KEY (admin, every
+# permission, user USER_ID) and a gateway that is its own authorization server, as
+# python_oauth.sh starts it: public_url = "http://127.0.0.1:PORT" (the port chosen first, since
+# the issuer and the tokens' audience must be the address clients use; three tries) and an
+# [oauth] section holding the given lines, in front of the demo stdio upstream.
+# Sets OAUTH_KEY, GATEWAY_URL, GATEWAY_BASE, GATEWAY_PID and GATEWAY_LOG; returns 1 (after
+# logging why) if it will not start.
+start_oauth_gateway() {
+  local name="$1" user="$2" cfg attempt port keys
+  shift 2
+  OAUTH_KEY="$(new_test_key)"
+  keys="$(python3 -c 'import json, sys; print(json.dumps({sys.argv[1]: {"name": "e2e oauth", "userId": sys.argv[2], "role": "admin", "permissions": ["*"]}}))' "$OAUTH_KEY" "$user")"
+  cfg="$E2E_TMP/$name.toml"
+  for attempt in 1 2 3; do
+    port="$(free_port)"
+    {
+      printf 'public_url = "http://127.0.0.1:%s"\n\n[oauth]\n' "$port"
+      if [[ $# -gt 0 ]]; then printf '%s\n' "$@"; fi
+    } >"$cfg"
+    if GATEWAY_KEYS_JSON="$keys" GATEWAY_LISTEN="127.0.0.1:$port" start_gateway "$name-$attempt" \
+      --config "$cfg" --upstream-cmd "$(fixture_stdio_cmd demo)"; then
+      GATEWAY_LOG="$E2E_SUITE_LOG_DIR/$name-$attempt.log"
+      if [[ "$GATEWAY_BASE" != "http://127.0.0.1:$port" ]]; then
+        log "ERROR: $name listens on $GATEWAY_BASE, its public_url is http://127.0.0.1:$port"
+        return 1
+      fi
+      return 0
+    fi
+    log "$name did not start on port $port (attempt $attempt)"
+  done
+  return 1
+}
+
+# check_no_secret_in_log NAME SECRETS_FILE LOGFILE...: one check, NAME: none of the non-empty
+# lines of SECRETS_FILE (keys, codes and tokens a client saw) occurs in any LOGFILE. Fails too
+# when SECRETS_FILE has fewer than ${SECRETS_MIN:-3} lines: the client recorded too little.
+check_no_secret_in_log() {
+  local name="$1" secrets="$2" f
+  shift 2
+  if [[ "$(grep -c . "$secrets" 2>/dev/null || true)" -lt "${SECRETS_MIN:-3}" ]]; then
+    fail "$name" "the client recorded almost no codes or tokens to look for ($secrets)"
+    return 0
+  fi
+  for f in "$@"; do
+    if grep -qF -f <(grep . "$secrets") "$f"; then
+      fail "$name" "a key, code or token the client saw appears in $f"
+      return 0
+    fi
+  done
+  pass "$name"
 }

@@ -146,7 +146,7 @@ impl Refusal {
             ),
             Refusal::Unauthenticated { failure } => {
                 let message = match failure {
-                    None => "missing API key: send it in the X-API-Key header (or Authorization: Bearer <key>)".to_string(),
+                    None => "missing API key or token: send the key in the X-API-Key header (or Authorization: Bearer <key>), or sign in with OAuth where this server offers it (the WWW-Authenticate header names its metadata)".to_string(),
                     Some(AuthFailure::Malformed(why)) => format!("unreadable credential: {why}"),
                     Some(AuthFailure::Invalid | AuthFailure::Revoked) => {
                         "invalid API key: check it, or ask for a new one (mcpgate keys create)".to_string()

@@ -58,11 +58,7 @@ fn same_hash(a: &str, b: &str) -> bool {
 pub async fn authenticate(o: &OAuthServer, headers: &HeaderMap, f: &Form) -> Result<ClientRecord, OAuthError> {
     let basic = basic(headers)?;
     let used_basic = basic.is_some();
-    let refuse = |msg: &str| {
-        let mut e = OAuthError::new("invalid_client", msg.to_string());
-        e.basic_challenge = used_basic;
-        e
-    };
+    let refuse = |msg: &str| OAuthError::new("invalid_client", msg.to_string());
     if f.has("client_assertion") || f.has("client_assertion_type") {
         if used_basic || f.has("client_secret") {
             return Err(OAuthError::new(

@@ -193,7 +193,8 @@ impl OAuthError {
             status,
             code,
             description: description.into(),
-            basic_challenge: false,
+            // Every 401 carries a challenge (RFC 9110 §15.5.2); the token endpoint's is Basic.
+            basic_challenge: code == "invalid_client",
         }
     }
 

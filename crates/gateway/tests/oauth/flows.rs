@@ -207,6 +207,7 @@ async fn refusals_are_exact() {
     )
     .await;
     oauth_error(&r, 401, "invalid_client");
+    assert!(r.header("www-authenticate").is_some(), "every 401 carries a challenge");
     let r = post_form(
         &gw,
         "/token",
