@@ -114,11 +114,23 @@ impl OAuthServer {
     /// Every second, reads the grants revoked while their access tokens may still be alive, so a
     /// revocation through any replica (or `mcpgate grants revoke`) ends its access tokens within
     /// about a second everywhere. Runs while `this` lives.
+    ///
+    /// Once an hour it also forgets expired codes and ended grants (revoked ones a day after
+    /// their revocation, so every replica has read it).
     pub async fn watch_revocations(this: std::sync::Weak<OAuthServer>) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        let mut ticks: u64 = 0;
         loop {
             tick.tick().await;
             let Some(s) = this.upgrade() else { return };
+            ticks += 1;
+            if ticks % 3600 == 1 {
+                match s.grants.prune_grants(s.clock.unix_s(), 86_400).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(records = n, "forgot expired codes and ended grants"),
+                    Err(e) => tracing::warn!(error = %e, "could not prune the authorization server's records"),
+                }
+            }
             let life = i64::try_from(s.settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX);
             let since = s.clock.unix_s().saturating_sub(life.saturating_add(60));
             match s.grants.revoked_since(since).await {

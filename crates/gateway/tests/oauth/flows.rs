@@ -135,7 +135,12 @@ async fn code_flow_refresh_and_revocation() {
         ("verifier".to_string(), VERIFIER.to_string()),
     ];
     secrets.push(("code".to_string(), code.clone()));
-    let leaks = find_leaks(&secrets, &[("logs", &logs.text())]);
+    let audit = mcpgate_testkit::harness::audit_text(&gw.audit().await);
+    let metrics = get(&gw, "/metrics", &[]).await.text;
+    let leaks = find_leaks(
+        &secrets,
+        &[("logs", &logs.text()), ("audit", &audit), ("metrics", &metrics)],
+    );
     assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n\n"));
 }
 
