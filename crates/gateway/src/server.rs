@@ -231,7 +231,17 @@ impl Gateway {
         let mut auth = Auth::new(config.auth.clone(), keys, &resource, env, clock.clone())?;
         let oauth = match &config.oauth {
             Some(settings) => {
-                let o = crate::oauth::start(settings, &resource, &config, env, &clock, &entropy, &stores).await?;
+                let o = crate::oauth::start(
+                    settings,
+                    &resource,
+                    &config,
+                    env,
+                    &clock,
+                    &entropy,
+                    &stores,
+                    auth.keys.clone(),
+                )
+                .await?;
                 auth.issued = Some(crate::auth::issued::IssuedTokens::new(o.clone()));
                 Some(o)
             }

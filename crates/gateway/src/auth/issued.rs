@@ -32,12 +32,16 @@ struct Claims {
     #[serde(default)]
     permissions: Vec<String>,
     client_id: String,
+    /// How the user signed in (`key:<id>`), so the token shares the key's limits, sessions and
+    /// held credential, and ends with the key.
+    #[serde(default)]
+    via: String,
 }
 
 pub struct IssuedTokens {
     server: Arc<OAuthServer>,
-    /// Token hash → (principal, grant id).
-    cache: TtlCache<(Principal, String)>,
+    /// Token hash → (principal, grant id, sign-in).
+    cache: TtlCache<(Principal, String, String)>,
 }
 
 impl IssuedTokens {
@@ -56,7 +60,7 @@ impl IssuedTokens {
             .is_some_and(|kid| self.server.signer.verifying_key(&kid).is_some())
     }
 
-    fn verify(&self, token: &str) -> Result<(Principal, String, i64), AuthFailure> {
+    fn verify(&self, token: &str) -> Result<(Principal, String, String, i64), AuthFailure> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::Token("malformed_token"))?;
         if header.alg != Algorithm::ES256 {
             return Err(AuthFailure::Token("wrong_algorithm"));
@@ -85,7 +89,18 @@ impl IssuedTokens {
         })?;
         let c = data.claims;
         let role = Role::parse(&c.role).ok_or(AuthFailure::Token("invalid_token"))?;
-        let mut verified = Verified::new(format!("oauth:{}", c.sub), c.sub.clone(), role, AuthMethod::OAuth);
+        // The principal is the credential signed in with: a token counts against its key's
+        // limits and may use the sessions it opened, and delegation finds its held credential.
+        let id = if c.via.is_empty() {
+            format!("oauth:{}", c.sub)
+        } else {
+            c.via.clone()
+        };
+        let mut verified = Verified::new(id, c.sub.clone(), role, AuthMethod::OAuth);
+        if let super::super::oauth::SignIn::Key(k) = self.server.sign_in(&c.via) {
+            verified.key_id = Some(k.key_id.clone());
+            verified.limits = k.limits;
+        }
         verified.name = Some(c.sub.clone());
         verified.tenant = c.tenant;
         verified.permissions = c.permissions;
@@ -98,7 +113,7 @@ impl IssuedTokens {
         );
         verified.expires_at = Some(c.exp);
         verified.client_id = Some(c.client_id);
-        Ok((Principal::verified(verified), c.gid, c.exp))
+        Ok((Principal::verified(verified), c.gid, c.via, c.exp))
     }
 }
 
@@ -112,16 +127,21 @@ impl Authenticator for IssuedTokens {
             return Outcome::NotMine;
         }
         let hash = hash_hex(token);
-        let (principal, gid) = match self.cache.get(&hash, a.now) {
+        let (principal, gid, via) = match self.cache.get(&hash, a.now) {
             Some(hit) => hit,
             None => match self.verify(token) {
-                Ok((principal, gid, exp)) => {
-                    self.cache.insert(hash, (principal.clone(), gid.clone()), exp, a.now);
-                    (principal, gid)
+                Ok((principal, gid, via, exp)) => {
+                    self.cache
+                        .insert(hash, (principal.clone(), gid.clone(), via.clone()), exp, a.now);
+                    (principal, gid, via)
                 }
                 Err(f) => return Outcome::Refused(f),
             },
         };
+        // The key signed in with, revoked or expired since: the token ends with it.
+        if matches!(self.server.sign_in(&via), crate::oauth::SignIn::Ended) {
+            return Outcome::Refused(AuthFailure::Token("sign_in_key_ended"));
+        }
         if principal.expires_at().is_some_and(|exp| exp < a.now) {
             return Outcome::Refused(AuthFailure::Token("expired_token"));
         }

@@ -66,6 +66,8 @@ pub struct Fetched {
     pub url: Url,
     /// `Cache-Control: max-age`; `None` when absent or with `no-store`/`no-cache`.
     pub max_age: Option<Duration>,
+    /// The media type of `Content-Type`, lower-cased, without parameters.
+    pub content_type: Option<String>,
 }
 
 /// Why a fetch was refused or failed. Messages name the URL or host and the reason, never a
@@ -156,6 +158,12 @@ async fn fetch_inner(text: &str, policy: &FetchPolicy) -> Result<Fetched, FetchE
             });
         }
         let max_age = max_age(resp.headers());
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|t| t.trim().to_ascii_lowercase());
         let body = read_body(resp, policy.max_bytes).await.map_err(|e| match e {
             BodyError::TooLarge(limit) => FetchError::TooLarge {
                 url: redacted(&url),
@@ -166,7 +174,12 @@ async fn fetch_inner(text: &str, policy: &FetchPolicy) -> Result<Fetched, FetchE
                 reason: chain(&e),
             },
         })?;
-        return Ok(Fetched { body, url, max_age });
+        return Ok(Fetched {
+            body,
+            url,
+            max_age,
+            content_type,
+        });
     }
 }
 

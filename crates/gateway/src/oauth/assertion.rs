@@ -45,6 +45,9 @@ struct Claims {
     sub: String,
     exp: i64,
     jti: String,
+    /// One audience, ours: an array could carry another server's name beside ours, so an
+    /// assertion meant for one server could be replayed at another.
+    aud: serde_json::Value,
 }
 
 fn unverified_issuer(assertion: &str) -> Option<String> {
@@ -129,12 +132,16 @@ pub async fn verify(o: &OAuthServer, assertion: &str, form_client_id: Option<&st
     let key = DecodingKey::from_jwk(&jwk).map_err(|_| "the client's key is unusable".to_string())?;
     let mut v = Validation::new(header.alg);
     v.leeway = LEEWAY_S;
+    v.validate_nbf = true;
     v.set_issuer(&[&client_id]);
     v.set_audience(&[o.endpoint("/token"), o.settings.issuer.clone()]);
     v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     let claims = jsonwebtoken::decode::<Claims>(assertion, &key, &v)
         .map_err(|e| format!("the client assertion is not valid: {e}"))?
         .claims;
+    if !claims.aud.is_string() {
+        return Err("the assertion's aud must be one string: this server's token endpoint or issuer".into());
+    }
     if claims.sub != client_id || claims.iss != client_id {
         return Err("the assertion's sub and iss must both be the client id".into());
     }

@@ -57,6 +57,10 @@ impl CimdPolicy {
         let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
             return false;
         };
+        // `example.com.` is `example.com` to DNS: a trailing dot would step around both lists.
+        if host.ends_with('.') {
+            return false;
+        }
         let matches = |h: &String| {
             let h = h.to_ascii_lowercase();
             host == h || host.ends_with(&format!(".{h}"))
@@ -82,6 +86,13 @@ pub async fn load(o: &OAuthServer, client_id: &str) -> Result<ClientRecord, Stri
     let fetched = guarded_fetch::fetch(client_id, &policy.fetch)
         .await
         .map_err(|e| format!("fetching the client's metadata document failed: {e}"))?;
+    let json_type = fetched
+        .content_type
+        .as_deref()
+        .is_some_and(|t| t == "application/json" || (t.starts_with("application/") && t.ends_with("+json")));
+    if !json_type {
+        return Err("the metadata document is not served as application/json".into());
+    }
     let strict = mcpgate_core::jsonrpc::canonical::canonicalize(&fetched.body)
         .map_err(|e| format!("the metadata document is not strict JSON: {e}"))?;
     let doc: Document =
@@ -138,7 +149,7 @@ pub async fn load(o: &OAuthServer, client_id: &str) -> Result<ClientRecord, Stri
         kind: ClientKind::MetadataDocument,
         name: doc
             .client_name
-            .map(|n| crate::refusal::printable(&n, 100))
+            .map(|n| super::page::display_name(&n))
             .filter(|n| !n.is_empty()),
         secret_hash: None,
         auth_method: method,

@@ -41,13 +41,18 @@ fn basic(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
         .map_err(|_| bad())?;
     let text = String::from_utf8(decoded).map_err(|_| bad())?;
     let (id, secret) = text.split_once(':').ok_or_else(bad)?;
-    let undo = |s: &str| {
-        Form::parse(format!("v={s}").as_bytes())
-            .ok()
-            .and_then(|f| f.get("v").map(str::to_string))
-            .unwrap_or_default()
+    // Each part form-decoded on its own (`+` is a space, then %XX); anything that does not decode
+    // cleanly is refused, never read as something shorter.
+    let undo = |s: &str| -> Option<String> {
+        let spaced: Vec<u8> = s.bytes().map(|b| if b == b'+' { b' ' } else { b }).collect();
+        let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+        let text = String::from_utf8(bytes).ok()?;
+        (!text.is_empty() && !text.chars().any(char::is_control)).then_some(text)
     };
-    Ok(Some((undo(id), undo(secret))))
+    match (undo(id), undo(secret)) {
+        (Some(id), Some(secret)) => Ok(Some((id, secret))),
+        _ => Err(bad()),
+    }
 }
 
 fn same_hash(a: &str, b: &str) -> bool {

@@ -50,6 +50,18 @@ pub struct OAuthServer {
     pub replay: Arc<dyn mcpgate_store::ReplayStore>,
     /// Clients' fetched key sets.
     pub jwks_cache: assertion::JwksCache,
+    /// The API keys people sign in with: a grant ends when its key does.
+    pub keys: Option<Arc<crate::auth::api_keys::KeyRegistry>>,
+}
+
+/// What became of the credential a grant was signed in with.
+pub enum SignIn {
+    /// An API key, still valid (its record: limits, expiry).
+    Key(Box<mcpgate_core::keys::KeyRecord>),
+    /// Not an API key (a client acting as itself).
+    Other,
+    /// The key is revoked, expired or gone: the grant must end.
+    Ended,
 }
 
 impl OAuthServer {
@@ -80,6 +92,22 @@ impl OAuthServer {
             scopes_supported,
             replay,
             jwks_cache: assertion::JwksCache::default(),
+            keys: None,
+        }
+    }
+
+    /// The state of the credential `via` names (`key:<id>` for an API key).
+    pub fn sign_in(&self, via: &str) -> SignIn {
+        let Some(id) = via.strip_prefix("key:") else {
+            return SignIn::Other;
+        };
+        let Some(keys) = &self.keys else {
+            return SignIn::Ended;
+        };
+        let now = self.clock.unix_s();
+        match keys.snapshot().get(id) {
+            Some(k) if !k.revoked && k.expires_at.is_none_or(|t| t > now) => SignIn::Key(Box::new(k.clone())),
+            _ => SignIn::Ended,
         }
     }
 
@@ -309,6 +337,7 @@ pub fn grantable(asked: &[String], default: &[String], user: &[String], client: 
 
 /// Builds the authorization server: its signing keys (sealed in the store when a sealing key is
 /// set, else for this process only), and the task that keeps revocations fresh.
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     settings: &OAuthSettings,
     resource: &str,
@@ -317,6 +346,7 @@ pub async fn start(
     clock: &Arc<dyn Clock>,
     entropy: &Arc<dyn Entropy>,
     stores: &crate::server::Stores,
+    keys: Arc<crate::auth::api_keys::KeyRegistry>,
 ) -> Result<Arc<OAuthServer>, String> {
     let life = i64::try_from(settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX);
     let signer = match env(&settings.signing_key_env) {
@@ -335,9 +365,16 @@ pub async fn start(
         }
     };
     let mut scopes = config.policy.scopes_supported();
+    // The permissions the policy asks for are scopes a client can ask for: a token carries only
+    // the permissions it was granted.
+    for rule in &config.policy.rules {
+        scopes.extend(rule.permissions.iter().filter(|p| !p.contains('*')).cloned());
+    }
+    // The permissions the default policy asks for (listing and reading; calling and the rest).
+    scopes.extend(["read".to_string(), "write".to_string()]);
     scopes.extend(config.auth.required_scopes.iter().cloned());
     scopes.extend(settings.default_scopes.iter().cloned());
-    let o = Arc::new(OAuthServer::new(
+    let mut server = OAuthServer::new(
         settings.clone(),
         resource.to_string(),
         stores.clients.clone(),
@@ -347,7 +384,9 @@ pub async fn start(
         entropy.clone(),
         scopes,
         stores.replay.clone(),
-    ));
+    );
+    server.keys = Some(keys);
+    let o = Arc::new(server);
     tokio::spawn(OAuthServer::watch_revocations(Arc::downgrade(&o)));
     tracing::info!(issuer = %settings.issuer, "authorization server on");
     Ok(o)

@@ -4,6 +4,19 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// A client's name as people may see it: printable, at most 100 characters, and without the
+/// invisible formatting characters (bidirectional overrides and isolates, zero-width ones) that
+/// could make it read as another name.
+pub fn display_name(s: &str) -> String {
+    let invisible = |c: char| {
+        matches!(c as u32,
+            0x00AD | 0x061C | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064
+            | 0x2066..=0x206F | 0xFEFF | 0xFFF9..=0xFFFB)
+    };
+    let kept: String = s.chars().filter(|c| !invisible(*c)).collect();
+    crate::refusal::printable(kept.trim(), 100)
+}
+
 /// Text as it may appear in HTML content or a quoted attribute.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -101,8 +114,8 @@ pub fn consent(c: &Consent<'_>) -> Response {
         .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(k), escape(v)))
         .collect();
     let body = format!(
-        "<h1>Sign in to allow <q>{name}</q></h1>\
-         <div class=\"box\"><p><strong>{name}</strong> (<code>{id}</code>) asks to use this MCP server as you.</p>{unverified}\
+        "<h1>Sign in to allow <q><bdi>{name}</bdi></q></h1>\
+         <div class=\"box\"><p><strong><bdi>{name}</bdi></strong> (<code>{id}</code>) asks to use this MCP server as you.</p>{unverified}\
          <p>After you answer, your browser goes to <code>{redirect}</code>.</p>\
          <p>It asks for:</p><ul>{scopes}</ul>\
          <p>Scopes you do not hold are not given, whatever it asks.</p></div>\

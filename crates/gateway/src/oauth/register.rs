@@ -93,6 +93,13 @@ impl NewClient {
                 "grant_types may be authorization_code, refresh_token and client_credentials",
             ));
         }
+        // A client that registers itself acts for nobody: client_credentials (acting as itself,
+        // with the permissions it holds) is for clients an operator vouches for.
+        if self.kind != ClientKind::Configured && grant_types.iter().any(|g| g == "client_credentials") {
+            return Err(bad(
+                "client_credentials is only for clients an operator registers (mcpgate clients add)",
+            ));
+        }
         if method == "none" && grant_types.iter().any(|g| g == "client_credentials") {
             return Err(bad("client_credentials needs a confidential client (a secret)"));
         }
@@ -108,7 +115,7 @@ impl NewClient {
         };
         let name = self
             .name
-            .map(|n| crate::refusal::printable(&n, 100))
+            .map(|n| super::page::display_name(&n))
             .filter(|n| !n.is_empty());
         let secret = (method != "none").then(|| format!("mcps_{}", entropy.hex_id(32)));
         let client = ClientRecord {

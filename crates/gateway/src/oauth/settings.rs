@@ -119,8 +119,11 @@ impl OAuthSettings {
             enabled: raw.client_metadata_documents.unwrap_or(true),
             allowed_hosts: raw.cimd_allowed_hosts,
             denied_hosts: raw.cimd_denied_hosts,
+            // The CIMD draft: a server MUST NOT follow redirects for a metadata document (a
+            // redirect would also step around the host allow list).
             fetch: crate::guarded_fetch::FetchPolicy {
                 trusted_networks: trusted,
+                max_redirects: 0,
                 ..Default::default()
             },
         };

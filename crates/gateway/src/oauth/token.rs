@@ -63,7 +63,10 @@ fn issue(o: &OAuthServer, grant: &GrantRecord, refresh: Option<&str>) -> Result<
         "gid": grant.grant_id,
         "tenant": grant.subject.tenant,
         "role": grant.subject.role.as_str(),
-        "permissions": grant.subject.permissions,
+        // Only what was granted: the scopes (which the user holds), never everything the
+        // signed-in key may do.
+        "permissions": grant.scopes.iter().filter(|s| s.as_str() != "offline_access").collect::<Vec<_>>(),
+        "via": grant.subject.via,
     });
     let token = o.signer.sign(&claims).map_err(|e| {
         tracing::error!(error = %e, "could not sign an access token");
@@ -157,6 +160,19 @@ async fn by_code(o: &OAuthServer, client: &ClientRecord, f: &Form) -> Result<Res
         ));
     }
     check_resource(f, &rec.resource)?;
+    // The key the user signed in with must still be valid (revoked or expired since the code was
+    // issued: no grant), and the grant ends when the key does.
+    let key_end = match o.sign_in(&rec.subject.via) {
+        super::SignIn::Ended => {
+            return Err(OAuthError::new(
+                "invalid_grant",
+                "the key used to sign in is no longer valid",
+            ));
+        }
+        super::SignIn::Key(k) => k.expires_at,
+        super::SignIn::Other => None,
+    };
+    let grant_end = (now + secs(o.settings.refresh_token_ttl)).min(key_end.unwrap_or(i64::MAX));
     let grant = GrantRecord {
         grant_id: rec.grant_id,
         client_id: rec.client_id,
@@ -164,7 +180,7 @@ async fn by_code(o: &OAuthServer, client: &ClientRecord, f: &Form) -> Result<Res
         scopes: rec.scopes,
         resource: rec.resource,
         created_at: now,
-        expires_at: now + secs(o.settings.refresh_token_ttl),
+        expires_at: grant_end,
         revoked_at: None,
     };
     let refresh = client
@@ -183,6 +199,12 @@ async fn by_code(o: &OAuthServer, client: &ClientRecord, f: &Form) -> Result<Res
 /// `client_credentials` (seed 002's token manager): a confidential client acting as itself. Its
 /// scopes are at most those it registered; no refresh token (it asks again).
 async fn by_client(o: &OAuthServer, client: &ClientRecord, f: &Form) -> Result<Response, OAuthError> {
+    if client.kind != mcpgate_store::oauth::ClientKind::Configured {
+        return Err(OAuthError::new(
+            "unauthorized_client",
+            "client_credentials is only for clients an operator registered",
+        ));
+    }
     if client.secret_hash.is_none() {
         return Err(OAuthError::new(
             "unauthorized_client",
@@ -241,6 +263,13 @@ async fn by_refresh(o: &OAuthServer, client: &ClientRecord, f: &Form) -> Result<
         return Err(OAuthError::new(
             "invalid_grant",
             "the refresh token was issued to another client",
+        ));
+    }
+    if matches!(o.sign_in(&grant.subject.via), super::SignIn::Ended) {
+        revoke_grant(o, &grant.grant_id, "the key a grant was signed in with ended").await;
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "the key used to sign in is no longer valid",
         ));
     }
     check_resource(f, &grant.resource)?;
@@ -334,10 +363,12 @@ pub async fn introspect(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> R
     let result = async {
         let (parts, f) = read_form(req).await?;
         let client = client_auth::authenticate(&o, &parts.headers, &f).await?;
-        if client.secret_hash.is_none() {
+        // Resource servers an operator registered: a self-registered client could otherwise
+        // learn about other clients' tokens.
+        if client.secret_hash.is_none() || client.kind != mcpgate_store::oauth::ClientKind::Configured {
             return Err(OAuthError::new(
                 "invalid_client",
-                "introspection is for confidential clients",
+                "introspection is for confidential clients an operator registered",
             ));
         }
         let Some(token) = f.get("token") else {

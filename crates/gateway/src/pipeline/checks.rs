@@ -58,6 +58,13 @@ pub(super) fn denial_refusal(d: Denial, p: Option<&Principal>, method: &str, too
                 p.map(|p| p.role().as_str()).unwrap_or("none")
             ),
         },
+        // A token this gateway issued carries the scopes granted as its permissions: what is
+        // missing is a scope the client can ask for again (step-up), so say so in the challenge.
+        Denial::Permission { missing }
+            if p.is_some_and(|p| p.method() == mcpgate_core::principal::AuthMethod::OAuth) =>
+        {
+            Refusal::InsufficientScope { scopes: missing }
+        }
         Denial::Permission { missing } => Refusal::Forbidden {
             message: format!(
                 "insufficient permission: {what} needs permission {}; your credential has [{}]",
