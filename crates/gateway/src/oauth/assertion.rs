@@ -23,17 +23,8 @@ const LEEWAY_S: u64 = 30;
 /// A fetched JWKS is kept this long at most (less when its `Cache-Control` says so).
 const JWKS_CACHE: Duration = Duration::from_secs(300);
 
-pub const ALGORITHMS: [Algorithm; 9] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
+/// The algorithms a client may sign an assertion with: the asymmetric ones the JWT verifier takes.
+pub const ALGORITHMS: [Algorithm; 9] = crate::auth::jwt::ASYMMETRIC_ALGS;
 
 /// Fetched key sets by URL: (until, keys).
 #[derive(Default)]

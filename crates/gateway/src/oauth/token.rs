@@ -341,16 +341,22 @@ pub async fn token(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Respon
 /// The grant an access token of ours belongs to, if it was issued to `client_id` (signature
 /// checked; expiry not: an expired token may still be revoked, to no effect).
 fn grant_of_access(o: &OAuthServer, token: &str, client_id: &str) -> Option<String> {
+    let claims = claims_of_ours(o, token)?;
+    (claims.get("client_id")?.as_str()? == client_id)
+        .then(|| claims.get("gid")?.as_str().map(str::to_string))
+        .flatten()
+}
+
+/// The claims of an access token this server signed (signature and issuer checked; expiry left
+/// to the caller: an expired token may still be revoked, to no effect).
+fn claims_of_ours(o: &OAuthServer, token: &str) -> Option<serde_json::Value> {
     let header = jsonwebtoken::decode_header(token).ok()?;
     let key = o.signer.verifying_key(header.kid.as_deref()?)?;
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     v.validate_exp = false;
     v.validate_aud = false;
     v.set_issuer(&[&o.settings.issuer]);
-    let data = jsonwebtoken::decode::<serde_json::Value>(token, key, &v).ok()?;
-    (data.claims.get("client_id")?.as_str()? == client_id)
-        .then(|| data.claims.get("gid")?.as_str().map(str::to_string))
-        .flatten()
+    Some(jsonwebtoken::decode::<serde_json::Value>(token, key, &v).ok()?.claims)
 }
 
 /// `POST /introspect` (RFC 7662), for resource servers: only confidential clients may ask (a
@@ -388,13 +394,7 @@ pub async fn introspect(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> R
 
 /// An access token of ours, valid now (signature, expiry, issuer, grant not revoked).
 async fn describe_access(o: &OAuthServer, token: &str) -> Option<serde_json::Value> {
-    let header = jsonwebtoken::decode_header(token).ok()?;
-    let key = o.signer.verifying_key(header.kid.as_deref()?)?;
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
-    v.validate_exp = false;
-    v.validate_aud = false;
-    v.set_issuer(&[&o.settings.issuer]);
-    let c = jsonwebtoken::decode::<serde_json::Value>(token, key, &v).ok()?.claims;
+    let c = claims_of_ours(o, token)?;
     let now = o.clock.unix_s();
     if c.get("exp")?.as_i64()? <= now {
         return None;
