@@ -358,8 +358,40 @@ class Flow:
             if not ok:
                 return
             self.exchange(q["code"], verifier)
+            self.signed_in_again(ctx, page)
         finally:
             ctx.close()
+
+    # -- 1b. the same browser again: its web session signs it in, the consent is remembered ---
+    def signed_in_again(self, ctx: BrowserContext, page: Page) -> None:
+        sess = [c for c in ctx.cookies(self.base) if c["name"] in ("mcpgate_session", "__Host-mcpgate_session")]
+        check(
+            "session/cookie",
+            len(sess) == 1 and sess[0]["httpOnly"] and sess[0]["sameSite"] == "Lax" and sess[0]["path"] == "/",
+            f"session cookie as the browser holds it: {[{k: c[k] for k in ('name', 'httpOnly', 'sameSite', 'path')} for c in sess]}",
+        )
+        url, state, _ = self.authorize_url()
+        try:
+            page.goto(url)
+            page.wait_for_url(lambda u: u.startswith(self.redirect_uri + "?"))
+        except Exception as e:  # noqa: BLE001 (a timeout: the page stayed)
+            text = " ".join(page.inner_text("body").split())[:240] if page.locator("body").count() else ""
+            record("session/remembered-consent", False, f"{type(e).__name__}: stayed on {page.url[:120]!r}: {text!r}")
+            return
+        q = query_of(page.url)
+        keep(q.get("code"))
+        check(
+            "session/remembered-consent",
+            bool(q.get("code")) and "error" not in q and q.get("state") == state and q.get("iss") == self.issuer,
+            f"a second authorization in the signed-in browser: callback query {redacted(q)}",
+        )
+        resp = page.goto(f"{self.base}/auth/me")
+        body = resp.json() if resp and resp.status == 200 else {}
+        check(
+            "session/me",
+            isinstance(body, dict) and body.get("auth_method") == "session" and bool(body.get("user_id")),
+            f"GET /auth/me in the signed-in browser: {resp.status if resp else None} {str(body)[:200]}",
+        )
 
     def token(self, code: str, verifier: str) -> httpx2.Response:
         return self.http.post(

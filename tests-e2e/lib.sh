@@ -137,7 +137,7 @@ ensure_npm_tools() {
     return 0
   fi
   command -v npm >/dev/null || die "npm is needed to install the test tools"
-  log "installing conformance suite + MCP Inspector (tests-e2e/package-lock.json) into $dir"
+  log "installing the Node tools (conformance suite, MCP Inspector, SDK, mcp-remote, oidc-provider: tests-e2e/package-lock.json) into $dir"
   rm -rf "$dir"
   mkdir -p "$dir"
   cp "$E2E_DIR/package.json" "$E2E_DIR/package-lock.json" "$dir/"

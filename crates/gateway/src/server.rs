@@ -390,6 +390,17 @@ async fn known_caller(gw: &Gateway, req: Request) -> Result<Principal, Response>
 }
 
 async fn me(State(gw): State<Arc<Gateway>>, req: Request) -> Response {
+    // A browser with a web session and no credential header: who the session is.
+    let h = req.headers();
+    let credential = !matches!(crate::auth::extract::from_headers(h), crate::auth::extract::Found::None);
+    if !credential && let Some(o) = &gw.oauth {
+        if let Some(r) = crate::oauth::session::me(o, h) {
+            return r;
+        }
+        if crate::oauth::cookies::read(h, &crate::oauth::cookies::name(o, crate::oauth::session::COOKIE)).is_some() {
+            return crate::oauth::session::not_signed_in();
+        }
+    }
     let p = match known_caller(&gw, req).await {
         Ok(p) => p,
         Err(r) => return r,

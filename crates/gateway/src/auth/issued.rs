@@ -17,12 +17,14 @@ use mcpgate_core::principal::{AuthMethod, Principal, Role, Verified};
 use serde::Deserialize;
 use std::sync::Arc;
 
-const LEEWAY_S: u64 = 30;
+const LEEWAY_S: i64 = 30;
 
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
     exp: i64,
+    #[serde(default)]
+    nbf: Option<i64>,
     gid: String,
     #[serde(default)]
     scope: String,
@@ -57,7 +59,7 @@ impl IssuedTokens {
         jsonwebtoken::decode_header(token)
             .ok()
             .and_then(|h| h.kid)
-            .is_some_and(|kid| self.server.signer.verifying_key(&kid).is_some())
+            .is_some_and(|kid| self.server.signer().verifying_key(&kid).is_some())
     }
 
     fn verify(&self, token: &str) -> Result<(Principal, String, String, i64), AuthFailure> {
@@ -65,14 +67,20 @@ impl IssuedTokens {
         if header.alg != Algorithm::ES256 {
             return Err(AuthFailure::Token("wrong_algorithm"));
         }
+        // RFC 9068 §4: an access token says so (a web session, signed by the same keys, does not).
+        if header.typ.as_deref() != Some(crate::oauth::signer::ACCESS_TOKEN_TYP) {
+            return Err(AuthFailure::Token("not_an_access_token"));
+        }
+        let signer = self.server.signer();
         let key = header
             .kid
             .as_deref()
-            .and_then(|k| self.server.signer.verifying_key(k))
+            .and_then(|k| signer.verifying_key(k))
             .ok_or(AuthFailure::Token("unknown_key"))?;
         let mut v = Validation::new(Algorithm::ES256);
-        v.leeway = LEEWAY_S;
-        v.validate_nbf = true;
+        // Times are checked below against the gateway's clock (the library reads the system's).
+        v.validate_exp = false;
+        v.leeway = 0;
         v.set_issuer(&[&self.server.settings.issuer]);
         v.set_audience(&[&self.server.resource]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -88,6 +96,13 @@ impl IssuedTokens {
             }
         })?;
         let c = data.claims;
+        let now = self.server.clock.unix_s();
+        if c.exp.saturating_add(LEEWAY_S) < now {
+            return Err(AuthFailure::Token("expired_token"));
+        }
+        if c.nbf.is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_S)) {
+            return Err(AuthFailure::Token("token_not_yet_valid"));
+        }
         let role = Role::parse(&c.role).ok_or(AuthFailure::Token("invalid_token"))?;
         // The principal is the credential signed in with: a token counts against its key's
         // limits and may use the sessions it opened, and delegation finds its held credential.

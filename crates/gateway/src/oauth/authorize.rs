@@ -4,22 +4,25 @@
 //! Order: the client and its redirect URI are checked first; until both are known good, every
 //! error is a page (never a redirect to a URI nobody vouched for). After that, errors go back to
 //! the client's redirect with `state` and `iss` (RFC 9207). Sign-in is an mcpgate API key: pasted
-//! on the consent page (POST, CSRF token bound to a cookie), or — for headless agents, when
-//! `oauth.header_sign_in` is on — sent in `X-API-Key` on the authorize request itself, which
-//! stands for consent too (no browser can set that header on a navigation).
+//! on the consent page (POST, CSRF token bound to a cookie; it starts a web session, `session.rs`),
+//! or — for headless agents, when `oauth.header_sign_in` is on — sent in `X-API-Key` on the
+//! authorize request itself, which stands for consent too (no browser can set that header on a
+//! navigation). A browser with a web session is not asked to sign in again; whether it sees the
+//! consent page follows `oauth.consent` (`remember`: once per user and client, until revoked or
+//! the client asks for more).
 
 use super::form::{Form, encode};
 use super::page::{self, Consent};
-use super::settings::is_scope_token;
-use super::{OAuthServer, grantable, redirect_matches, same_resource};
+use super::settings::{ConsentMode, is_scope_token};
+use super::{OAuthServer, cookies, grantable, redirect_matches, same_resource, session};
 use crate::Gateway;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcpgate_core::keys::hash_hex;
-use mcpgate_store::oauth::{ClientKind, ClientRecord, CodeRecord, Subject};
+use mcpgate_store::oauth::{ClientKind, ClientRecord, CodeRecord, ConsentRecord, Subject};
 use std::sync::Arc;
 
 /// The parameters of the original request the consent form carries back.
@@ -278,41 +281,56 @@ async fn grant(o: &OAuthServer, c: Checked, subject: Subject) -> Response {
     back_to(o, &c.redirect_uri, c.state.as_deref(), &[("code", &code)])
 }
 
-const CSRF_COOKIE_SECURE: &str = "__Host-mcpgate_csrf";
-const CSRF_COOKIE_PLAIN: &str = "mcpgate_csrf";
+const CSRF_COOKIE: &str = "mcpgate_csrf";
 
-fn csrf_cookie_name(o: &OAuthServer) -> &'static str {
-    if o.settings.issuer.starts_with("https://") {
-        CSRF_COOKIE_SECURE
-    } else {
-        CSRF_COOKIE_PLAIN
-    }
+/// The scopes a grant to this subject would carry.
+fn scopes_for(o: &OAuthServer, c: &Checked, subject: &Subject) -> Vec<String> {
+    grantable(
+        &c.scopes,
+        &o.settings.default_scopes,
+        &subject.permissions,
+        c.client.scope.as_deref(),
+    )
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    let mut found = None;
-    for v in headers.get_all(header::COOKIE) {
-        for part in v.to_str().ok()?.split(';') {
-            if let Some((k, val)) = part.trim().split_once('=')
-                && k == name
-            {
-                if found.is_some() {
-                    // Two cookies of one name: ambiguous, refused.
-                    return None;
-                }
-                found = Some(val.to_string());
+/// Whether a signed-in person needs to see the consent page for this request.
+async fn already_allowed(o: &OAuthServer, c: &Checked, subject: &Subject) -> bool {
+    match o.settings.consent {
+        ConsentMode::Skip => true,
+        ConsentMode::Always => false,
+        ConsentMode::Remember => match o.grants.get_consent(&subject.user_id, &c.client.client_id).await {
+            Ok(Some(given)) => scopes_for(o, c, subject).iter().all(|s| given.scopes.contains(s)),
+            Ok(None) => false,
+            Err(e) => {
+                // Asking again is the safe answer.
+                tracing::warn!(error = %e, "authorize: could not read a remembered consent");
+                false
             }
-        }
+        },
     }
-    found
 }
 
-fn same_origin(issuer: &str, origin: &str) -> bool {
-    reqwest::Url::parse(issuer).is_ok_and(|u| u.origin().ascii_serialization() == origin)
-}
-
-fn same_bytes(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Remembers that `subject` allowed this client what this request grants (added to what was
+/// allowed before).
+async fn remember(o: &OAuthServer, c: &Checked, subject: &Subject) {
+    if o.settings.consent != ConsentMode::Remember {
+        return;
+    }
+    let mut scopes = scopes_for(o, c, subject);
+    if let Ok(Some(before)) = o.grants.get_consent(&subject.user_id, &c.client.client_id).await {
+        scopes.extend(before.scopes);
+        scopes.sort();
+        scopes.dedup();
+    }
+    let record = ConsentRecord {
+        user_id: subject.user_id.clone(),
+        client_id: c.client.client_id.clone(),
+        scopes,
+        given_at: o.clock.unix_s(),
+    };
+    if let Err(e) = o.grants.set_consent(&record).await {
+        tracing::warn!(error = %e, "authorize: could not remember a consent (it will be asked again)");
+    }
 }
 
 /// `GET /authorize`: header sign-in straight back, or the consent page.
@@ -335,15 +353,48 @@ async fn show(gw: &Gateway, o: &OAuthServer, req: &Parts) -> Response {
             None => error_back(o, &c, "access_denied", "the API key was not accepted").into_response(),
         };
     }
+    let signed_in = session::read(o, &req.headers);
+    if let Some(s) = &signed_in
+        && already_allowed(o, &c, &s.subject).await
+    {
+        let renewal = session::renewal(o, s);
+        let mut r = grant(o, c, s.subject.clone()).await;
+        if let Some(v) = renewal {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+        return r;
+    }
     let csrf = o.secret("");
     let hidden: Vec<(&str, &str)> = CARRIED.iter().filter_map(|k| f.get(k).map(|v| (*k, v))).collect();
     let action = o.endpoint("/authorize");
-    let shown = grantable(
-        &c.scopes,
-        &o.settings.default_scopes,
-        &["*".to_string()],
-        c.client.scope.as_deref(),
-    );
+    // Signed in: what this person would grant; else what the client asks (at most).
+    let shown = match &signed_in {
+        Some(s) => scopes_for(o, &c, &s.subject),
+        None => grantable(
+            &c.scopes,
+            &o.settings.default_scopes,
+            &["*".to_string()],
+            c.client.scope.as_deref(),
+        ),
+    };
+    let here = format!("{}/authorize?{query}", o.base_path());
+    let provider_links: Vec<(String, String)> = o
+        .providers
+        .iter()
+        .flat_map(|p| p.list.iter())
+        .map(|p| {
+            let back: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+            (
+                p.settings.name.clone(),
+                o.endpoint(&format!("/auth/oauth/{}/start?return_to={back}", p.settings.id)),
+            )
+        })
+        .collect();
+    let signed_in_as = signed_in.as_ref().map(|s| page::SignedIn {
+        user: s.subject.user_id.clone(),
+        sign_out: o.endpoint("/auth/logout"),
+        return_to: session::is_local_path(&here).then_some(here),
+    });
     let mut r = page::consent(&Consent {
         client_name: c.client.name.as_deref().unwrap_or(&c.client.client_id),
         client_id: &c.client.client_id,
@@ -353,13 +404,11 @@ async fn show(gw: &Gateway, o: &OAuthServer, req: &Parts) -> Response {
         hidden: &hidden,
         csrf: &csrf,
         action: &action,
+        signed_in: signed_in_as.as_ref(),
+        providers: &provider_links,
     });
-    let name = csrf_cookie_name(o);
-    let secure = if name == CSRF_COOKIE_SECURE { "; Secure" } else { "" };
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "{name}={csrf}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600{secure}"
-    )) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
+    if let Some(v) = cookies::set(o, &cookies::name(o, CSRF_COOKIE), &csrf, 600) {
+        r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
 }
@@ -379,9 +428,7 @@ async fn answer(gw: &Gateway, o: &OAuthServer, parts: Parts, body: Body) -> Resp
         return bad_page("The answer was not a form.").into_response();
     }
     // A form posted from another site: its Origin is not ours.
-    if let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
-        && !same_origin(&o.settings.issuer, origin)
-    {
+    if !cookies::from_our_pages(o, &parts.headers) {
         return page::error(
             StatusCode::FORBIDDEN,
             "The answer came from another site.",
@@ -396,8 +443,8 @@ async fn answer(gw: &Gateway, o: &OAuthServer, parts: Parts, body: Body) -> Resp
         Ok(f) => f,
         Err(e) => return bad_page(&format!("The answer is malformed: {e}.")).into_response(),
     };
-    let expected = cookie(&parts.headers, csrf_cookie_name(o));
-    let ok = matches!((expected.as_deref(), f.get("csrf")), (Some(a), Some(b)) if same_bytes(a, b));
+    let expected = cookies::read(&parts.headers, &cookies::name(o, CSRF_COOKIE));
+    let ok = matches!((expected.as_deref(), f.get("csrf")), (Some(a), Some(b)) if cookies::same_bytes(a, b));
     if !ok {
         return page::error(
             StatusCode::FORBIDDEN,
@@ -414,10 +461,26 @@ async fn answer(gw: &Gateway, o: &OAuthServer, parts: Parts, body: Body) -> Resp
         Some("deny") => return error_back(o, &c, "access_denied", "the user denied access").into_response(),
         _ => return error_back(o, &c, "invalid_request", "the consent form had no decision").into_response(),
     }
-    match f.get("api_key").and_then(|k| sign_in(gw, k)) {
-        Some(subject) => grant(o, c, subject).await,
-        None => error_back(o, &c, "access_denied", "the API key was not accepted").into_response(),
+    // A key typed on the page signs in (and starts a web session); else the browser's session.
+    let (subject, cookie) = match f.get("api_key").filter(|k| !k.is_empty()) {
+        Some(k) => match sign_in(gw, k) {
+            Some(subject) => {
+                let cookie = session::issue(o, &subject);
+                (subject, cookie)
+            }
+            None => return error_back(o, &c, "access_denied", "the API key was not accepted").into_response(),
+        },
+        None => match session::read(o, &parts.headers) {
+            Some(s) => (s.subject.clone(), session::renewal(o, &s)),
+            None => return error_back(o, &c, "access_denied", "no one signed in").into_response(),
+        },
+    };
+    remember(o, &c, &subject).await;
+    let mut r = grant(o, c, subject).await;
+    if let Some(v) = cookie {
+        r.headers_mut().append(header::SET_COOKIE, v);
     }
+    r
 }
 
 pub async fn authorize(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {

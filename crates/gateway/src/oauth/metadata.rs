@@ -54,7 +54,7 @@ pub async fn authorization_server(State(gw): State<Arc<Gateway>>) -> Response {
 
 pub async fn jwks(State(gw): State<Arc<Gateway>>) -> Response {
     match &gw.oauth {
-        Some(o) => json_cached(serde_json::to_value(o.signer.jwks()).unwrap_or_default()),
+        Some(o) => json_cached(serde_json::to_value(o.signer().jwks()).unwrap_or_default()),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

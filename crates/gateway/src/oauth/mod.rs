@@ -12,10 +12,13 @@ pub mod assertion;
 pub mod authorize;
 pub mod cimd;
 pub mod client_auth;
+pub mod cookies;
 pub mod form;
 pub mod metadata;
 pub mod page;
+pub mod providers;
 pub mod register;
+pub mod session;
 pub mod settings;
 pub mod signer;
 pub mod token;
@@ -37,7 +40,9 @@ pub struct OAuthServer {
     pub resource: String,
     pub clients: Arc<dyn ClientStore>,
     pub grants: Arc<dyn GrantStore>,
-    pub signer: Signer,
+    /// The keys as last read from the ring (replaced whole on each reload).
+    signer: RwLock<Arc<Signer>>,
+    keyring: signer::Keyring,
     pub clock: Arc<dyn Clock>,
     pub entropy: Arc<dyn Entropy>,
     /// Grants revoked while their access tokens may still be alive, with when this gateway learnt
@@ -52,6 +57,8 @@ pub struct OAuthServer {
     pub jwks_cache: assertion::JwksCache,
     /// The API keys people sign in with: a grant ends when its key does.
     pub keys: Option<Arc<crate::auth::api_keys::KeyRegistry>>,
+    /// Sign-in through GitHub, Google or OIDC providers, when configured.
+    pub providers: Option<providers::Providers>,
 }
 
 /// What became of the credential a grant was signed in with.
@@ -71,6 +78,7 @@ impl OAuthServer {
         resource: String,
         clients: Arc<dyn ClientStore>,
         grants: Arc<dyn GrantStore>,
+        keyring: signer::Keyring,
         signer: Signer,
         clock: Arc<dyn Clock>,
         entropy: Arc<dyn Entropy>,
@@ -85,7 +93,8 @@ impl OAuthServer {
             resource,
             clients,
             grants,
-            signer,
+            signer: RwLock::new(Arc::new(signer)),
+            keyring,
             clock,
             entropy,
             revoked: RwLock::default(),
@@ -93,6 +102,7 @@ impl OAuthServer {
             replay,
             jwks_cache: assertion::JwksCache::default(),
             keys: None,
+            providers: None,
         }
     }
 
@@ -109,6 +119,18 @@ impl OAuthServer {
             Some(k) if !k.revoked && k.expires_at.is_none_or(|t| t > now) => SignIn::Key(Box::new(k.clone())),
             _ => SignIn::Ended,
         }
+    }
+
+    /// The signing keys as last read.
+    pub fn signer(&self) -> Arc<Signer> {
+        self.signer.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Reads the signing-key ring again (rotating when due); on failure the keys in hand stay.
+    pub async fn reload_signing_keys(&self) -> Result<(), String> {
+        let fresh = self.keyring.load(self.entropy.as_ref(), self.clock.unix_s()).await?;
+        *self.signer.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        Ok(())
     }
 
     /// `{issuer}{path}`.
@@ -152,6 +174,11 @@ impl OAuthServer {
             tick.tick().await;
             let Some(s) = this.upgrade() else { return };
             ticks += 1;
+            if ticks.is_multiple_of(signer::RELOAD_EVERY_S)
+                && let Err(e) = s.reload_signing_keys().await
+            {
+                tracing::warn!(error = %e, "could not read the signing keys; signing with the ones in hand");
+            }
             if ticks % 3600 == 1 {
                 match s.grants.prune_grants(s.clock.unix_s(), 86_400).await {
                     Ok(0) => {}
@@ -349,11 +376,14 @@ pub async fn start(
     keys: Arc<crate::auth::api_keys::KeyRegistry>,
 ) -> Result<Arc<OAuthServer>, String> {
     let life = i64::try_from(settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX);
-    let signer = match env(&settings.signing_key_env) {
+    let rotate = i64::try_from(settings.signing_key_rotation.as_secs()).unwrap_or(i64::MAX);
+    // A session lives longer than an access token: keys stay published for the longer of both.
+    let life = life.max(i64::try_from(settings.session_ttl.as_secs()).unwrap_or(i64::MAX));
+    let keyring = match env(&settings.signing_key_env) {
         Some(text) => {
             let key = mcpgate_core::sealed::SealingKey::parse(&text)
                 .map_err(|e| format!("{}: {e}", settings.signing_key_env))?;
-            Signer::from_store(&stores.signing_keys, &key, entropy.as_ref(), clock.unix_s(), life).await?
+            signer::Keyring::sealed(stores.signing_keys.clone(), key, rotate, life)
         }
         None => {
             tracing::warn!(
@@ -361,9 +391,10 @@ pub async fn start(
                  stops (clients refresh), and replicas cannot verify each other's tokens",
                 settings.signing_key_env
             );
-            Signer::ephemeral(entropy.as_ref())?
+            signer::Keyring::ephemeral(rotate, life)?
         }
     };
+    let signer = keyring.load(entropy.as_ref(), clock.unix_s()).await?;
     let mut scopes = config.policy.scopes_supported();
     // The permissions the policy asks for are scopes a client can ask for: a token carries only
     // the permissions it was granted.
@@ -379,6 +410,7 @@ pub async fn start(
         resource.to_string(),
         stores.clients.clone(),
         stores.grants.clone(),
+        keyring,
         signer,
         clock.clone(),
         entropy.clone(),
@@ -386,6 +418,14 @@ pub async fn start(
         stores.replay.clone(),
     );
     server.keys = Some(keys);
+    if !settings.providers.is_empty() {
+        server.providers = Some(providers::Providers::start(
+            &settings.providers,
+            settings.identities.clone(),
+            settings.provider_redirect_uri.clone(),
+            env,
+        )?);
+    }
     let o = Arc::new(server);
     tokio::spawn(OAuthServer::watch_revocations(Arc::downgrade(&o)));
     tracing::info!(issuer = %settings.issuer, "authorization server on");
@@ -419,6 +459,9 @@ pub fn routes(o: Option<&OAuthServer>) -> axum::Router<Arc<crate::Gateway>> {
             get(authorize::authorize).post(authorize::authorize),
         )
         .route(&format!("{base}/auth/oauth/login"), get(authorize::authorize))
+        .route(&format!("{base}/auth/logout"), post(session::logout))
+        .route(&format!("{base}/auth/oauth/callback"), get(providers::callback))
+        .route(&format!("{base}/auth/oauth/{{provider}}/start"), get(providers::start))
         .merge(json.layer(axum::middleware::from_fn(cors)))
 }
 

@@ -92,6 +92,19 @@ pub struct Consent<'a> {
     pub hidden: &'a [(&'a str, &'a str)],
     pub csrf: &'a str,
     pub action: &'a str,
+    /// The person this browser is signed in as, if it is.
+    pub signed_in: Option<&'a SignedIn>,
+    /// Where else one may sign in: (name, link to its start).
+    pub providers: &'a [(String, String)],
+}
+
+/// A browser's web session, as the consent page names it.
+pub struct SignedIn {
+    pub user: String,
+    /// Where the sign-out form posts.
+    pub sign_out: String,
+    /// Where sign-out comes back to (this page), when it is a plain path.
+    pub return_to: Option<String>,
 }
 
 pub fn consent(c: &Consent<'_>) -> Response {
@@ -113,18 +126,60 @@ pub fn consent(c: &Consent<'_>) -> Response {
         .iter()
         .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(k), escape(v)))
         .collect();
+    let (key, sign_out) = match c.signed_in {
+        None => (
+            "<label for=\"api_key\">Your mcpgate API key</label>\
+             <input type=\"password\" id=\"api_key\" name=\"api_key\" autocomplete=\"off\" required>"
+                .to_string(),
+            String::new(),
+        ),
+        Some(s) => (
+            format!(
+                "<p>You are signed in as <strong><bdi>{user}</bdi></strong>.</p>\
+                 <label for=\"api_key\">Another mcpgate API key (optional)</label>\
+                 <input type=\"password\" id=\"api_key\" name=\"api_key\" autocomplete=\"off\">",
+                user = escape(&display_name(&s.user)),
+            ),
+            format!(
+                "<form method=\"post\" action=\"{action}\">{back}<button type=\"submit\">Sign out</button></form>",
+                action = escape(&s.sign_out),
+                back = s
+                    .return_to
+                    .as_deref()
+                    .map(|t| format!("<input type=\"hidden\" name=\"return_to\" value=\"{}\">", escape(t)))
+                    .unwrap_or_default(),
+            ),
+        ),
+    };
+    let elsewhere = if c.signed_in.is_none() && !c.providers.is_empty() {
+        let links: String = c
+            .providers
+            .iter()
+            .map(|(name, href)| {
+                format!(
+                    "<li><a class=\"provider\" href=\"{}\">Sign in with {}</a></li>",
+                    escape(href),
+                    escape(name)
+                )
+            })
+            .collect();
+        format!(
+            "<div class=\"box\"><p>Sign in first:</p><ul>{links}</ul><p>or with an mcpgate API key below.</p></div>"
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
         "<h1>Sign in to allow <q><bdi>{name}</bdi></q></h1>\
          <div class=\"box\"><p><strong><bdi>{name}</bdi></strong> (<code>{id}</code>) asks to use this MCP server as you.</p>{unverified}\
          <p>After you answer, your browser goes to <code>{redirect}</code>.</p>\
          <p>It asks for:</p><ul>{scopes}</ul>\
          <p>Scopes you do not hold are not given, whatever it asks.</p></div>\
-         <form method=\"post\" action=\"{action}\">{hidden}\
+         {elsewhere}<form method=\"post\" action=\"{action}\">{hidden}\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label for=\"api_key\">Your mcpgate API key</label>\
-         <input type=\"password\" id=\"api_key\" name=\"api_key\" autocomplete=\"off\" required>\
+         {key}\
          <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
-         <button type=\"submit\" name=\"decision\" value=\"deny\" formnovalidate>Deny</button></form>",
+         <button type=\"submit\" name=\"decision\" value=\"deny\" formnovalidate>Deny</button></form>{sign_out}",
         name = escape(c.client_name),
         id = escape(c.client_id),
         redirect = escape(c.redirect_uri),

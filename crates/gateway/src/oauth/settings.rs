@@ -40,6 +40,34 @@ pub struct RawOAuth {
     /// deployments only; plain http is allowed only to these.
     #[serde(default)]
     pub cimd_trusted_networks: Vec<String>,
+    /// When the consent page is shown: `always`, `remember` (once per user and client, until
+    /// the grant is revoked or more is asked; the default) or `skip` (local development only).
+    pub consent: Option<ConsentMode>,
+    /// How long a browser stays signed in after its last sign-in or use (the web session).
+    pub session_ttl_s: Option<u64>,
+    /// A signing key signs for this many days before a new one takes over.
+    pub signing_key_rotation_days: Option<u64>,
+    /// Where people may sign in (`[[oauth.providers]]`: GitHub, Google, any OIDC issuer).
+    #[serde(default)]
+    pub providers: Vec<super::providers::settings::RawProvider>,
+    /// Who people signed in at a provider become here (`[[oauth.identities]]`; first match).
+    #[serde(default)]
+    pub identities: Vec<super::providers::settings::RawIdentity>,
+    /// Where providers send the browser back (default `{issuer}/auth/oauth/callback`; seed 004's
+    /// `MCP_OAUTH_REDIRECT_URI`). Register this URL at each provider.
+    pub provider_redirect_uri: Option<String>,
+}
+
+/// When the consent page is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsentMode {
+    /// On every authorization.
+    Always,
+    /// Once per user and client, until revoked (or the client asks for more).
+    Remember,
+    /// Never: a signed-in browser is sent straight back. Local development only.
+    Skip,
 }
 
 #[derive(Debug, Clone)]
@@ -54,12 +82,19 @@ pub struct OAuthSettings {
     pub registration: bool,
     pub signing_key_env: String,
     pub cimd: super::cimd::CimdPolicy,
+    pub consent: ConsentMode,
+    pub session_ttl: Duration,
+    pub signing_key_rotation: Duration,
+    pub providers: Vec<super::providers::settings::ProviderSettings>,
+    pub identities: Vec<super::providers::settings::IdentityRule>,
+    pub provider_redirect_uri: String,
 }
 
 pub const DEFAULT_ACCESS_TTL_S: u64 = 600;
 pub const DEFAULT_REFRESH_TTL_S: u64 = 30 * 24 * 3600;
 pub const DEFAULT_CODE_TTL_S: u64 = 60;
 pub const DEFAULT_GRACE_S: u64 = 10;
+pub const DEFAULT_SESSION_TTL_S: u64 = 3600;
 
 fn within(
     field: &'static str,
@@ -127,8 +162,55 @@ impl OAuthSettings {
                 ..Default::default()
             },
         };
+        let consent = raw.consent.unwrap_or(ConsentMode::Remember);
+        if consent == ConsentMode::Skip {
+            tracing::warn!(
+                "oauth.consent = \"skip\": any site can send a signed-in browser through /authorize and get a code for \
+                 any registered client without the person seeing a page. For local development only."
+            );
+        }
+        let rotation_days = raw.signing_key_rotation_days.unwrap_or(30);
+        if !(1..=365).contains(&rotation_days) {
+            return Err((
+                "oauth.signing_key_rotation_days",
+                format!("must be between 1 and 365, got {rotation_days}"),
+            ));
+        }
+        let providers = super::providers::settings::validate_providers(raw.providers, &raw.identities)?;
+        let identities = super::providers::settings::validate_identities(raw.identities, &providers)?;
+        if !providers.is_empty() && identities.is_empty() {
+            tracing::warn!("oauth.providers are set but no oauth.identities: nobody who signs in there is admitted");
+        }
+        let provider_redirect_uri = match raw.provider_redirect_uri {
+            Some(u) => {
+                let url = crate::auth::fetch::check_url("oauth.provider_redirect_uri", &u)
+                    .map_err(|e| ("oauth.provider_redirect_uri", e))?;
+                if !url.as_str().starts_with(&issuer)
+                    || url.path() != format!("{}/auth/oauth/callback", url_path(&issuer))
+                {
+                    return Err((
+                        "oauth.provider_redirect_uri",
+                        format!("must be {issuer}/auth/oauth/callback (the provider's callback lands here)"),
+                    ));
+                }
+                u
+            }
+            None => format!("{issuer}/auth/oauth/callback"),
+        };
         Ok(Some(OAuthSettings {
+            providers,
+            identities,
+            provider_redirect_uri,
             cimd,
+            consent,
+            session_ttl: within(
+                "oauth.session_ttl_s",
+                raw.session_ttl_s,
+                DEFAULT_SESSION_TTL_S,
+                300,
+                7 * 86_400,
+            )?,
+            signing_key_rotation: Duration::from_secs(rotation_days * 86_400),
             issuer,
             access_token_ttl: within(
                 "oauth.access_token_ttl_s",
@@ -152,6 +234,12 @@ impl OAuthSettings {
             signing_key_env: raw.signing_key_env.unwrap_or_else(|| "MCPGATE_ENCRYPTION_KEY".into()),
         }))
     }
+}
+
+fn url_path(issuer: &str) -> String {
+    reqwest::Url::parse(issuer)
+        .map(|u| u.path().trim_end_matches('/').to_string())
+        .unwrap_or_default()
 }
 
 /// RFC 6749 §3.3: `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`.

@@ -1,10 +1,16 @@
-//! The keys mcpgate signs its access tokens with (ES256), and the set it publishes at `/jwks`.
+//! The keys mcpgate signs its access tokens (and web sessions) with (ES256), and the set it
+//! publishes at `/jwks`.
 //!
-//! With a sealing key (`oauth.signing_key_env`) the private keys are kept in the store, sealed,
-//! so every replica and every restart signs and verifies with the same keys; a key older than
-//! [`ROTATE_AFTER_S`] is retired at start and a new one made, and retired keys stay published
-//! (and accepted) until every token they signed has expired. Without one, a key is made for this
-//! process only: access tokens end with the process, refresh tokens (in the store) survive.
+//! Keys live in a [`Keyring`]: the store, sealed, when a sealing key is set (`oauth.signing_key_env`),
+//! so every replica and every restart signs and verifies with the same keys; else a store of this
+//! process's own (access tokens then end with the process; refresh tokens, in the real store,
+//! survive). Every gateway reloads the ring every [`RELOAD_EVERY_S`] seconds. Rotation while
+//! running: once the signing key is older than `oauth.signing_key_rotation_days`, a new key is
+//! made and *published first* — it signs only after [`PUBLISH_BEFORE_USE_S`], by when every
+//! replica has reloaded and can verify it. The key it replaces is retired and stays published
+//! (and accepted) until every token it signed has expired; a day after that it is forgotten.
+//! Every replica picks the same signing key (the newest published one, ties broken by kid), so
+//! two replicas rotating at once agree on the next reload.
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
@@ -16,8 +22,17 @@ use mcpgate_store::oauth::{SigningKeyRecord, SigningKeyStore};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A signing key signs for this long before a new one takes over (at the next start).
+/// The `typ` of an access token (RFC 9068).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// How long a key signs before a new one takes over, unless configured.
 pub const ROTATE_AFTER_S: i64 = 30 * 86_400;
+/// A new key is published this long before it signs.
+pub const PUBLISH_BEFORE_USE_S: i64 = 180;
+/// How often each gateway reads the ring again (well under [`PUBLISH_BEFORE_USE_S`]).
+pub const RELOAD_EVERY_S: u64 = 60;
+/// A retired key is forgotten this long after its last token expired.
+const FORGET_AFTER_S: i64 = 86_400;
 
 struct Key {
     kid: String,
@@ -25,9 +40,11 @@ struct Key {
     jwk: Jwk,
 }
 
+/// The keys as of one reading of the ring: the one that signs, and every one that verifies.
 pub struct Signer {
     current: Key,
-    /// Every key whose tokens may still be alive, by kid (the current one included).
+    /// Every key whose tokens may still be alive, by kid (the current one and any published
+    /// ahead of use included).
     verifying: HashMap<String, DecodingKey>,
     published: JwkSet,
 }
@@ -57,73 +74,133 @@ fn from_der(kid: &str, der: &[u8]) -> Result<Key, String> {
     })
 }
 
-impl Signer {
-    /// A key for this process only.
-    pub fn ephemeral(entropy: &dyn Entropy) -> Result<Signer, String> {
-        let (key, _) = generate(entropy)?;
-        Signer::with(key, Vec::new())
+/// Where the signing keys live, how they are sealed, and when they rotate.
+pub struct Keyring {
+    store: Arc<dyn SigningKeyStore>,
+    sealing: SealingKey,
+    rotate_after_s: i64,
+    /// The longest a token signed by a key lives after the key stops signing.
+    token_life_s: i64,
+}
+
+impl Keyring {
+    /// Keys in `store`, sealed with `sealing`: shared by every replica and restart.
+    pub fn sealed(
+        store: Arc<dyn SigningKeyStore>,
+        sealing: SealingKey,
+        rotate_after_s: i64,
+        token_life_s: i64,
+    ) -> Keyring {
+        Keyring {
+            store,
+            sealing,
+            rotate_after_s,
+            token_life_s,
+        }
     }
 
-    /// The store's keys, opened with `sealing`; a new one made (and the old retired) when there
-    /// is none younger than [`ROTATE_AFTER_S`]. Keys retired longer ago than `token_life_s` are
-    /// no longer published.
-    pub async fn from_store(
-        store: &Arc<dyn SigningKeyStore>,
-        sealing: &SealingKey,
-        entropy: &dyn Entropy,
-        now: i64,
-        token_life_s: i64,
-    ) -> Result<Signer, String> {
-        let records = store.list_signing_keys().await.map_err(|e| e.to_string())?;
-        let mut older = Vec::new();
-        let mut current = None;
-        for r in records {
-            if r.retired_at.is_some_and(|at| at < now - token_life_s) {
-                continue;
+    /// Keys for this process only: a store of its own, sealed with a key nobody else has.
+    pub fn ephemeral(rotate_after_s: i64, token_life_s: i64) -> Result<Keyring, String> {
+        let store: Arc<dyn SigningKeyStore> = Arc::new(mcpgate_store::memory::MemoryStore::new());
+        let sealing = SealingKey::parse(&SealingKey::generate_text())?;
+        Ok(Keyring::sealed(store, sealing, rotate_after_s, token_life_s))
+    }
+
+    async fn make(&self, entropy: &dyn Entropy, now: i64) -> Result<SigningKeyRecord, String> {
+        let (key, der) = generate(entropy)?;
+        let (nonce, ciphertext) = self.sealing.seal(&key.kid, &der)?;
+        let record = SigningKeyRecord {
+            kid: key.kid.clone(),
+            alg: "ES256".into(),
+            sealed: SealedCredential {
+                nonce: nonce.to_vec(),
+                ciphertext,
+            },
+            public_jwk: serde_json::to_string(&key.jwk).map_err(|e| e.to_string())?,
+            created_at: now,
+            retired_at: None,
+        };
+        self.store
+            .insert_signing_key(&record)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(kid = %key.kid, "made a new access-token signing key");
+        Ok(record)
+    }
+
+    /// Reads the ring: rotates when the signing key is due (the new key published first),
+    /// retires keys a newer one replaced, forgets keys whose tokens are long gone.
+    pub async fn load(&self, entropy: &dyn Entropy, now: i64) -> Result<Signer, String> {
+        let mut live = Vec::new();
+        for r in self.store.list_signing_keys().await.map_err(|e| e.to_string())? {
+            match r.retired_at {
+                Some(at) if at.saturating_add(self.token_life_s) < now => {
+                    if at.saturating_add(self.token_life_s).saturating_add(FORGET_AFTER_S) < now {
+                        // Another replica may have done it already: either way it is gone.
+                        let _ = self.store.remove_signing_key(&r.kid).await;
+                    }
+                }
+                _ => live.push(r),
             }
-            let der = sealing
+        }
+        // Newest first; ties by kid, so every replica orders them alike.
+        live.sort_by(|a, b| (b.created_at, &b.kid).cmp(&(a.created_at, &a.kid)));
+        let signing: Vec<&SigningKeyRecord> = live.iter().filter(|r| r.retired_at.is_none()).collect();
+        let published = signing
+            .iter()
+            .find(|r| r.created_at <= now - PUBLISH_BEFORE_USE_S)
+            .or(signing.first())
+            .map(|r| (*r).clone());
+        let mut made = None;
+        let current = match published {
+            Some(c) => c,
+            // Nothing to sign with (a first start): a new key signs at once.
+            None => {
+                let r = self.make(entropy, now).await?;
+                made = Some(r.clone());
+                r
+            }
+        };
+        let newest_created = signing.first().map_or(current.created_at, |r| r.created_at);
+        if made.is_none() && now - current.created_at >= self.rotate_after_s && newest_created <= current.created_at {
+            // Due: the next key is published now and signs once every replica knows it.
+            made = Some(self.make(entropy, now).await?);
+        }
+        for r in &signing {
+            if (r.created_at, &r.kid) < (current.created_at, &current.kid) {
+                self.store
+                    .retire_signing_key(&r.kid, now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(kid = %r.kid, "retired an access-token signing key (still published while its tokens live)");
+            }
+        }
+        if let Some(r) = made
+            && r.kid != current.kid
+        {
+            live.push(r);
+        }
+        let open = |r: &SigningKeyRecord| -> Result<Key, String> {
+            let der = self
+                .sealing
                 .open(&r.kid, &r.sealed.nonce, &r.sealed.ciphertext)
                 .map_err(|e| {
                     format!(
-                        "signing key {}: {e} (is {} the key it was sealed with?)",
-                        r.kid, "oauth.signing_key_env"
+                        "signing key {}: {e} (is oauth.signing_key_env the key it was sealed with?)",
+                        r.kid
                     )
                 })?;
-            let key = from_der(&r.kid, &der)?;
-            let fresh = r.retired_at.is_none() && now - r.created_at < ROTATE_AFTER_S;
-            if fresh && current.is_none() {
-                current = Some(key);
-            } else {
-                if r.retired_at.is_none() {
-                    store.retire_signing_key(&r.kid, now).await.map_err(|e| e.to_string())?;
-                }
-                older.push(key);
-            }
-        }
-        let current = match current {
-            Some(k) => k,
-            None => {
-                let (key, der) = generate(entropy)?;
-                let (nonce, ciphertext) = sealing.seal(&key.kid, &der)?;
-                let record = SigningKeyRecord {
-                    kid: key.kid.clone(),
-                    alg: "ES256".into(),
-                    sealed: SealedCredential {
-                        nonce: nonce.to_vec(),
-                        ciphertext,
-                    },
-                    public_jwk: serde_json::to_string(&key.jwk).map_err(|e| e.to_string())?,
-                    created_at: now,
-                    retired_at: None,
-                };
-                store.insert_signing_key(&record).await.map_err(|e| e.to_string())?;
-                tracing::info!(kid = %key.kid, "made a new access-token signing key");
-                key
-            }
+            from_der(&r.kid, &der)
         };
-        Signer::with(current, older)
+        let mut others = Vec::new();
+        for r in live.iter().filter(|r| r.kid != current.kid) {
+            others.push(open(r)?);
+        }
+        Signer::with(open(&current)?, others)
     }
+}
 
+impl Signer {
     fn with(current: Key, older: Vec<Key>) -> Result<Signer, String> {
         let mut verifying = HashMap::new();
         let mut keys = Vec::new();
@@ -139,11 +216,16 @@ impl Signer {
         })
     }
 
-    /// Signs `claims` with the current key (its kid in the header).
+    /// Signs access-token `claims` with the current key (its kid in the header).
     pub fn sign(&self, claims: &serde_json::Value) -> Result<String, String> {
+        self.sign_typed(ACCESS_TOKEN_TYP, claims)
+    }
+
+    /// Signs `claims` as a JWT of type `typ` (what it is for: an access token, a web session).
+    pub fn sign_typed(&self, typ: &str, claims: &serde_json::Value) -> Result<String, String> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.current.kid.clone());
-        header.typ = Some("at+jwt".into());
+        header.typ = Some(typ.into());
         jsonwebtoken::encode(&header, claims, &self.current.encoding).map_err(|e| format!("signing failed: {e}"))
     }
 
@@ -154,5 +236,92 @@ impl Signer {
 
     pub fn jwks(&self) -> &JwkSet {
         &self.published
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use mcpgate_core::entropy::OsEntropy;
+
+    const DAY: i64 = 86_400;
+
+    fn kids(s: &Signer) -> Vec<String> {
+        let mut k: Vec<String> = s
+            .published
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_id.clone())
+            .collect();
+        k.sort();
+        k
+    }
+
+    /// Two replicas on one store, rotating at the same moment: each makes a key, and on the next
+    /// reading both sign with the same one and verify both.
+    #[tokio::test]
+    async fn replicas_agree_on_the_signing_key() {
+        let store: Arc<dyn SigningKeyStore> = Arc::new(mcpgate_store::memory::MemoryStore::new());
+        let text = SealingKey::generate_text();
+        let ring = || Keyring::sealed(store.clone(), SealingKey::parse(&text).unwrap(), DAY, 3600);
+        let (a, b) = (ring(), ring());
+        let e = OsEntropy;
+        let t0 = 1_000_000;
+        let first = a.load(&e, t0).await.unwrap();
+        let again = b.load(&e, t0 + 1).await.unwrap();
+        assert_eq!(
+            first.current.kid, again.current.kid,
+            "a second replica made its own key"
+        );
+        // Both due at once: both publish a next key.
+        let (a1, b1) = (
+            a.load(&e, t0 + DAY + 10).await.unwrap(),
+            b.load(&e, t0 + DAY + 10).await.unwrap(),
+        );
+        assert_eq!(
+            a1.current.kid, first.current.kid,
+            "a fresh key signed before publication"
+        );
+        assert_eq!(b1.current.kid, first.current.kid);
+        let later = t0 + DAY + 10 + PUBLISH_BEFORE_USE_S;
+        let (a2, b2) = (a.load(&e, later).await.unwrap(), b.load(&e, later).await.unwrap());
+        assert_eq!(a2.current.kid, b2.current.kid, "replicas sign with different keys");
+        assert_ne!(a2.current.kid, first.current.kid);
+        assert_eq!(kids(&a2), kids(&b2));
+        for s in [&a2, &b2] {
+            for k in kids(s) {
+                assert!(s.verifying_key(&k).is_some());
+            }
+        }
+        // A token signed by one verifies at the other.
+        let jwt = a2.sign(&serde_json::json!({"sub": "x"})).unwrap();
+        let kid = jsonwebtoken::decode_header(&jwt).unwrap().kid.unwrap();
+        assert!(b2.verifying_key(&kid).is_some());
+    }
+
+    /// A ring whose store cannot be opened with this sealing key is an error, not a new key.
+    #[tokio::test]
+    async fn a_wrong_sealing_key_is_refused() {
+        let store: Arc<dyn SigningKeyStore> = Arc::new(mcpgate_store::memory::MemoryStore::new());
+        let a = Keyring::sealed(
+            store.clone(),
+            SealingKey::parse(&SealingKey::generate_text()).unwrap(),
+            DAY,
+            3600,
+        );
+        let b = Keyring::sealed(
+            store,
+            SealingKey::parse(&SealingKey::generate_text()).unwrap(),
+            DAY,
+            3600,
+        );
+        a.load(&OsEntropy, 1_000).await.unwrap();
+        let err = b
+            .load(&OsEntropy, 1_001)
+            .await
+            .err()
+            .expect("opened with the wrong key");
+        assert!(err.contains("oauth.signing_key_env"), "{err}");
     }
 }

@@ -7,6 +7,7 @@
 //! access tokens within about a second on every gateway (`OAuthServer::watch_revocations`).
 
 use super::form::Form;
+use super::signer::ACCESS_TOKEN_TYP;
 use super::{OAuthError, OAuthServer, client_auth, no_store, same_resource};
 use crate::Gateway;
 use axum::body::Body;
@@ -68,7 +69,7 @@ fn issue(o: &OAuthServer, grant: &GrantRecord, refresh: Option<&str>) -> Result<
         "permissions": grant.scopes.iter().filter(|s| s.as_str() != "offline_access").collect::<Vec<_>>(),
         "via": grant.subject.via,
     });
-    let token = o.signer.sign(&claims).map_err(|e| {
+    let token = o.signer().sign(&claims).map_err(|e| {
         tracing::error!(error = %e, "could not sign an access token");
         OAuthError::new("server_error", "could not issue a token")
     })?;
@@ -273,11 +274,17 @@ async fn by_refresh(o: &OAuthServer, client: &ClientRecord, f: &Form) -> Result<
         ));
     }
     check_resource(f, &grant.resource)?;
-    if let Some(scope) = f.get("scope")
-        && scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .any(|s| !grant.scopes.iter().any(|g| g == s))
+    // RFC 6749 §6: a refresh may ask for less than the grant (that access token carries only
+    // it; the grant keeps the rest), never more.
+    let asked: Option<Vec<String>> = f.get("scope").map(|scope| {
+        let mut v: Vec<String> = scope.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect();
+        v.sort();
+        v.dedup();
+        v
+    });
+    if asked
+        .as_ref()
+        .is_some_and(|a| a.iter().any(|s| !grant.scopes.contains(s)))
     {
         return Err(OAuthError::new(
             "invalid_scope",
@@ -293,7 +300,12 @@ async fn by_refresh(o: &OAuthServer, client: &ClientRecord, f: &Form) -> Result<
         .await
         .map_err(OAuthError::store)?
     {
-        Rotation::Rotated(g) => issue(o, &g, Some(&new)),
+        Rotation::Rotated(mut g) => {
+            if let Some(a) = asked.filter(|a| !a.is_empty()) {
+                g.scopes = a;
+            }
+            issue(o, &g, Some(&new))
+        }
         Rotation::Reused { grant_id } => {
             revoke_grant(o, &grant_id, "a replaced refresh token was presented again").await;
             Err(OAuthError::new(
@@ -351,7 +363,12 @@ fn grant_of_access(o: &OAuthServer, token: &str, client_id: &str) -> Option<Stri
 /// to the caller: an expired token may still be revoked, to no effect).
 fn claims_of_ours(o: &OAuthServer, token: &str) -> Option<serde_json::Value> {
     let header = jsonwebtoken::decode_header(token).ok()?;
-    let key = o.signer.verifying_key(header.kid.as_deref()?)?;
+    // Our access tokens only: a web session (signed by the same keys) is not one.
+    if header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
+        return None;
+    }
+    let signer = o.signer();
+    let key = signer.verifying_key(header.kid.as_deref()?)?;
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     v.validate_exp = false;
     v.validate_aud = false;

@@ -1215,7 +1215,7 @@ async fn held_token_verification_on_mcp() {
                       "exp": now + 300, "jti": "j", "client_id": a, "scope": "read", "gid": "g-forged",
                       "role": "user", "permissions": ["*"]});
     // Signed by the real signer, as a control: accepted.
-    assert!(works(&gw, &o.signer.sign(&good).unwrap()).await);
+    assert!(works(&gw, &o.signer().sign(&good).unwrap()).await);
     let with = |k: &str, v: Value| {
         let mut c = good.clone();
         if v.is_null() {
@@ -1223,7 +1223,7 @@ async fn held_token_verification_on_mcp() {
         } else {
             c[k] = v;
         }
-        o.signer.sign(&c).unwrap()
+        o.signer().sign(&c).unwrap()
     };
     let mut bad: Vec<(&str, String)> = vec![
         ("another audience", with("aud", json!("http://localhost/other"))),

@@ -559,3 +559,44 @@ async fn json_endpoints_answer_other_origins_the_consent_form_does_not() {
     let r = gw.call(&origin, None, "whoami", json!({})).await;
     assert_eq!(r.status, 403, "{}", r.text);
 }
+
+/// RFC 6749 §6: a refresh may ask for fewer scopes than the grant holds; that access token
+/// carries only them, and the grant keeps the rest for the next refresh.
+#[tokio::test]
+async fn a_refresh_may_narrow_the_scopes() {
+    let setup = Setup::new(TOML);
+    let ana = setup.key(key("ana").perms(&["read", "write"]));
+    let gw = setup.start().await;
+    let client = public_client(&gw).await;
+    let r = get(
+        &gw,
+        &authorize_query(&client, "http://127.0.0.1:53682/callback", &[("scope", "read write")]),
+        &[("x-api-key", &ana.key)],
+    )
+    .await;
+    let t = exchange(&gw, &client, &location_params(&r)["code"], VERIFIER).await;
+    assert_eq!(t.body["scope"], "read write");
+    let rt = t.body["refresh_token"].as_str().unwrap().to_string();
+    let body = form(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", &rt),
+        ("client_id", &client),
+        ("scope", "read"),
+    ]);
+    let narrow = post_form(&gw, "/token", &body, &[]).await;
+    assert_eq!(narrow.status, 200, "{}", narrow.text);
+    assert_eq!(narrow.body["scope"], "read");
+    let at = narrow.body["access_token"].as_str().unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            at.split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["permissions"], json!(["read"]), "{claims}");
+    let rt2 = narrow.body["refresh_token"].as_str().unwrap();
+    let full = refresh(&gw, &client, rt2).await;
+    assert_eq!(full.body["scope"], "read write", "the grant lost scopes: {}", full.text);
+}

@@ -8,6 +8,9 @@
 mod attack;
 mod cimd;
 mod flows;
+mod providers;
+mod rotation;
+mod session;
 
 use axum::body::Body;
 use base64::Engine;

@@ -172,30 +172,36 @@ pub async fn grants(cmd: GrantsCommand) -> Result<()> {
         } => {
             let store = super::keys::open_store(&store)?;
             let now = unix_s();
-            let ids: Vec<String> = match (grant_id, user) {
-                (Some(id), None) => vec![id],
+            let grants: Vec<_> = match (grant_id, user) {
+                (Some(id), None) => store.get_grant(&id).await?.into_iter().collect(),
                 (None, Some(u)) => store
                     .list_grants(Some(&u), client.as_deref())
                     .await?
                     .into_iter()
                     .filter(|g| g.revoked_at.is_none())
-                    .map(|g| g.grant_id)
                     .collect(),
                 _ => bail!("name a grant id, or --user (and optionally --client)"),
             };
             let mut ended = 0;
-            for id in &ids {
-                match store.revoke_grant(id, now).await {
+            let mut forgotten = 0;
+            for g in &grants {
+                match store.revoke_grant(&g.grant_id, now).await {
                     Ok(true) => ended += 1,
                     Ok(false) => {}
                     Err(StoreError::Backend(e)) => bail!("{e}"),
                     Err(e) => return Err(e.into()),
                 }
+                // The remembered consent goes too: the next sign-in asks again.
+                if store.remove_consent(&g.subject.user_id, &g.client_id).await? {
+                    forgotten += 1;
+                }
             }
             if ended == 0 {
                 bail!("nothing to revoke (unknown or already revoked)");
             }
-            println!("revoked {ended} grant(s); their tokens stop working within a second");
+            println!(
+                "revoked {ended} grant(s) and forgot {forgotten} remembered consent(s); their tokens stop working within a second"
+            );
             Ok(())
         }
     }

@@ -1,0 +1,191 @@
+//! An OpenID Provider: its endpoints (discovered from the issuer unless configured), and the ID
+//! token checked as OpenID Connect Core §3.1.3.7 asks — signature with the provider's published
+//! keys (asymmetric algorithms only), `iss`, `aud` (and `azp` when there are several
+//! audiences), `exp`/`iat` on the gateway's clock, and the `nonce` this browser's sign-in made.
+
+use super::mapping::Identity;
+use super::settings::{ProviderKind, ProviderSettings};
+use crate::auth::jwks::{JwksCache, KeySource};
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use std::sync::Arc;
+
+const LEEWAY_S: i64 = 60;
+const ALGORITHMS: [Algorithm; 8] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+];
+
+#[derive(Clone)]
+pub struct Endpoints {
+    pub authorization: reqwest::Url,
+    pub token: reqwest::Url,
+}
+
+pub struct Oidc {
+    issuer: String,
+    configured: Option<Endpoints>,
+    client: reqwest::Client,
+    discovered: tokio::sync::Mutex<Option<Endpoints>>,
+    jwks: Arc<JwksCache>,
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+}
+
+impl Oidc {
+    pub fn new(s: &ProviderSettings, client: reqwest::Client) -> Oidc {
+        let issuer = s.issuer.clone().unwrap_or_default();
+        let configured = match (&s.authorization_endpoint, &s.token_endpoint) {
+            (Some(a), Some(t)) => match (reqwest::Url::parse(a), reqwest::Url::parse(t)) {
+                (Ok(authorization), Ok(token)) => Some(Endpoints { authorization, token }),
+                _ => None,
+            },
+            _ => None,
+        };
+        let source = match s.jwks_uri.as_deref().map(reqwest::Url::parse) {
+            Some(Ok(u)) => KeySource::Url(u),
+            _ => KeySource::Discovery { issuer: issuer.clone() },
+        };
+        Oidc {
+            jwks: Arc::new(JwksCache::new(source, client.clone(), ALGORITHMS.to_vec(), 60)),
+            issuer,
+            configured,
+            client,
+            discovered: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The endpoints: configured, or read once from the issuer's discovery document (which must
+    /// name exactly this issuer); a failed read is tried again on the next sign-in.
+    pub async fn endpoints(&self) -> Result<Endpoints, String> {
+        if let Some(e) = &self.configured {
+            return Ok(e.clone());
+        }
+        let mut found = self.discovered.lock().await;
+        if let Some(e) = found.as_ref() {
+            return Ok(e.clone());
+        }
+        let url = format!("{}/.well-known/openid-configuration", self.issuer);
+        let resp = self
+            .client
+            .get(&url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {}", e.without_url()))?;
+        if !resp.status().is_success() {
+            return Err(format!("{url}: HTTP {}", resp.status()));
+        }
+        let body = crate::auth::fetch::read_limited(resp, super::MAX_ANSWER).await?;
+        let doc: Discovery = serde_json::from_slice(&body).map_err(|e| format!("{url}: {e}"))?;
+        if doc.issuer.trim_end_matches('/') != self.issuer {
+            return Err(format!("{url}: names issuer {:?}, not {:?}", doc.issuer, self.issuer));
+        }
+        let check = |field: &str, u: &str| crate::auth::fetch::check_url(field, u);
+        let e = Endpoints {
+            authorization: check("authorization_endpoint", &doc.authorization_endpoint)?,
+            token: check("token_endpoint", &doc.token_endpoint)?,
+        };
+        *found = Some(e.clone());
+        Ok(e)
+    }
+
+    /// Who the ID token says signed in; every check above, or the reason it failed.
+    pub async fn identity(
+        &self,
+        s: &ProviderSettings,
+        id_token: &str,
+        nonce: &str,
+        now: i64,
+    ) -> Result<Identity, String> {
+        let header = jsonwebtoken::decode_header(id_token).map_err(|_| "the id_token is not a JWT".to_string())?;
+        if !ALGORITHMS.contains(&header.alg) {
+            return Err(format!("id_token algorithm {:?} is not accepted", header.alg));
+        }
+        let keys = self
+            .jwks
+            .keys_for(header.kid.as_deref(), header.alg, now)
+            .await
+            .map_err(|e| format!("id_token key: {e:?}"))?;
+        let mut v = jsonwebtoken::Validation::new(header.alg);
+        v.validate_exp = false;
+        v.leeway = 0;
+        // Google's ID tokens may name the issuer without its scheme.
+        let mut issuers = vec![self.issuer.clone()];
+        if s.kind == ProviderKind::Google {
+            issuers.push(self.issuer.trim_start_matches("https://").to_string());
+        }
+        v.set_issuer(&issuers);
+        v.set_audience(&[&s.client_id]);
+        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let mut claims = None;
+        for k in keys {
+            if let Ok(d) = jsonwebtoken::decode::<serde_json::Value>(id_token, &k.key, &v) {
+                claims = Some(d.claims);
+                break;
+            }
+        }
+        let c = claims.ok_or("the id_token's signature, issuer or audience is wrong")?;
+        let exp = c
+            .get("exp")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or("id_token exp is not a number")?;
+        if exp + LEEWAY_S < now {
+            return Err("the id_token has expired".into());
+        }
+        if c.get("iat")
+            .and_then(serde_json::Value::as_i64)
+            .is_some_and(|iat| iat > now + LEEWAY_S)
+        {
+            return Err("the id_token was issued in the future".into());
+        }
+        // Several audiences: the token must have been issued to us (`azp`).
+        if c.get("aud").is_some_and(serde_json::Value::is_array)
+            && c.get("azp").and_then(serde_json::Value::as_str) != Some(s.client_id.as_str())
+        {
+            return Err("the id_token has several audiences and azp is not this client".into());
+        }
+        match c.get("nonce").and_then(serde_json::Value::as_str) {
+            Some(n) if crate::oauth::cookies::same_bytes(n, nonce) => {}
+            _ => return Err("the id_token's nonce is not this sign-in's".into()),
+        }
+        let sub = c
+            .get("sub")
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty() && s.len() <= 255)
+            .ok_or("the id_token has no usable sub")?
+            .to_string();
+        let verified = match c.get("email_verified") {
+            Some(serde_json::Value::Bool(b)) => *b,
+            // Some providers send it as a string.
+            Some(serde_json::Value::String(t)) => t == "true",
+            _ => false,
+        };
+        let emails = match c.get("email").and_then(serde_json::Value::as_str) {
+            Some(e) if verified && e.contains('@') => vec![e.to_ascii_lowercase()],
+            _ => Vec::new(),
+        };
+        Ok(Identity {
+            provider: s.id.clone(),
+            subject: sub,
+            emails,
+            login: c
+                .get("preferred_username")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string),
+            claims: c,
+            ..Identity::default()
+        })
+    }
+}

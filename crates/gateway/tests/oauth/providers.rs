@@ -1,0 +1,411 @@
+//! Signing in through an OpenID Provider (issue #12): the authorization server's page offers
+//! the provider; start → provider → callback signs the browser in; the identity rules decide who
+//! they are; the grant and the token carry it. And the negative table: state missing, wrong,
+//! reused, expired; nonce, audience, issuer, signature and expiry of the ID token; unverified
+//! e-mail; no rule; provider errors and outages (a page, never a 500); `return_to` elsewhere.
+//! The provider is an in-process stand-in on loopback whose ID tokens each test can spoil.
+
+use crate::*;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect};
+use axum::routing::{get as route_get, post as route_post};
+use mcpgate_testkit::fake::LocalServer;
+use mcpgate_testkit::harness::*;
+use mcpgate_testkit::keys::{TestKey, keys};
+use mcpgate_testkit::logs::{LogCapture, find_leaks};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SECRET: &str = "provider-client-secret-0123456789";
+
+/// How the next ID token is spoiled.
+#[derive(Clone, Default)]
+struct Spoil {
+    aud: Option<&'static str>,
+    iss: Option<&'static str>,
+    nonce: Option<&'static str>,
+    unpublished_key: bool,
+    expired: bool,
+    token_error: bool,
+}
+
+#[derive(Default)]
+struct Idp {
+    base: Mutex<String>,
+    /// code → (login, nonce, challenge)
+    codes: Mutex<HashMap<String, (String, String, String)>>,
+    spoil: Mutex<Spoil>,
+    issued: Mutex<Vec<String>>,
+}
+
+fn account(login: &str) -> Value {
+    match login {
+        "ana" => json!({"email": "ana@example.com", "email_verified": true, "groups": ["staff", "mcp-users"]}),
+        "pat" => json!({"email": "pat@partner.example", "email_verified": false, "groups": []}),
+        _ => json!({"email": "eve@evil.example", "email_verified": true, "groups": ["staff"]}),
+    }
+}
+
+async fn discovery(State(s): State<Arc<Idp>>) -> axum::Json<Value> {
+    let b = s.base.lock().unwrap().clone();
+    axum::Json(json!({
+        "issuer": b, "authorization_endpoint": format!("{b}/auth"),
+        "token_endpoint": format!("{b}/token"), "jwks_uri": format!("{b}/jwks"),
+    }))
+}
+
+async fn jwks() -> axum::Json<Value> {
+    axum::Json(json!({"keys": [keys().rsa.jwk]}))
+}
+
+async fn auth(State(s): State<Arc<Idp>>, Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["response_type"], "code");
+    assert!(q["scope"].split(' ').any(|x| x == "openid"));
+    let code = format!("code-{}", s.codes.lock().unwrap().len());
+    let login = q.get("login_hint").cloned().unwrap_or_else(|| "ana".into());
+    s.codes
+        .lock()
+        .unwrap()
+        .insert(code.clone(), (login, q["nonce"].clone(), q["code_challenge"].clone()));
+    s.issued.lock().unwrap().push(code.clone());
+    Redirect::to(&format!("{}?code={code}&state={}", q["redirect_uri"], enc(&q["state"])))
+}
+
+async fn token(State(s): State<Arc<Idp>>, headers: http::HeaderMap, body: String) -> impl IntoResponse {
+    let f: HashMap<String, String> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("gw:{SECRET}"))
+    );
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(basic.as_str()) {
+        return (
+            http::StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "invalid_client"})),
+        );
+    }
+    let Some((login, nonce, challenge)) = s.codes.lock().unwrap().remove(&f["code"]) else {
+        return (
+            http::StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_grant"})),
+        );
+    };
+    if crate::challenge(&f["code_verifier"]) != challenge {
+        return (
+            http::StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_grant"})),
+        );
+    }
+    let sp = s.spoil.lock().unwrap().clone();
+    if sp.token_error {
+        return (
+            http::StatusCode::BAD_REQUEST,
+            axum::Json(json!({"error": "invalid_grant"})),
+        );
+    }
+    let base = s.base.lock().unwrap().clone();
+    let now = mcpgate_testkit::time::now_s();
+    let mut claims = account(&login);
+    claims["sub"] = json!(format!("sub-{login}"));
+    claims["iss"] = json!(sp.iss.map(str::to_string).unwrap_or(base));
+    claims["aud"] = json!(sp.aud.unwrap_or("gw"));
+    claims["nonce"] = json!(sp.nonce.map(str::to_string).unwrap_or(nonce));
+    claims["iat"] = json!(now);
+    claims["exp"] = json!(if sp.expired { now - 600 } else { now + 300 });
+    let key: &TestKey = if sp.unpublished_key { &keys().rsa2 } else { &keys().rsa };
+    // The unpublished key claims the published key's kid.
+    let id_token = key.sign_as(key.alg, Some(&keys().rsa.kid), &claims);
+    s.issued.lock().unwrap().push(id_token.clone());
+    (
+        http::StatusCode::OK,
+        axum::Json(json!({"access_token": "provider-access-token", "token_type": "Bearer", "id_token": id_token})),
+    )
+}
+
+async fn idp() -> (Arc<Idp>, LocalServer) {
+    let s = Arc::new(Idp::default());
+    let app = Router::new()
+        .route("/.well-known/openid-configuration", route_get(discovery))
+        .route("/jwks", route_get(jwks))
+        .route("/auth", route_get(auth))
+        .route("/token", route_post(token))
+        .with_state(s.clone());
+    let server = LocalServer::start(app).await;
+    *s.base.lock().unwrap() = server.base.clone();
+    (s, server)
+}
+
+fn config(issuer: &str, down: &str) -> String {
+    format!(
+        "{TOML}\n[[oauth.providers]]\nkind = \"oidc\"\nid = \"corp\"\nname = \"Corp SSO\"\nissuer = \"{issuer}\"\n\
+         client_id = \"gw\"\nclient_secret_env = \"CORP_SECRET\"\n\
+         [[oauth.providers]]\nkind = \"oidc\"\nid = \"down\"\nissuer = \"{down}\"\nclient_id = \"gw\"\n\
+         [[oauth.identities]]\nprovider = \"corp\"\nclaim = \"groups\"\nvalue = \"mcp-users\"\npermissions = [\"read\", \"tools:echo\"]\n\
+         [[oauth.identities]]\nemail_domain = \"partner.example\"\npermissions = [\"read\"]\n"
+    )
+}
+
+fn set_cookie(r: &Resp, name: &str) -> Option<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with(&format!("{name}=")) && !c.starts_with(&format!("{name}=;")))
+        .map(|c| c.split(';').next().unwrap().to_string())
+}
+
+struct SignIn {
+    /// The callback URL (path and query) the provider sent the browser to.
+    callback: String,
+    /// The sign-in cookie pair.
+    cookie: String,
+}
+
+/// Start → the provider (really, on loopback) → the callback URL, not yet visited.
+async fn to_provider(gw: &Gw, start: &str, login: &str) -> SignIn {
+    let r = get(gw, start, &[]).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let cookie = set_cookie(&r, "mcpgate_signin").expect("a sign-in cookie");
+    let to = format!("{}&login_hint={login}", r.header("location").unwrap());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let back = client.get(&to).send().await.unwrap();
+    let loc = back.headers()["location"].to_str().unwrap().to_string();
+    let callback = loc.strip_prefix("http://localhost").unwrap_or(&loc).to_string();
+    assert!(callback.starts_with("/auth/oauth/callback?"), "{callback}");
+    SignIn { callback, cookie }
+}
+
+async fn finish(gw: &Gw, s: &SignIn) -> Resp {
+    get(gw, &s.callback, &[("cookie", &s.cookie)]).await
+}
+
+#[tokio::test]
+async fn an_oidc_sign_in_ends_in_a_token_for_that_person() {
+    let logs = LogCapture::install();
+    let (provider, _server) = idp().await;
+    let base = provider.base.lock().unwrap().clone();
+    let down = dead_url("").await;
+    let mut setup = Setup::new(&config(&base, &down));
+    setup.env("CORP_SECRET", SECRET);
+    let gw = setup.start().await;
+    let client = public_client(&gw).await;
+
+    // The page offers the provider, with a way back to this very request.
+    let q = authorize_query(&client, REDIRECT, &[]);
+    let page = get(&gw, &q, &[]).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("Sign in with Corp SSO"), "{}", page.text);
+    let href = page
+        .text
+        .split("class=\"provider\" href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let start = href.strip_prefix("http://localhost").unwrap().to_string();
+    assert!(
+        start.starts_with("/auth/oauth/corp/start?return_to=%2Fauthorize%3F"),
+        "{start}"
+    );
+
+    let s = to_provider(&gw, &start, "ana").await;
+    let r = finish(&gw, &s).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(
+        r.header("location"),
+        Some(q.as_str()),
+        "back to the authorization request"
+    );
+    let session = set_cookie(&r, "mcpgate_session").expect("signed in");
+    // The same answer again: refused (each sign-in is answered once).
+    assert_eq!(finish(&gw, &s).await.status, 400);
+
+    // Back at /authorize signed in: the consent page names the person; allowing gives a code.
+    let me = get(&gw, "/auth/me", &[("cookie", &session)]).await;
+    assert_eq!(me.body["user_id"], "ana@example.com", "{}", me.text);
+    assert_eq!(me.body["signed_in_with"], "provider");
+    let page = get(&gw, &q, &[("cookie", &session)]).await;
+    assert!(
+        page.text.contains("signed in as <strong><bdi>ana@example.com</bdi>"),
+        "{}",
+        page.text
+    );
+    let csrf = set_cookie(&page, "mcpgate_csrf").unwrap();
+    let ch = challenge(VERIFIER);
+    let body = form(&[
+        ("response_type", "code"),
+        ("client_id", &client),
+        ("redirect_uri", REDIRECT),
+        ("code_challenge", &ch),
+        ("code_challenge_method", "S256"),
+        ("state", "st-123"),
+        ("resource", RESOURCE),
+        ("csrf", csrf.split_once('=').unwrap().1),
+        ("decision", "allow"),
+        ("scope", "read tools:echo"),
+    ]);
+    let r = post_form(
+        &gw,
+        "/authorize",
+        &body,
+        &[
+            ("cookie", &format!("{csrf}; {session}")),
+            ("origin", "http://localhost"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let code = location_params(&r)["code"].clone();
+    let t = post_form(
+        &gw,
+        "/token",
+        &form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", &client),
+        ]),
+        &[],
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert_eq!(t.body["scope"], "read tools:echo");
+    let at = t.body["access_token"].as_str().unwrap().to_string();
+    let who = gw.whoami(&[("authorization", &format!("Bearer {at}"))]).await;
+    assert_eq!(who["user_id"], "ana@example.com", "{who}");
+    assert_eq!(who["auth_method"], "oauth");
+
+    let mut secrets = vec![
+        ("provider client secret".to_string(), SECRET.to_string()),
+        ("session".to_string(), session.split_once('=').unwrap().1.to_string()),
+        (
+            "sign-in cookie".to_string(),
+            s.cookie.split_once('=').unwrap().1.to_string(),
+        ),
+        ("access token".to_string(), at),
+    ];
+    for (i, x) in provider.issued.lock().unwrap().iter().enumerate() {
+        secrets.push((format!("provider code or id token {i}"), x.clone()));
+    }
+    let audit = audit_text(&gw.audit().await);
+    let leaks = find_leaks(&secrets, &[("logs", &logs.text()), ("audit", &audit)]);
+    assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n\n"));
+}
+
+#[tokio::test]
+async fn the_sign_in_negative_table() {
+    let (provider, _server) = idp().await;
+    let base = provider.base.lock().unwrap().clone();
+    let down = dead_url("").await;
+    let mut setup = Setup::new(&config(&base, &down)).manual_clock();
+    setup.env("CORP_SECRET", SECRET);
+    let gw = setup.start().await;
+    let start = "/auth/oauth/corp/start?return_to=%2Fauth%2Fme";
+    let refused = |r: &Resp, status: u16, words: &str| {
+        assert_eq!(r.status, status, "{}", r.text);
+        assert!(r.text.contains(words), "{words:?} not in {}", r.text);
+        assert!(set_cookie(r, "mcpgate_session").is_none(), "signed in anyway");
+    };
+
+    // State: missing, wrong, from another browser (no cookie), expired.
+    let s = to_provider(&gw, start, "ana").await;
+    let no_state = s.callback.split("&state=").next().unwrap().to_string();
+    refused(
+        &get(&gw, &no_state, &[("cookie", &s.cookie)]).await,
+        400,
+        "state mismatch",
+    );
+    let wrong = format!("{no_state}&state=abc");
+    refused(&get(&gw, &wrong, &[("cookie", &s.cookie)]).await, 400, "state mismatch");
+    refused(&get(&gw, &s.callback, &[]).await, 400, "not started in this browser");
+    let other = to_provider(&gw, start, "ana").await;
+    refused(
+        &get(&gw, &s.callback, &[("cookie", &other.cookie)]).await,
+        400,
+        "state mismatch",
+    );
+
+    // The ID token spoiled, one way at a time: not trusted (502 page, not signed in).
+    for spoil in [
+        Spoil {
+            nonce: Some("another-nonce"),
+            ..Spoil::default()
+        },
+        Spoil {
+            aud: Some("someone-else"),
+            ..Spoil::default()
+        },
+        Spoil {
+            iss: Some("http://127.0.0.1:1"),
+            ..Spoil::default()
+        },
+        Spoil {
+            unpublished_key: true,
+            ..Spoil::default()
+        },
+        Spoil {
+            expired: true,
+            ..Spoil::default()
+        },
+        Spoil {
+            token_error: true,
+            ..Spoil::default()
+        },
+    ] {
+        *provider.spoil.lock().unwrap() = spoil;
+        let s = to_provider(&gw, start, "ana").await;
+        refused(&finish(&gw, &s).await, 502, "could not be trusted");
+    }
+    *provider.spoil.lock().unwrap() = Spoil::default();
+
+    // No rule admits eve; pat's address is in an admitted domain but not verified.
+    for who in ["eve", "pat"] {
+        let s = to_provider(&gw, start, who).await;
+        refused(&finish(&gw, &s).await, 403, "not allowed to use this gateway");
+    }
+    // The provider said no.
+    let s = to_provider(&gw, start, "ana").await;
+    let state = s.callback.split("&state=").nth(1).unwrap();
+    let denied = format!("/auth/oauth/callback?error=access_denied&state={state}");
+    refused(
+        &get(&gw, &denied, &[("cookie", &s.cookie)]).await,
+        403,
+        "did not let you sign in",
+    );
+    // A provider that cannot be reached: a page that says so.
+    refused(&get(&gw, "/auth/oauth/down/start", &[]).await, 502, "cannot be reached");
+    // return_to elsewhere, an unknown provider.
+    for bad in [
+        "https%3A%2F%2Fevil.example%2F",
+        "%2F%2Fevil.example",
+        "%2F%5Cevil.example",
+    ] {
+        let r = get(&gw, &format!("/auth/oauth/corp/start?return_to={bad}"), &[]).await;
+        refused(&r, 400, "not on this gateway");
+    }
+    refused(
+        &get(&gw, "/auth/oauth/nope/start", &[]).await,
+        404,
+        "no such sign-in provider",
+    );
+
+    // And it still works after all that.
+    let s = to_provider(&gw, start, "ana").await;
+    let r = finish(&gw, &s).await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/auth/me"));
+
+    // Last (the gateway's clock runs ahead of the provider's after this): too late.
+    let late = to_provider(&gw, start, "ana").await;
+    gw.advance(Duration::from_secs(601));
+    refused(&finish(&gw, &late).await, 400, "longer than 10 minutes");
+}
