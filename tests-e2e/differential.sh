@@ -22,7 +22,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_tools
 e2e_init differential
 for bin in "$MCPGATE_BIN" "$MCPGATE_EXAMPLE_BIN"; do
-  [[ -x "$bin" ]] || { fail "differential/binaries" "$bin not found (cargo build --release --workspace)"; suite_summary; exit 1; }
+  [[ -x "$bin" ]] || { fail "differential/binaries" "$bin not found (cargo build --profile ci --workspace)"; suite_summary; exit 1; }
 done
 
 DRIVER=("$VENV_PY" "$E2E_DIR/differential.py")

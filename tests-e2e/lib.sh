@@ -3,10 +3,10 @@
 #
 # Environment (all optional):
 #   MCPGATE_TEST_CACHE   where tools are installed (default ~/.cache/mcpgate-test)
-#   MCPGATE_BIN          gateway binary (default $TARGET_DIR/release/mcpgate)
-#   MCPGATE_EXAMPLE_BIN  fixture binary (default $TARGET_DIR/release/mcpgate-example-server)
-#   MCPGATE_EMBEDDED_BIN examples/embedded-server (default $TARGET_DIR/release/mcpgate-embedded-example)
-#   MCPGATE_PROFILE_DIR  cargo profile dir used for the defaults above (default release)
+#   MCPGATE_BIN          gateway binary (default $TARGET_DIR/ci/mcpgate)
+#   MCPGATE_EXAMPLE_BIN  fixture binary (default $TARGET_DIR/ci/mcpgate-example-server)
+#   MCPGATE_EMBEDDED_BIN examples/embedded-server (default $TARGET_DIR/ci/mcpgate-embedded-example)
+#   MCPGATE_PROFILE_DIR  cargo profile dir used for the defaults above (default ci, what scripts/test builds)
 #   CARGO_TARGET_DIR     honoured like cargo does
 #   E2E_RESULTS          file that PASS/FAIL lines are appended to (scripts/test sets it)
 #   E2E_LOG_DIR          where server and client logs go (default $TARGET_DIR/e2e-logs)
@@ -24,9 +24,9 @@ NODE_MIN="22.19.0"
 # tests-e2e/package.json
 # mcp (Python SDK) and its dependencies: tests-e2e/requirements.txt
 
-MCPGATE_BIN="${MCPGATE_BIN:-$TARGET_DIR/${MCPGATE_PROFILE_DIR:-release}/mcpgate}"
-MCPGATE_EXAMPLE_BIN="${MCPGATE_EXAMPLE_BIN:-$TARGET_DIR/${MCPGATE_PROFILE_DIR:-release}/mcpgate-example-server}"
-MCPGATE_EMBEDDED_BIN="${MCPGATE_EMBEDDED_BIN:-$TARGET_DIR/${MCPGATE_PROFILE_DIR:-release}/mcpgate-embedded-example}"
+MCPGATE_BIN="${MCPGATE_BIN:-$TARGET_DIR/${MCPGATE_PROFILE_DIR:-ci}/mcpgate}"
+MCPGATE_EXAMPLE_BIN="${MCPGATE_EXAMPLE_BIN:-$TARGET_DIR/${MCPGATE_PROFILE_DIR:-ci}/mcpgate-example-server}"
+MCPGATE_EMBEDDED_BIN="${MCPGATE_EMBEDDED_BIN:-$TARGET_DIR/${MCPGATE_PROFILE_DIR:-ci}/mcpgate-embedded-example}"
 E2E_LOG_DIR="${E2E_LOG_DIR:-$TARGET_DIR/e2e-logs}"
 
 log()  { printf '%s\n' "[e2e] $*" >&2; }
