@@ -362,7 +362,8 @@ class Flow:
         finally:
             ctx.close()
 
-    # -- 1b. the same browser again: its web session signs it in, the consent is remembered ---
+    # -- 1b. the same browser again: its web session signs it in; the consent page is shown
+    #        again (a loopback redirect never skips it, RFC 8252 §8.6) without asking for a key --
     def signed_in_again(self, ctx: BrowserContext, page: Page) -> None:
         sess = [c for c in ctx.cookies(self.base) if c["name"] in ("mcpgate_session", "__Host-mcpgate_session")]
         check(
@@ -371,19 +372,27 @@ class Flow:
             f"session cookie as the browser holds it: {[{k: c[k] for k in ('name', 'httpOnly', 'sameSite', 'path')} for c in sess]}",
         )
         url, state, _ = self.authorize_url()
-        try:
-            page.goto(url)
-            page.wait_for_url(lambda u: u.startswith(self.redirect_uri + "?"))
-        except Exception as e:  # noqa: BLE001 (a timeout: the page stayed)
-            text = " ".join(page.inner_text("body").split())[:240] if page.locator("body").count() else ""
-            record("session/remembered-consent", False, f"{type(e).__name__}: stayed on {page.url[:120]!r}: {text!r}")
+        resp = page.goto(url)
+        text = " ".join(page.inner_text("main").split()) if page.locator("main").count() else ""
+        key_required = page.locator("input[name=api_key][required]").count()
+        check(
+            "session/consent-again",
+            resp is not None
+            and resp.status == 200
+            and page.title().startswith("Allow access")
+            and "signed in as" in text
+            and key_required == 0,
+            f"a second authorization in the signed-in browser (loopback redirect): {resp.status if resp else None},"
+            f" title {page.title()!r}, required key fields {key_required}, text {text[:240]!r}",
+        )
+        q = self.on_callback(page, "session/allow-signed-in", "allow")
+        if q is None:
             return
-        q = query_of(page.url)
         keep(q.get("code"))
         check(
-            "session/remembered-consent",
+            "session/allow-signed-in",
             bool(q.get("code")) and "error" not in q and q.get("state") == state and q.get("iss") == self.issuer,
-            f"a second authorization in the signed-in browser: callback query {redacted(q)}",
+            f"Allow without typing a key, signed in by the session: callback query {redacted(q)}",
         )
         resp = page.goto(f"{self.base}/auth/me")
         body = resp.json() if resp and resp.status == 200 else {}

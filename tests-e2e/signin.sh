@@ -7,8 +7,9 @@
 #   example.test (verified addresses only), the GitHub organization acme.
 # tests-e2e/signin.py drives it as an MCP client and its user would: DCR, /authorize, the page's
 # provider link, the provider's own pages and back, consent, token, whoami through /mcp; and the
-# refusals (outside the group, an unverified e-mail, outside the organization). Then: no code,
-# token, client secret or cookie in the gateway's log.
+# refusals (outside the group, an unverified e-mail, outside the organization).
+# tests-e2e/signin_browser.py does seed 004's browser path in headless Chromium (screenshots).
+# Then: no code, token, client secret or cookie in the gateway's log.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -96,11 +97,13 @@ provider = "corp"
 claim = "groups"
 value = "mcp-users"
 permissions = ["read", "write"]
+user_id = "{email}"
 
 [[oauth.identities]]
 provider = "corp"
 email_domain = "example.test"
 permissions = ["read"]
+user_id = "{email}"
 
 [[oauth.identities]]
 provider = "github"
@@ -126,6 +129,15 @@ SECRETS_FILE="$E2E_TMP/seen-secrets.txt"
 printf '%s\n%s\n' "$CORP_SECRET" "$GH_SECRET" >"$SECRETS_FILE"
 run_counted "signin/client" 120 "$VENV_PY" "$E2E_DIR/signin.py" --base "$BASE" \
   --redirect-uri "http://127.0.0.1:$(free_port)/callback" --secrets-out "$SECRETS_FILE"
+
+# Seed 004's browser path in headless Chromium: start → GitHub → callback → /auth/me (the web
+# session), sign-out; the refusal pages; screenshots in this suite's log directory.
+if ensure_chromium; then
+  run_counted "signin/browser" 180 "$VENV_PY" "$E2E_DIR/signin_browser.py" --base "$BASE" \
+    --chromium "$CHROMIUM_BIN" --artifacts "$E2E_SUITE_LOG_DIR" --secrets-out "$SECRETS_FILE"
+else
+  fail "signin/browser" "no working chromium (see above)"
+fi
 
 SECRETS_MIN=6 check_no_secret_in_log "signin/no-secret-in-log" "$SECRETS_FILE" "$GATEWAY_LOG"
 

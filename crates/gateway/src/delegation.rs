@@ -3,6 +3,8 @@
 //! holds (sealed) for the caller's key, else from a static fallback in the environment; it goes
 //! upstream as a header built from a template and/or as a tool argument, with optional identity
 //! headers. The caller's credential never appears here: only configured headers are forwarded.
+//! With `delegation.source = "provider:<id>"` the credential is the person's own token at that
+//! sign-in provider, held by the authorization server (`oauth::providers::held`).
 
 use crate::config::DelegationConfig;
 use axum::http::{HeaderName, HeaderValue};
@@ -12,6 +14,8 @@ use mcpgate_core::redact::Secret;
 pub struct Delegation {
     pub cfg: DelegationConfig,
     fallback: Option<Secret>,
+    /// With `delegation.source = "provider:<id>"`: the provider's name and where to sign in.
+    pub sign_in: Option<(String, String)>,
 }
 
 impl Delegation {
@@ -21,14 +25,24 @@ impl Delegation {
             .iter()
             .find_map(|n| env(n).filter(|v| !v.is_empty()))
             .map(Secret::new);
-        Delegation { cfg, fallback }
+        Delegation {
+            cfg,
+            fallback,
+            sign_in: None,
+        }
     }
 
-    /// The credential to use upstream for `p`, in order: token claim, held, fallback.
-    pub fn resolve(&self, p: &Principal, held: impl FnOnce(&str) -> Option<Secret>) -> Option<Secret> {
+    /// The credential to use upstream for `p`: with a provider source, only the person's own
+    /// token at that provider (while it is good at `now`); else, in order, token claim, held
+    /// for the key, fallback. `held` reads the credentials the gateway holds, by owner.
+    pub fn resolve(&self, p: &Principal, now: i64, held: impl Fn(&str) -> Option<Secret>) -> Option<Secret> {
+        if let Some(provider) = &self.cfg.provider {
+            let owner = crate::oauth::providers::held::owner(provider, p.tenant(), p.user_id());
+            return held(&owner).and_then(|h| crate::oauth::providers::held::usable(&h, now));
+        }
         p.upstream_credential()
             .cloned()
-            .or_else(|| p.key_id().and_then(held))
+            .or_else(|| p.key_id().and_then(&held))
             .or_else(|| self.fallback.clone())
     }
 

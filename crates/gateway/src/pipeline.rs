@@ -275,9 +275,15 @@ impl Gateway {
         let mut inject = Vec::new();
         let mut delegated: Option<Bytes> = None;
         if let (Some(d), Some(p)) = (&self.delegation, &principal) {
-            let credential = d.resolve(p, |k| self.auth.keys.held_credential(k));
+            let credential = d.resolve(p, self.clock.unix_s(), |k| self.auth.keys.held_credential(k));
             if credential.is_none() && d.cfg.required && is_call {
-                return Err(with_id(Refusal::NoUpstreamCredential));
+                return Err(with_id(match &d.sign_in {
+                    Some((provider, url)) => Refusal::ProviderSignInNeeded {
+                        provider: provider.clone(),
+                        url: url.clone(),
+                    },
+                    None => Refusal::NoUpstreamCredential,
+                }));
             }
             inject = d.headers(p, credential.as_ref());
             if let (true, Some(arg), Some(c)) = (is_call, &d.cfg.tool_argument, &credential) {

@@ -74,6 +74,12 @@ pub enum Refusal {
     UpstreamGarbled,
     /// Identity delegation found no upstream credential for the caller (seed 003).
     NoUpstreamCredential,
+    /// `delegation.source = "provider:<id>"` and no valid token at that provider is held for
+    /// the caller: where to sign in there.
+    ProviderSignInNeeded {
+        provider: String,
+        url: String,
+    },
     /// The request body did not arrive within `http.body_timeout_s`.
     BodyTimeout,
     /// A cap on sessions or open streams (per caller or in all).
@@ -233,6 +239,14 @@ impl Refusal {
                  ask an administrator to set one (mcpgate keys set-upstream-credential)"
                     .into(),
             ),
+            Refusal::ProviderSignInNeeded { provider, url } => (
+                StatusCode::FORBIDDEN,
+                code::FORBIDDEN,
+                format!(
+                    "this tool acts with your own {provider} account and the gateway holds no valid {provider} token for you: \
+                     sign in at {url} in a browser, then call again"
+                ),
+            ),
             Refusal::UpstreamGarbled => (
                 StatusCode::BAD_GATEWAY,
                 code::UPSTREAM_UNAVAILABLE,
@@ -282,6 +296,7 @@ impl Refusal {
             Refusal::SessionOwnedByOther => "session_owner_mismatch",
             Refusal::UpstreamGarbled => "upstream_garbled",
             Refusal::NoUpstreamCredential => "no_upstream_credential",
+            Refusal::ProviderSignInNeeded { .. } => "provider_sign_in_needed",
             Refusal::BodyTimeout => "body_timeout",
             Refusal::Cap(crate::sessions::CapReached::SessionsPerPrincipal { .. }) => "sessions_per_principal",
             Refusal::Cap(crate::sessions::CapReached::StreamsPerPrincipal { .. }) => "streams_per_principal",

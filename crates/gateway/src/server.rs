@@ -92,6 +92,8 @@ pub struct Stores {
     pub clients: Arc<dyn ClientStore>,
     pub grants: Arc<dyn GrantStore>,
     pub signing_keys: Arc<dyn SigningKeyStore>,
+    /// People who signed in through a provider (first and last sign-in).
+    pub users: Arc<dyn mcpgate_store::UserStore>,
     /// Things used once across every replica: `private_key_jwt` assertion ids.
     pub replay: Arc<dyn ReplayStore>,
 }
@@ -110,6 +112,7 @@ impl Stores {
             clients: store.clone(),
             grants: store.clone(),
             signing_keys: store.clone(),
+            users: store.clone(),
             replay: store,
         })
     }
@@ -127,6 +130,7 @@ impl Stores {
             clients: store.clone(),
             grants: store.clone(),
             signing_keys: store.clone(),
+            users: store.clone(),
             replay: store,
         }
     }
@@ -222,10 +226,17 @@ impl Gateway {
             held,
         )
         .await?;
-        let delegation = config
-            .delegation
-            .clone()
-            .map(|d| crate::delegation::Delegation::new(d, env));
+        let delegation = config.delegation.clone().map(|d| {
+            // With a provider source: where a person without a token there signs in.
+            let sign_in = d.provider.as_ref().and_then(|id| {
+                let o = config.oauth.as_ref()?;
+                let p = o.providers.iter().find(|p| &p.id == id)?;
+                Some((p.name.clone(), format!("{}/auth/oauth/{id}/start", o.issuer)))
+            });
+            let mut delegation = crate::delegation::Delegation::new(d, env);
+            delegation.sign_in = sign_in;
+            delegation
+        });
         tokio::spawn(keys.clone().watch());
         let resource = format!("{}/mcp", config.public_url);
         let mut auth = Auth::new(config.auth.clone(), keys, &resource, env, clock.clone())?;

@@ -48,6 +48,11 @@ pub enum Command {
         #[command(subcommand)]
         command: GrantsCommand,
     },
+    /// People who signed in through a provider (GitHub, Google, OIDC): list, show.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Query the audit log.
     Audit(AuditArgs),
     /// Test tokens for trying a setup.
@@ -109,6 +114,23 @@ pub enum ClientsCommand {
     /// Remove a client and revoke its grants.
     Remove {
         client_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Every user, by first sign-in.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One user: the record and their grants.
+    Show {
+        user_id: String,
         #[command(flatten)]
         store: StoreArgs,
     },

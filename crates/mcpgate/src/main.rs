@@ -58,6 +58,7 @@ fn main() -> std::process::ExitCode {
             Command::Keys { command } => commands::keys::run(command).await,
             Command::Clients { command } => commands::oauth::clients(command).await,
             Command::Grants { command } => commands::oauth::grants(command).await,
+            Command::Users { command } => commands::oauth::users(command).await,
             Command::Audit(args) => commands::audit::run(args).await,
             Command::Token {
                 command: cli::TokenCommand::Mint(args),

@@ -155,3 +155,49 @@ async fn revoking_a_key_ends_the_grants_signed_in_with_it() {
     assert!(store.get_grant("ga").await.unwrap().unwrap().revoked_at.is_some());
     assert!(store.get_grant("gb").await.unwrap().unwrap().revoked_at.is_none());
 }
+
+#[tokio::test]
+async fn users_who_signed_in_are_listed_and_shown() {
+    use mcpgate_store::{UserRecord, UserStore};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let store = SqliteStore::open(&db).unwrap();
+    let ana = UserRecord {
+        user_id: "ana@example.com".into(),
+        tenant: Some("acme".into()),
+        role: Role::Developer,
+        via: "provider:corp:sub-ana".into(),
+        email: Some("ana@example.com".into()),
+        name: Some("ana".into()),
+        first_sign_in: 0,
+        last_sign_in: 0,
+        sign_ins: 0,
+    };
+    store.record_sign_in(&ana, 1_700_000_000).await.unwrap();
+    store.record_sign_in(&ana, 1_700_000_600).await.unwrap();
+    store
+        .create_grant(
+            &grant("g-ana", "ana@example.com", "c1", "provider:corp:sub-ana"),
+            None,
+            i64::MAX / 2,
+        )
+        .await
+        .unwrap();
+
+    let (ok, out, err) = mcpgate(&db, &["users", "list", "--json"]);
+    assert!(ok, "{err}");
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(rows[0]["user_id"], "ana@example.com");
+    assert_eq!(rows[0]["sign_ins"], 2);
+    assert_eq!(rows[0]["first_sign_in"], "2023-11-14T22:13:20Z");
+    assert_eq!(rows[0]["last_sign_in"], "2023-11-14T22:23:20Z");
+    assert_eq!(rows[0]["signed_in_with"], "provider:corp:sub-ana");
+
+    let (ok, out, err) = mcpgate(&db, &["users", "show", "ana@example.com"]);
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["grants"][0]["grant_id"], "g-ana", "{out}");
+    let (ok, _, err) = mcpgate(&db, &["users", "show", "nobody"]);
+    assert!(!ok && err.contains("no user"), "{err}");
+}

@@ -3,8 +3,9 @@
 //! (nonces and signatures seen once: HMAC replay, later `private_key_jwt` jti), [`LimitStore`]
 //! (rate-limit and quota counters) and [`SessionStore`] (which principal opened each MCP
 //! session, and how many each holds); for the OAuth authorization server, [`ClientStore`] (its
-//! clients), [`GrantStore`] (grants with their codes, refresh-token families and consents) and
-//! [`SigningKeyStore`] (the keys access tokens are signed with), in [`oauth`]. Two embedded
+//! clients), [`GrantStore`] (grants with their codes, refresh-token families and consents),
+//! [`SigningKeyStore`] (the keys access tokens are signed with) and [`UserStore`] (the people who
+//! signed in through a provider, with their first and last sign-in), in [`oauth`]. Two embedded
 //! implementations need no other service: [`sqlite::SqliteStore`] (one file, the default) and
 //! [`memory::MemoryStore`] (nothing survives the process; tests, embedders). A shared backend
 //! (PostgreSQL, Redis) implements the same traits and must pass the same [`conformance`] suite.
@@ -34,7 +35,7 @@ use mcpgate_core::audit::{AuditQuery, AuditRecord};
 use mcpgate_core::keys::KeyRecord;
 use mcpgate_core::principal::Limits;
 use mcpgate_core::ratelimit::{Limited, Now, Remaining};
-pub use oauth::{ClientStore, GrantStore, SigningKeyStore};
+pub use oauth::{ClientStore, GrantStore, SigningKeyStore, UserRecord, UserStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

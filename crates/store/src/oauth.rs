@@ -1,8 +1,8 @@
 //! The authorization server's records: clients ([`ClientStore`]), grants with their codes,
-//! refresh tokens and consents ([`GrantStore`]), and the keys that sign access tokens
-//! ([`SigningKeyStore`]). Codes and refresh tokens are stored as SHA-256 hashes (a copy of the
-//! store is no use to a thief); signing keys are sealed like held credentials. Times are unix
-//! seconds given by the caller.
+//! refresh tokens and consents ([`GrantStore`]), the keys that sign access tokens
+//! ([`SigningKeyStore`]), and the people who signed in through a provider ([`UserStore`]). Codes
+//! and refresh tokens are stored as SHA-256 hashes (a copy of the store is no use to a thief);
+//! signing keys are sealed like held credentials. Times are unix seconds given by the caller.
 //!
 //! A *grant* is what one sign-in gave one client: who signed in (the [`Subject`]), the scopes and
 //! the resource. Its refresh tokens form one family: each is used once and replaced; using one
@@ -238,4 +238,41 @@ pub trait SigningKeyStore: Send + Sync {
     async fn retire_signing_key(&self, kid: &str, at: i64) -> Result<bool>;
     /// False when there was none.
     async fn remove_signing_key(&self, kid: &str) -> Result<bool>;
+}
+
+/// A person who signed in through a provider: recorded so grants and audit can name them and an
+/// operator can list them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub user_id: String,
+    pub tenant: Option<String>,
+    pub role: Role,
+    /// How they last signed in: `provider:<id>:<subject>`.
+    pub via: String,
+    /// Verified primary e-mail, if the provider gave one.
+    pub email: Option<String>,
+    /// A display name or login, if any.
+    pub name: Option<String>,
+    /// When they first signed in (unix seconds).
+    pub first_sign_in: i64,
+    /// When they last signed in (unix seconds): never moves backwards.
+    pub last_sign_in: i64,
+    /// How many times they signed in.
+    pub sign_ins: u64,
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Records a sign-in of `user.user_id` at `now`: a new user gets first = last = now and 1
+    /// sign-in; a known one keeps its first sign-in, gets last = max(last, now), sign_ins + 1, and
+    /// the record's tenant, role, via, email and name replaced by these. Atomic: N concurrent
+    /// calls for one user leave sign_ins increased by exactly N. Returns the record as stored
+    /// afterwards. (The `first_sign_in`, `last_sign_in` and `sign_ins` fields of the argument are
+    /// ignored.)
+    async fn record_sign_in(&self, user: &UserRecord, now: i64) -> Result<UserRecord>;
+    async fn get_user(&self, user_id: &str) -> Result<Option<UserRecord>>;
+    /// Every user, by first sign-in (ties by user_id).
+    async fn list_users(&self) -> Result<Vec<UserRecord>>;
+    /// False when there was no such user.
+    async fn remove_user(&self, user_id: &str) -> Result<bool>;
 }

@@ -2,6 +2,7 @@
 //! made with. For tests of what a gateway does when its shared store is down (it must refuse,
 //! never let a request through unchecked, and keep the store's error text out of its answers).
 
+use crate::oauth::{UserRecord, UserStore};
 use crate::{LimitStore, OpenSession, Result, SessionStore, StoreError, async_trait};
 use mcpgate_core::principal::Limits;
 use mcpgate_core::ratelimit::{Limited, Now, Remaining};
@@ -55,6 +56,22 @@ impl LimitStore for Unavailable {
         self.fail()
     }
     async fn remaining(&self, _: &str, _: &Limits, _: Now) -> Result<Remaining> {
+        self.fail()
+    }
+}
+
+#[async_trait]
+impl UserStore for Unavailable {
+    async fn record_sign_in(&self, _: &UserRecord, _: i64) -> Result<UserRecord> {
+        self.fail()
+    }
+    async fn get_user(&self, _: &str) -> Result<Option<UserRecord>> {
+        self.fail()
+    }
+    async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        self.fail()
+    }
+    async fn remove_user(&self, _: &str) -> Result<bool> {
         self.fail()
     }
 }

@@ -159,6 +159,7 @@ async fn memory_oauth_passes_the_suite() {
     conformance::clients(Arc::new(MemoryStore::new())).await.unwrap();
     conformance::grants(Arc::new(MemoryStore::new())).await.unwrap();
     conformance::signing_keys(Arc::new(MemoryStore::new())).await.unwrap();
+    conformance::users(Arc::new(MemoryStore::new())).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -167,6 +168,135 @@ async fn sqlite_oauth_passes_the_suite() {
     conformance::clients(fresh_sqlite(&dir)).await.unwrap();
     conformance::grants(fresh_sqlite(&dir)).await.unwrap();
     conformance::signing_keys(fresh_sqlite(&dir)).await.unwrap();
+    conformance::users(fresh_sqlite(&dir)).await.unwrap();
+}
+
+/// The suite through `Arc<dyn UserStore>`, as the gateway holds it, on both embedded stores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn users_pass_the_suite_as_trait_objects() {
+    use mcpgate_store::UserStore;
+    let dir = tempfile::tempdir().unwrap();
+    let stores: [Arc<dyn UserStore>; 2] = [Arc::new(MemoryStore::new()), fresh_sqlite(&dir)];
+    for store in stores {
+        conformance::users(store).await.unwrap();
+    }
+}
+
+/// Two handles on one file (two gateways): racing sign-ins of one user through both are each
+/// counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_two_handles_count_every_sign_in() {
+    use mcpgate_store::UserStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared-users.db");
+    let a = Arc::new(SqliteStore::open(&path).unwrap());
+    let b = Arc::new(SqliteStore::open(&path).unwrap());
+    let t0 = conformance::T0;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            store.record_sign_in(&conformance::sample_user("shared"), t0 + i).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let got = b.get_user("shared").await.unwrap().unwrap();
+    assert_eq!((got.sign_ins, got.last_sign_in), (40, t0 + 39));
+    assert_eq!(a.get_user("shared").await.unwrap(), Some(got));
+}
+
+/// The suite can fail: a user store that reads, yields, then writes loses racing sign-ins, and is
+/// caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_suite_catches_a_user_store_that_races() {
+    use mcpgate_store::{Result, UserRecord, UserStore, async_trait};
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    /// Right one call at a time; two steps under a race.
+    #[derive(Default)]
+    struct Racy(Mutex<HashMap<String, UserRecord>>);
+    #[async_trait]
+    impl UserStore for Racy {
+        async fn record_sign_in(&self, user: &UserRecord, now: i64) -> Result<UserRecord> {
+            let known = self.0.lock().unwrap().get(&user.user_id).cloned();
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            let stored = match known {
+                Some(k) => UserRecord {
+                    first_sign_in: k.first_sign_in,
+                    last_sign_in: k.last_sign_in.max(now),
+                    sign_ins: k.sign_ins + 1,
+                    ..user.clone()
+                },
+                None => UserRecord {
+                    first_sign_in: now,
+                    last_sign_in: now,
+                    sign_ins: 1,
+                    ..user.clone()
+                },
+            };
+            self.0.lock().unwrap().insert(user.user_id.clone(), stored.clone());
+            Ok(stored)
+        }
+        async fn get_user(&self, user_id: &str) -> Result<Option<UserRecord>> {
+            Ok(self.0.lock().unwrap().get(user_id).cloned())
+        }
+        async fn list_users(&self) -> Result<Vec<UserRecord>> {
+            let mut all: Vec<UserRecord> = self.0.lock().unwrap().values().cloned().collect();
+            all.sort_by(|a, b| (a.first_sign_in, &a.user_id).cmp(&(b.first_sign_in, &b.user_id)));
+            Ok(all)
+        }
+        async fn remove_user(&self, user_id: &str) -> Result<bool> {
+            Ok(self.0.lock().unwrap().remove(user_id).is_some())
+        }
+    }
+    let err = conformance::users(Arc::new(Racy::default())).await.unwrap_err();
+    assert!(err.to_string().contains("racing sign-ins"), "{err}");
+}
+
+/// The suite can fail: a store that answers with the latest call's time as the last sign-in,
+/// even when it is older, is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_catches_a_last_sign_in_that_goes_backwards() {
+    use mcpgate_store::{Result, UserRecord, UserStore, async_trait};
+    struct Backwards(MemoryStore);
+    #[async_trait]
+    impl UserStore for Backwards {
+        async fn record_sign_in(&self, user: &UserRecord, now: i64) -> Result<UserRecord> {
+            let mut got = self.0.record_sign_in(user, now).await?;
+            got.last_sign_in = now;
+            Ok(got)
+        }
+        async fn get_user(&self, user_id: &str) -> Result<Option<UserRecord>> {
+            self.0.get_user(user_id).await
+        }
+        async fn list_users(&self) -> Result<Vec<UserRecord>> {
+            self.0.list_users().await
+        }
+        async fn remove_user(&self, user_id: &str) -> Result<bool> {
+            self.0.remove_user(user_id).await
+        }
+    }
+    let err = conformance::users(Arc::new(Backwards(MemoryStore::new())))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("must not move backwards"), "{err}");
+}
+
+/// A store that is down fails every user call with its own text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unavailable_store_fails_every_user_call() {
+    use mcpgate_store::unavailable::Unavailable;
+    use mcpgate_store::{StoreError, UserStore};
+    let s: Arc<dyn UserStore> = Arc::new(Unavailable("db down".into()));
+    let down = |e: StoreError| matches!(e, StoreError::Backend(ref t) if t == "db down");
+    assert!(down(
+        s.record_sign_in(&conformance::sample_user("u"), 1).await.unwrap_err()
+    ));
+    assert!(down(s.get_user("u").await.unwrap_err()));
+    assert!(down(s.list_users().await.unwrap_err()));
+    assert!(down(s.remove_user("u").await.unwrap_err()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -48,6 +48,8 @@ pub struct DelegationConfig {
     pub required: bool,
     pub identity_headers: bool,
     pub encryption_key_env: String,
+    /// `delegation.source = "provider:<id>"`: the user's own token at that sign-in provider.
+    pub provider: Option<String>,
 }
 
 fn validate_delegation(d: raw::RawDelegation) -> Result<DelegationConfig, ConfigError> {
@@ -83,6 +85,18 @@ fn validate_delegation(d: raw::RawDelegation) -> Result<DelegationConfig, Config
         required: d.required.unwrap_or(true),
         identity_headers: d.identity_headers,
         encryption_key_env: d.encryption_key_env.unwrap_or_else(|| "MCPGATE_ENCRYPTION_KEY".into()),
+        provider: match d.source.as_deref() {
+            None => None,
+            Some(s) => match s.strip_prefix("provider:") {
+                Some(id) if !id.is_empty() => Some(id.to_string()),
+                _ => {
+                    return Err(err(
+                        "delegation.source",
+                        format!("{s:?}: write provider:<id>, naming one of oauth.providers (or leave it unset)"),
+                    ));
+                }
+            },
+        },
     })
 }
 
@@ -439,6 +453,14 @@ impl Config {
         }
         let delegation = raw.delegation.map(validate_delegation).transpose()?;
         let oauth = crate::oauth::OAuthSettings::validate(raw.oauth, &public_url).map_err(|(f, p)| err(f, p))?;
+        if let Some(id) = delegation.as_ref().and_then(|d| d.provider.as_deref())
+            && !oauth.as_ref().is_some_and(|o| o.providers.iter().any(|p| p.id == id))
+        {
+            return Err(err(
+                "delegation.source",
+                format!("provider:{id}: there is no such sign-in provider (oauth.providers)"),
+            ));
+        }
         let store_path = PathBuf::from(raw.store.path.unwrap_or_else(|| "mcpgate.db".into()));
         let audit = AuditConfig {
             store: raw.audit.store.unwrap_or(true),

@@ -56,6 +56,10 @@ pub struct RawDelegation {
     /// Environment variable holding the key that seals held credentials
     /// (default `MCPGATE_ENCRYPTION_KEY`; 32 bytes, base64 or hex).
     pub encryption_key_env: Option<String>,
+    /// Where the credential comes from: unset, the token's claims, then the one held for the
+    /// key, then `env_fallback`; `"provider:<id>"`, only the user's own token at that sign-in
+    /// provider (`[[oauth.providers]]`), kept sealed when they sign in there and refreshed.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -256,6 +260,15 @@ pub mod env {
     pub const DEBUG: &str = "DEBUG";
     /// Seeds 001/002: the HS256 secret. Set alone (no `[auth.jwt]`), it turns JWT verification on.
     pub const JWT_SECRET: &str = "JWT_SECRET";
+    /// Seed 004: `true` turns the authorization server on (its defaults when the file has no
+    /// `[oauth]`); `false` turns it off.
+    pub const MCP_OAUTH_ENABLED: &str = "MCP_OAUTH_ENABLED";
+    /// Seed 004: sign-in through GitHub (the OAuth app's client id; the secret is read from
+    /// [`MCP_OAUTH_GITHUB_CLIENT_SECRET`]).
+    pub const MCP_OAUTH_GITHUB_CLIENT_ID: &str = "MCP_OAUTH_GITHUB_CLIENT_ID";
+    pub const MCP_OAUTH_GITHUB_CLIENT_SECRET: &str = "MCP_OAUTH_GITHUB_CLIENT_SECRET";
+    /// Seed 004: where providers send the browser back (`oauth.provider_redirect_uri`).
+    pub const MCP_OAUTH_REDIRECT_URI: &str = "MCP_OAUTH_REDIRECT_URI";
 }
 
 /// Values given on the command line; `None` leaves the lower layers in force.
@@ -339,6 +352,57 @@ impl RawConfig {
                 .parse()
                 .map_err(|_| format!("{}: expected milliseconds, got {v:?}", env::REQUEST_TIMEOUT_MS))?;
             self.upstream.request_timeout_ms = Some(n);
+        }
+        self.apply_seed_004_env(&get)
+    }
+
+    /// Seed 004's `MCP_OAUTH_*` variables, over the file's `[oauth]`.
+    fn apply_seed_004_env(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        match get(env::MCP_OAUTH_ENABLED).as_deref().map(str::trim) {
+            None | Some("") => {}
+            Some("true" | "1" | "yes" | "on") => self.oauth.get_or_insert_with(Default::default).enabled = Some(true),
+            Some("false" | "0" | "no" | "off") => {
+                if let Some(o) = &mut self.oauth {
+                    o.enabled = Some(false);
+                }
+            }
+            Some(v) => return Err(format!("{}: expected true or false, got {v:?}", env::MCP_OAUTH_ENABLED)),
+        }
+        let github = get(env::MCP_OAUTH_GITHUB_CLIENT_ID).filter(|v| !v.trim().is_empty());
+        let redirect = get(env::MCP_OAUTH_REDIRECT_URI).filter(|v| !v.trim().is_empty());
+        let Some(oauth) = self.oauth.as_mut().filter(|o| o.enabled != Some(false)) else {
+            if github.is_some() || redirect.is_some() {
+                return Err(format!(
+                    "{} / {} are set but the authorization server is off: set {}=true (or add an [oauth] section)",
+                    env::MCP_OAUTH_GITHUB_CLIENT_ID,
+                    env::MCP_OAUTH_REDIRECT_URI,
+                    env::MCP_OAUTH_ENABLED
+                ));
+            }
+            return Ok(());
+        };
+        if let Some(client_id) = github {
+            let secret_env = Some(env::MCP_OAUTH_GITHUB_CLIENT_SECRET.to_string());
+            let kind = crate::oauth::providers::settings::ProviderKind::Github;
+            match oauth
+                .providers
+                .iter_mut()
+                .find(|p| p.kind == kind && p.id.as_deref().is_none_or(|id| id == "github"))
+            {
+                Some(p) => {
+                    p.client_id = client_id.trim().to_string();
+                    p.client_secret_env = secret_env;
+                }
+                None => oauth
+                    .providers
+                    .push(crate::oauth::providers::settings::RawProvider::github(
+                        client_id.trim(),
+                        secret_env,
+                    )),
+            }
+        }
+        if let Some(r) = redirect {
+            oauth.provider_redirect_uri = Some(r.trim().to_string());
         }
         Ok(())
     }

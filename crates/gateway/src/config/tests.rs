@@ -158,3 +158,50 @@ fn bad_env_values_are_named() {
         .unwrap_err();
     assert!(e.contains("MCPGATE_MAX_BODY_BYTES"));
 }
+
+#[test]
+fn seed_004_oauth_variables_turn_on_github_sign_in() {
+    let vars = |pairs: &'static [(&'static str, &'static str)]| {
+        move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    };
+    let mut raw = RawConfig::default();
+    raw.apply_env(vars(&[
+        ("MCP_OAUTH_ENABLED", "true"),
+        ("MCP_OAUTH_GITHUB_CLIENT_ID", "Iv1.abc"),
+        ("MCP_OAUTH_REDIRECT_URI", "http://localhost:3210/auth/oauth/callback"),
+    ]))
+    .unwrap();
+    let o = raw.oauth.as_ref().unwrap();
+    assert_eq!(o.enabled, Some(true));
+    assert_eq!(o.providers.len(), 1);
+    assert_eq!(o.providers[0].client_id, "Iv1.abc");
+    assert_eq!(
+        o.providers[0].client_secret_env.as_deref(),
+        Some("MCP_OAUTH_GITHUB_CLIENT_SECRET"),
+        "the secret is read from its variable, never copied into the config"
+    );
+    assert_eq!(
+        o.provider_redirect_uri.as_deref(),
+        Some("http://localhost:3210/auth/oauth/callback")
+    );
+
+    // A GitHub provider in the file gets the variable's client id (no second provider).
+    let mut raw =
+        RawConfig::from_toml("[oauth]\n[[oauth.providers]]\nkind = \"github\"\nclient_id = \"old\"\n").unwrap();
+    raw.apply_env(vars(&[("MCP_OAUTH_GITHUB_CLIENT_ID", "new")])).unwrap();
+    let o = raw.oauth.as_ref().unwrap();
+    assert_eq!((o.providers.len(), o.providers[0].client_id.as_str()), (1, "new"));
+
+    // Off wins over the file; the provider variables without the server are an error, named.
+    let mut raw = RawConfig::from_toml("[oauth]\n").unwrap();
+    raw.apply_env(vars(&[("MCP_OAUTH_ENABLED", "false")])).unwrap();
+    assert_eq!(raw.oauth.as_ref().unwrap().enabled, Some(false));
+    let e = RawConfig::default()
+        .apply_env(vars(&[("MCP_OAUTH_GITHUB_CLIENT_ID", "x")]))
+        .unwrap_err();
+    assert!(e.contains("MCP_OAUTH_ENABLED"), "{e}");
+    let e = RawConfig::default()
+        .apply_env(vars(&[("MCP_OAUTH_ENABLED", "maybe")]))
+        .unwrap_err();
+    assert!(e.contains("MCP_OAUTH_ENABLED"), "{e}");
+}

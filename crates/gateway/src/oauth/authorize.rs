@@ -9,7 +9,8 @@
 //! authorize request itself, which stands for consent too (no browser can set that header on a
 //! navigation). A browser with a web session is not asked to sign in again; whether it sees the
 //! consent page follows `oauth.consent` (`remember`: once per user and client, until revoked or
-//! the client asks for more).
+//! the client asks for more; `skip`: never for operator-registered clients) — and a request
+//! whose redirect is not https (loopback, a private scheme) always shows it (RFC 8252 §8.6).
 
 use super::form::{Form, encode};
 use super::page::{self, Consent};
@@ -293,27 +294,40 @@ fn scopes_for(o: &OAuthServer, c: &Checked, subject: &Subject) -> Vec<String> {
     )
 }
 
-/// Whether a signed-in person needs to see the consent page for this request.
+/// Whether the code can reach no one but the client: an https redirect URI (matched exactly).
+/// A loopback or private-scheme redirect can be answered by any program on the device (RFC 8252
+/// §8.6), so a request with one always shows the page, whatever was allowed before.
+fn redirect_proves_client(redirect_uri: &str) -> bool {
+    redirect_uri.starts_with("https://")
+}
+
+/// Whether a signed-in person may skip the consent page for this request.
 async fn already_allowed(o: &OAuthServer, c: &Checked, subject: &Subject) -> bool {
+    if !redirect_proves_client(&c.redirect_uri) {
+        return false;
+    }
     match o.settings.consent {
-        ConsentMode::Skip => true,
+        // Only for clients the operator registered (and so vouches for); others are remembered.
+        ConsentMode::Skip if c.client.kind == ClientKind::Configured => true,
         ConsentMode::Always => false,
-        ConsentMode::Remember => match o.grants.get_consent(&subject.user_id, &c.client.client_id).await {
-            Ok(Some(given)) => scopes_for(o, c, subject).iter().all(|s| given.scopes.contains(s)),
-            Ok(None) => false,
-            Err(e) => {
-                // Asking again is the safe answer.
-                tracing::warn!(error = %e, "authorize: could not read a remembered consent");
-                false
+        ConsentMode::Skip | ConsentMode::Remember => {
+            match o.grants.get_consent(&subject.user_id, &c.client.client_id).await {
+                Ok(Some(given)) => scopes_for(o, c, subject).iter().all(|s| given.scopes.contains(s)),
+                Ok(None) => false,
+                Err(e) => {
+                    // Asking again is the safe answer.
+                    tracing::warn!(error = %e, "authorize: could not read a remembered consent");
+                    false
+                }
             }
-        },
+        }
     }
 }
 
 /// Remembers that `subject` allowed this client what this request grants (added to what was
 /// allowed before).
 async fn remember(o: &OAuthServer, c: &Checked, subject: &Subject) {
-    if o.settings.consent != ConsentMode::Remember {
+    if o.settings.consent == ConsentMode::Always {
         return;
     }
     let mut scopes = scopes_for(o, c, subject);

@@ -47,6 +47,41 @@ pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
     found
 }
 
+/// The claims of the ES256 JWT of type `typ` that this gateway signed into the cookie `base`
+/// for `audience` (issuer ours); its `exp` is checked on the gateway's clock. `required` names
+/// the claims that must be present besides `exp`, `iss` and `aud`.
+pub fn read_signed<T: serde::de::DeserializeOwned>(
+    o: &OAuthServer,
+    headers: &HeaderMap,
+    base: &str,
+    typ: &str,
+    audience: &str,
+    required: &[&str],
+) -> Option<T> {
+    let jwt = read(headers, &name(o, base))?;
+    let header = jsonwebtoken::decode_header(&jwt).ok()?;
+    if header.alg != jsonwebtoken::Algorithm::ES256 || header.typ.as_deref() != Some(typ) {
+        return None;
+    }
+    let signer = o.signer();
+    let key = signer.verifying_key(header.kid.as_deref()?)?;
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    // Expiry against the gateway's clock, below (the library reads the system's).
+    v.validate_exp = false;
+    v.leeway = 0;
+    v.set_issuer(&[&o.settings.issuer]);
+    v.set_audience(&[audience]);
+    let mut needed = vec!["exp", "iss", "aud"];
+    needed.extend_from_slice(required);
+    v.set_required_spec_claims(&needed);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&jwt, key, &v).ok()?.claims;
+    let exp = claims.get("exp")?.as_i64()?;
+    if exp <= o.clock.unix_s() {
+        return None;
+    }
+    serde_json::from_value(claims).ok()
+}
+
 /// Whether `origin` (an `Origin` header) is the issuer's.
 pub fn same_origin(o: &OAuthServer, origin: &str) -> bool {
     reqwest::Url::parse(&o.settings.issuer).is_ok_and(|u| u.origin().ascii_serialization() == origin)

@@ -38,10 +38,13 @@ impl OAuthServer {
     }
 }
 
+/// Cached for a minute: a new signing key is published `signer::PUBLISH_BEFORE_USE_S` (3 min)
+/// before it signs and each replica re-reads the ring every minute, so a cached key set (a
+/// minute old at most) always holds the key a fresh token was signed with.
 fn json_cached(body: serde_json::Value) -> Response {
     let mut r = axum::Json(body).into_response();
     r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=300"));
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=60"));
     r
 }
 

@@ -53,6 +53,8 @@ pub struct OAuthServer {
     pub scopes_supported: Vec<String>,
     /// `private_key_jwt`: each assertion's jti is used once (shared by replicas through the store).
     pub replay: Arc<dyn mcpgate_store::ReplayStore>,
+    /// People who signed in through a provider (set by `start`; none in a bare server).
+    pub users: Option<Arc<dyn mcpgate_store::UserStore>>,
     /// Clients' fetched key sets.
     pub jwks_cache: assertion::JwksCache,
     /// The API keys people sign in with: a grant ends when its key does.
@@ -65,9 +67,11 @@ pub struct OAuthServer {
 pub enum SignIn {
     /// An API key, still valid (its record: limits, expiry).
     Key(Box<mcpgate_core::keys::KeyRecord>),
-    /// Not an API key (a client acting as itself).
+    /// Not an API key: a client acting as itself, or a provider sign-in whose provider is
+    /// still configured.
     Other,
-    /// The key is revoked, expired or gone: the grant must end.
+    /// The key is revoked, expired or gone, or the provider is no longer configured: the grant
+    /// (and a web session) must end.
     Ended,
 }
 
@@ -100,6 +104,7 @@ impl OAuthServer {
             revoked: RwLock::default(),
             scopes_supported,
             replay,
+            users: None,
             jwks_cache: assertion::JwksCache::default(),
             keys: None,
             providers: None,
@@ -108,6 +113,14 @@ impl OAuthServer {
 
     /// The state of the credential `via` names (`key:<id>` for an API key).
     pub fn sign_in(&self, via: &str) -> SignIn {
+        if let Some(rest) = via.strip_prefix("provider:") {
+            let provider = rest.split_once(':').map_or(rest, |(p, _)| p);
+            let configured = self
+                .providers
+                .as_ref()
+                .is_some_and(|ps| ps.list.iter().any(|p| p.settings.id == provider));
+            return if configured { SignIn::Other } else { SignIn::Ended };
+        }
         let Some(id) = via.strip_prefix("key:") else {
             return SignIn::Other;
         };
@@ -174,10 +187,16 @@ impl OAuthServer {
             tick.tick().await;
             let Some(s) = this.upgrade() else { return };
             ticks += 1;
-            if ticks.is_multiple_of(signer::RELOAD_EVERY_S)
-                && let Err(e) = s.reload_signing_keys().await
-            {
-                tracing::warn!(error = %e, "could not read the signing keys; signing with the ones in hand");
+            if ticks.is_multiple_of(signer::RELOAD_EVERY_S) {
+                // Its own task: a slow store must not hold up the revocation reads below.
+                let ring = this.clone();
+                tokio::spawn(async move {
+                    if let Some(s) = ring.upgrade()
+                        && let Err(e) = s.reload_signing_keys().await
+                    {
+                        tracing::warn!(error = %e, "could not read the signing keys; signing with the ones in hand");
+                    }
+                });
             }
             if ticks % 3600 == 1 {
                 match s.grants.prune_grants(s.clock.unix_s(), 86_400).await {
@@ -377,8 +396,12 @@ pub async fn start(
 ) -> Result<Arc<OAuthServer>, String> {
     let life = i64::try_from(settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX);
     let rotate = i64::try_from(settings.signing_key_rotation.as_secs()).unwrap_or(i64::MAX);
-    // A session lives longer than an access token: keys stay published for the longer of both.
-    let life = life.max(i64::try_from(settings.session_ttl.as_secs()).unwrap_or(i64::MAX));
+    // A session lives longer than an access token: keys stay published for the longer of both,
+    // plus one reload period (a replica that has not yet read the retirement still signs with
+    // the retired key for up to that long).
+    let life = life
+        .max(i64::try_from(settings.session_ttl.as_secs()).unwrap_or(i64::MAX))
+        .saturating_add(i64::try_from(signer::RELOAD_EVERY_S).unwrap_or(60));
     let keyring = match env(&settings.signing_key_env) {
         Some(text) => {
             let key = mcpgate_core::sealed::SealingKey::parse(&text)
@@ -418,15 +441,37 @@ pub async fn start(
         stores.replay.clone(),
     );
     server.keys = Some(keys);
+    server.users = Some(stores.users.clone());
     if !settings.providers.is_empty() {
-        server.providers = Some(providers::Providers::start(
+        let mut ps = providers::Providers::start(
             &settings.providers,
             settings.identities.clone(),
             settings.provider_redirect_uri.clone(),
             env,
-        )?);
+        )?;
+        if let Some(d) = &config.delegation
+            && let Some(id) = &d.provider
+        {
+            let text = env(&d.encryption_key_env).filter(|t| !t.is_empty()).ok_or_else(|| {
+                format!(
+                    "delegation.source = \"provider:{id}\" keeps each person's token there sealed: set {}",
+                    d.encryption_key_env
+                )
+            })?;
+            let key =
+                mcpgate_core::sealed::SealingKey::parse(&text).map_err(|e| format!("{}: {e}", d.encryption_key_env))?;
+            ps.held = Some((
+                id.clone(),
+                Arc::new(providers::held::HeldTokens::new(stores.credentials.clone(), key)),
+            ));
+        }
+        server.providers = Some(ps);
     }
     let o = Arc::new(server);
+    if let Some((provider, held)) = o.providers.as_ref().and_then(|p| p.held.clone()) {
+        let replay = o.replay.clone();
+        tokio::spawn(providers::held::Refresher { held, provider, replay }.run(Arc::downgrade(&o)));
+    }
     tokio::spawn(OAuthServer::watch_revocations(Arc::downgrade(&o)));
     tracing::info!(issuer = %settings.issuer, "authorization server on");
     Ok(o)

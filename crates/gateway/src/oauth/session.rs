@@ -8,7 +8,9 @@
 //! It is never a credential for `/mcp`: the `/mcp` chain reads no cookie, and the JWT is not an
 //! access token — its `typ` is [`SESSION_TYP`] and its audience `{issuer}/auth/session`, both of
 //! which the access-token verifier refuses. Each use checks the sign-in behind it again: a session
-//! made with an API key ends when the key does, and carries the key's current permissions.
+//! made with an API key ends when the key does, and carries the key's current permissions; one
+//! made at a provider ends when that provider is no longer configured. However active, a session
+//! ends `oauth.sign_in_max_age_s` after the sign-in (`auth_time`, kept across renewals).
 
 use super::form::Form;
 use super::{OAuthServer, SignIn, cookies, page};
@@ -38,6 +40,9 @@ struct Claims {
     #[serde(default)]
     permissions: Vec<String>,
     via: String,
+    /// When the person signed in (kept across renewals): the session ends
+    /// `oauth.sign_in_max_age_s` after it, however active.
+    auth_time: i64,
     iat: i64,
     exp: i64,
 }
@@ -45,6 +50,8 @@ struct Claims {
 /// A signed-in browser.
 pub struct WebSession {
     pub subject: Subject,
+    /// When the person signed in.
+    pub auth_time: i64,
     pub issued_at: i64,
     pub expires_at: i64,
 }
@@ -53,10 +60,25 @@ fn audience(o: &OAuthServer) -> String {
     o.endpoint("/auth/session")
 }
 
-/// The `Set-Cookie` that signs this browser in as `subject` (none if signing fails, logged).
+/// The `Set-Cookie` that signs this browser in as `subject`, who has just signed in (none if
+/// signing fails, logged).
 pub fn issue(o: &OAuthServer, subject: &Subject) -> Option<HeaderValue> {
+    issue_at(o, subject, o.clock.unix_s())
+}
+
+/// A session cookie for a sign-in at `auth_time`: it lives `oauth.session_ttl_s`, never past
+/// `auth_time + oauth.sign_in_max_age_s`.
+fn issue_at(o: &OAuthServer, subject: &Subject, auth_time: i64) -> Option<HeaderValue> {
     let now = o.clock.unix_s();
-    let ttl = o.settings.session_ttl.as_secs();
+    let last = auth_time.saturating_add(i64::try_from(o.settings.sign_in_max_age.as_secs()).unwrap_or(i64::MAX));
+    let ttl = o
+        .settings
+        .session_ttl
+        .as_secs()
+        .min(u64::try_from(last - now).unwrap_or(0));
+    if ttl == 0 {
+        return None;
+    }
     let claims = Claims {
         iss: o.settings.issuer.clone(),
         aud: audience(o),
@@ -65,6 +87,7 @@ pub fn issue(o: &OAuthServer, subject: &Subject) -> Option<HeaderValue> {
         role: subject.role.as_str().to_string(),
         permissions: subject.permissions.clone(),
         via: subject.via.clone(),
+        auth_time,
         iat: now,
         exp: now.saturating_add(i64::try_from(ttl).unwrap_or(3600)),
     };
@@ -85,23 +108,10 @@ pub fn clear(o: &OAuthServer) -> Option<HeaderValue> {
 
 /// The browser's session, if it holds a valid one whose sign-in still stands.
 pub fn read(o: &OAuthServer, headers: &HeaderMap) -> Option<WebSession> {
-    let jwt = cookies::read(headers, &cookies::name(o, COOKIE))?;
-    let header = jsonwebtoken::decode_header(&jwt).ok()?;
-    if header.alg != jsonwebtoken::Algorithm::ES256 || header.typ.as_deref() != Some(SESSION_TYP) {
-        return None;
-    }
-    let signer = o.signer();
-    let key = signer.verifying_key(header.kid.as_deref()?)?;
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
-    // Expiry against the gateway's clock, below (the library reads the system's).
-    v.validate_exp = false;
-    v.leeway = 0;
-    v.set_issuer(&[&o.settings.issuer]);
-    v.set_audience(&[audience(o)]);
-    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    let c = jsonwebtoken::decode::<Claims>(&jwt, key, &v).ok()?.claims;
+    let c: Claims = cookies::read_signed(o, headers, COOKIE, SESSION_TYP, &audience(o), &["sub"])?;
     let now = o.clock.unix_s();
-    if c.exp <= now || c.iat > now + 60 {
+    let max_age = i64::try_from(o.settings.sign_in_max_age.as_secs()).unwrap_or(i64::MAX);
+    if c.exp <= now || c.iat > now + 60 || c.auth_time > c.iat || now >= c.auth_time.saturating_add(max_age) {
         return None;
     }
     let subject = match o.sign_in(&c.via) {
@@ -123,6 +133,7 @@ pub fn read(o: &OAuthServer, headers: &HeaderMap) -> Option<WebSession> {
     };
     Some(WebSession {
         subject,
+        auth_time: c.auth_time,
         issued_at: c.iat,
         expires_at: c.exp,
     })
@@ -132,7 +143,7 @@ pub fn read(o: &OAuthServer, headers: &HeaderMap) -> Option<WebSession> {
 pub fn renewal(o: &OAuthServer, s: &WebSession) -> Option<HeaderValue> {
     let now = o.clock.unix_s();
     (now - s.issued_at > (s.expires_at - s.issued_at) / 2)
-        .then(|| issue(o, &s.subject))
+        .then(|| issue_at(o, &s.subject, s.auth_time))
         .flatten()
 }
 

@@ -41,10 +41,15 @@ pub struct RawOAuth {
     #[serde(default)]
     pub cimd_trusted_networks: Vec<String>,
     /// When the consent page is shown: `always`, `remember` (once per user and client, until
-    /// the grant is revoked or more is asked; the default) or `skip` (local development only).
+    /// the grant is revoked or more is asked; the default) or `skip` (never for clients the
+    /// operator registered; others as `remember`). A request whose redirect URI is not https
+    /// always shows it (RFC 8252 §8.6).
     pub consent: Option<ConsentMode>,
     /// How long a browser stays signed in after its last sign-in or use (the web session).
     pub session_ttl_s: Option<u64>,
+    /// How long one sign-in lasts before the person must sign in again, however active: a web
+    /// session is not renewed past it, and a grant made by a provider sign-in ends then.
+    pub sign_in_max_age_s: Option<u64>,
     /// A signing key signs for this many days before a new one takes over.
     pub signing_key_rotation_days: Option<u64>,
     /// Where people may sign in (`[[oauth.providers]]`: GitHub, Google, any OIDC issuer).
@@ -66,7 +71,8 @@ pub enum ConsentMode {
     Always,
     /// Once per user and client, until revoked (or the client asks for more).
     Remember,
-    /// Never: a signed-in browser is sent straight back. Local development only.
+    /// Never for clients the operator registered (`mcpgate clients add`, vouched for); self-registered
+    /// and CIMD clients as `Remember`.
     Skip,
 }
 
@@ -84,6 +90,7 @@ pub struct OAuthSettings {
     pub cimd: super::cimd::CimdPolicy,
     pub consent: ConsentMode,
     pub session_ttl: Duration,
+    pub sign_in_max_age: Duration,
     pub signing_key_rotation: Duration,
     pub providers: Vec<super::providers::settings::ProviderSettings>,
     pub identities: Vec<super::providers::settings::IdentityRule>,
@@ -95,6 +102,7 @@ pub const DEFAULT_REFRESH_TTL_S: u64 = 30 * 24 * 3600;
 pub const DEFAULT_CODE_TTL_S: u64 = 60;
 pub const DEFAULT_GRACE_S: u64 = 10;
 pub const DEFAULT_SESSION_TTL_S: u64 = 3600;
+pub const DEFAULT_SIGN_IN_MAX_AGE_S: u64 = 7 * 86_400;
 
 fn within(
     field: &'static str,
@@ -165,8 +173,9 @@ impl OAuthSettings {
         let consent = raw.consent.unwrap_or(ConsentMode::Remember);
         if consent == ConsentMode::Skip {
             tracing::warn!(
-                "oauth.consent = \"skip\": any site can send a signed-in browser through /authorize and get a code for \
-                 any registered client without the person seeing a page. For local development only."
+                "oauth.consent = \"skip\": a signed-in browser is sent through /authorize to the operator-registered \
+                 clients (mcpgate clients add) without seeing a consent page; any site can start that. Other clients \
+                 are asked as with \"remember\"."
             );
         }
         let rotation_days = raw.signing_key_rotation_days.unwrap_or(30);
@@ -209,6 +218,13 @@ impl OAuthSettings {
                 DEFAULT_SESSION_TTL_S,
                 300,
                 7 * 86_400,
+            )?,
+            sign_in_max_age: within(
+                "oauth.sign_in_max_age_s",
+                raw.sign_in_max_age_s,
+                DEFAULT_SIGN_IN_MAX_AGE_S,
+                300,
+                365 * 86_400,
             )?,
             signing_key_rotation: Duration::from_secs(rotation_days * 86_400),
             issuer,

@@ -171,6 +171,11 @@ async fn by_code(o: &OAuthServer, client: &ClientRecord, f: &Form) -> Result<Res
             ));
         }
         super::SignIn::Key(k) => k.expires_at,
+        // A provider sign-in is good for `oauth.sign_in_max_age_s`: then the person signs in
+        // there again (and their rules are applied again).
+        super::SignIn::Other if rec.subject.via.starts_with("provider:") => {
+            Some(now.saturating_add(secs(o.settings.sign_in_max_age)))
+        }
         super::SignIn::Other => None,
     };
     let grant_end = (now + secs(o.settings.refresh_token_ttl)).min(key_end.unwrap_or(i64::MAX));

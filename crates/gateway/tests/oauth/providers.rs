@@ -39,12 +39,16 @@ struct Idp {
     codes: Mutex<HashMap<String, (String, String, String)>>,
     spoil: Mutex<Spoil>,
     issued: Mutex<Vec<String>>,
+    /// Refresh tokens the gateway renewed with.
+    refreshes: Mutex<Vec<String>>,
 }
 
 fn account(login: &str) -> Value {
     match login {
         "ana" => json!({"email": "ana@example.com", "email_verified": true, "groups": ["staff", "mcp-users"]}),
         "pat" => json!({"email": "pat@partner.example", "email_verified": false, "groups": []}),
+        // No e-mail in the ID token: userinfo has it (for uma; for mal it names someone else).
+        "uma" | "mal" => json!({"groups": []}),
         _ => json!({"email": "eve@evil.example", "email_verified": true, "groups": ["staff"]}),
     }
 }
@@ -54,7 +58,21 @@ async fn discovery(State(s): State<Arc<Idp>>) -> axum::Json<Value> {
     axum::Json(json!({
         "issuer": b, "authorization_endpoint": format!("{b}/auth"),
         "token_endpoint": format!("{b}/token"), "jwks_uri": format!("{b}/jwks"),
+        "userinfo_endpoint": format!("{b}/userinfo"),
     }))
+}
+
+async fn userinfo(headers: http::HeaderMap) -> axum::Json<Value> {
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
+    axum::Json(match bearer {
+        "Bearer provider-access-uma-1" => {
+            json!({"sub": "sub-uma", "email": "uma@partner.example", "email_verified": true})
+        }
+        "Bearer provider-access-mal-1" => {
+            json!({"sub": "sub-uma", "email": "mal@partner.example", "email_verified": true})
+        }
+        _ => json!({"sub": "nobody"}),
+    })
 }
 
 async fn jwks() -> axum::Json<Value> {
@@ -85,6 +103,34 @@ async fn token(State(s): State<Arc<Idp>>, headers: http::HeaderMap, body: String
         return (
             http::StatusCode::UNAUTHORIZED,
             axum::Json(json!({"error": "invalid_client"})),
+        );
+    }
+    if f.get("grant_type").map(String::as_str) == Some("refresh_token") {
+        // Renewals of the provider's own tokens (held for the upstream): `…-refresh-N` gives
+        // access token N+1, unless the provider has been told to refuse.
+        let n = f["refresh_token"]
+            .rsplit_once("-refresh-")
+            .and_then(|(_, n)| n.parse::<u32>().ok());
+        let sp = s.spoil.lock().unwrap().clone();
+        let (Some(n), false) = (n, sp.token_error) else {
+            return (
+                http::StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": "invalid_grant"})),
+            );
+        };
+        let login = f["refresh_token"]
+            .split("-refresh-")
+            .next()
+            .unwrap()
+            .trim_start_matches("provider-");
+        s.refreshes.lock().unwrap().push(f["refresh_token"].clone());
+        return (
+            http::StatusCode::OK,
+            axum::Json(json!({
+                "access_token": format!("provider-access-{login}-{}", n + 1),
+                "refresh_token": format!("provider-{login}-refresh-{}", n + 1),
+                "expires_in": 3600, "token_type": "Bearer",
+            })),
         );
     }
     let Some((login, nonce, challenge)) = s.codes.lock().unwrap().remove(&f["code"]) else {
@@ -121,7 +167,11 @@ async fn token(State(s): State<Arc<Idp>>, headers: http::HeaderMap, body: String
     s.issued.lock().unwrap().push(id_token.clone());
     (
         http::StatusCode::OK,
-        axum::Json(json!({"access_token": "provider-access-token", "token_type": "Bearer", "id_token": id_token})),
+        axum::Json(json!({
+            "access_token": format!("provider-access-{login}-1"),
+            "refresh_token": format!("provider-{login}-refresh-1"),
+            "expires_in": 3600, "token_type": "Bearer", "id_token": id_token,
+        })),
     )
 }
 
@@ -132,6 +182,7 @@ async fn idp() -> (Arc<Idp>, LocalServer) {
         .route("/jwks", route_get(jwks))
         .route("/auth", route_get(auth))
         .route("/token", route_post(token))
+        .route("/userinfo", route_get(userinfo))
         .with_state(s.clone());
     let server = LocalServer::start(app).await;
     *s.base.lock().unwrap() = server.base.clone();
@@ -143,8 +194,8 @@ fn config(issuer: &str, down: &str) -> String {
         "{TOML}\n[[oauth.providers]]\nkind = \"oidc\"\nid = \"corp\"\nname = \"Corp SSO\"\nissuer = \"{issuer}\"\n\
          client_id = \"gw\"\nclient_secret_env = \"CORP_SECRET\"\n\
          [[oauth.providers]]\nkind = \"oidc\"\nid = \"down\"\nissuer = \"{down}\"\nclient_id = \"gw\"\n\
-         [[oauth.identities]]\nprovider = \"corp\"\nclaim = \"groups\"\nvalue = \"mcp-users\"\npermissions = [\"read\", \"tools:echo\"]\n\
-         [[oauth.identities]]\nemail_domain = \"partner.example\"\npermissions = [\"read\"]\n"
+         [[oauth.identities]]\nprovider = \"corp\"\nclaim = \"groups\"\nvalue = \"mcp-users\"\npermissions = [\"read\", \"tools:echo\"]\nuser_id = \"{{email}}\"\n\
+         [[oauth.identities]]\nprovider = \"corp\"\nemail_domain = \"partner.example\"\npermissions = [\"read\"]\nuser_id = \"{{email}}\"\n"
     )
 }
 
@@ -232,6 +283,16 @@ async fn an_oidc_sign_in_ends_in_a_token_for_that_person() {
     let me = get(&gw, "/auth/me", &[("cookie", &session)]).await;
     assert_eq!(me.body["user_id"], "ana@example.com", "{}", me.text);
     assert_eq!(me.body["signed_in_with"], "provider");
+    // Recorded as a user (what `mcpgate users list` shows).
+    let u = mcpgate_store::UserStore::get_user(gw.store(), "ana@example.com")
+        .await
+        .unwrap()
+        .expect("the person is recorded");
+    assert_eq!(
+        (u.sign_ins, u.via.as_str(), u.email.as_deref()),
+        (1, "provider:corp:sub-ana", Some("ana@example.com"))
+    );
+    assert_eq!(u.first_sign_in, u.last_sign_in);
     let page = get(&gw, &q, &[("cookie", &session)]).await;
     assert!(
         page.text.contains("signed in as <strong><bdi>ana@example.com</bdi>"),
@@ -408,4 +469,237 @@ async fn the_sign_in_negative_table() {
     let late = to_provider(&gw, start, "ana").await;
     gw.advance(Duration::from_secs(601));
     refused(&finish(&gw, &late).await, 400, "longer than 10 minutes");
+}
+
+/// An ID token without an e-mail: the provider's userinfo answer supplies it, for the same
+/// subject only.
+#[tokio::test]
+async fn an_e_mail_only_userinfo_gives_is_taken_for_the_same_subject() {
+    let (provider, _server) = idp().await;
+    let base = provider.base.lock().unwrap().clone();
+    let down = dead_url("").await;
+    let mut setup = Setup::new(&config(&base, &down));
+    setup.env("CORP_SECRET", SECRET);
+    let gw = setup.start().await;
+    let start = "/auth/oauth/corp/start?return_to=%2Fauth%2Fme";
+    let s = to_provider(&gw, start, "uma").await;
+    let r = finish(&gw, &s).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let session = set_cookie(&r, "mcpgate_session").expect("signed in through the userinfo e-mail");
+    let me = get(&gw, "/auth/me", &[("cookie", &session)]).await;
+    assert_eq!(me.body["user_id"], "uma@partner.example", "{}", me.text);
+    // Userinfo speaking of another subject is not believed: no e-mail, no rule, no access.
+    let s = to_provider(&gw, start, "mal").await;
+    let r = finish(&gw, &s).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(set_cookie(&r, "mcpgate_session").is_none());
+}
+
+/// Signs `login` in at the provider and through the consent page: the session cookie pair and
+/// an access token of ours for `client` with `scope`.
+async fn signed_in_token(gw: &Gw, client: &str, login: &str, scope: &str) -> (String, String) {
+    let q = authorize_query(client, REDIRECT, &[("scope", scope)]);
+    let start = format!("/auth/oauth/corp/start?return_to={}", enc(&q));
+    let s = to_provider(gw, &start, login).await;
+    let r = finish(gw, &s).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let session = set_cookie(&r, "mcpgate_session").expect("signed in");
+    let page = get(gw, &q, &[("cookie", &session)]).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let csrf = set_cookie(&page, "mcpgate_csrf").unwrap();
+    let ch = challenge(VERIFIER);
+    let body = form(&[
+        ("response_type", "code"),
+        ("client_id", client),
+        ("redirect_uri", REDIRECT),
+        ("code_challenge", &ch),
+        ("code_challenge_method", "S256"),
+        ("state", "st-123"),
+        ("resource", RESOURCE),
+        ("csrf", csrf.split_once('=').unwrap().1),
+        ("decision", "allow"),
+        ("scope", scope),
+    ]);
+    let r = post_form(
+        gw,
+        "/authorize",
+        &body,
+        &[
+            ("cookie", &format!("{csrf}; {session}")),
+            ("origin", "http://localhost"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let code = location_params(&r)["code"].clone();
+    let t = post_form(
+        gw,
+        "/token",
+        &form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", client),
+        ]),
+        &[],
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    (session, t.body["access_token"].as_str().unwrap().to_string())
+}
+
+/// The `Authorization` header of the last tools/call the upstream received.
+fn upstream_authorization(rec: &mcpgate_testkit::recorder::Recorder) -> Option<String> {
+    rec.requests()
+        .iter()
+        .rev()
+        .find(|r| r.rpc_method.as_deref() == Some("tools/call"))
+        .and_then(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                .map(|(_, v)| v.clone())
+        })
+}
+
+/// `delegation.source = "provider:corp"`: the upstream is called with the person's own token at
+/// the provider (kept sealed at sign-in, renewed before it expires, forgotten when the provider
+/// refuses to renew it), never with the caller's mcpgate token; without one, the refusal says
+/// where to sign in.
+#[tokio::test]
+async fn the_person_s_own_provider_token_goes_upstream() {
+    let logs = LogCapture::install();
+    let (provider, _server) = idp().await;
+    let base = provider.base.lock().unwrap().clone();
+    let rec = mcpgate_testkit::recorder::Recorder::start(&start_demo().await).await;
+    // (Our access tokens outlive the provider's here: the clock moves by hours.)
+    let toml = format!(
+        "{TOML}access_token_ttl_s = 86400\n[[oauth.providers]]\nkind = \"oidc\"\nid = \"corp\"\nname = \"Corp SSO\"\nissuer = \"{base}\"\n\
+         client_id = \"gw\"\nclient_secret_env = \"CORP_SECRET\"\n\
+         [[oauth.identities]]\nprovider = \"corp\"\nclaim = \"groups\"\nvalue = \"mcp-users\"\n\
+         permissions = [\"read\", \"write\"]\nuser_id = \"{{email}}\"\n\
+         [delegation]\nheader = \"Authorization\"\nsource = \"provider:corp\"\n"
+    );
+    let mut setup = Setup::new(&toml).manual_clock();
+    setup.env("CORP_SECRET", SECRET);
+    setup.env("MCPGATE_ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
+    setup.upstream(&rec.url);
+    let bob = setup.key(mcpgate_testkit::apikey::key("bob").perms(&["read", "write"]));
+    let gw = setup.start().await;
+    let client = public_client(&gw).await;
+
+    // Bob has no corp token: told where to sign in; the upstream is not called.
+    let bob_h = [("x-api-key", bob.key.as_str())];
+    let sid = gw.initialize(&bob_h).await;
+    let r = gw.call(&bob_h, Some(&sid), "echo", json!({"text": "hi"})).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert!(
+        r.text.contains("http://localhost/auth/oauth/corp/start") && r.text.contains("Corp SSO"),
+        "{}",
+        r.text
+    );
+    assert_eq!(upstream_authorization(&rec), None, "the upstream was called");
+
+    // Ana signs in at corp: her token there is what the upstream gets.
+    let (_, at) = signed_in_token(&gw, &client, "ana", "read write").await;
+    let ana_h = [("authorization", format!("Bearer {at}"))];
+    let ana_h: Vec<(&str, &str)> = ana_h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let sid = gw.initialize(&ana_h).await;
+    let called_with = |want: &'static str| {
+        let gw = &gw;
+        let ana_h = &ana_h;
+        let sid = &sid;
+        let rec = &rec;
+        async move {
+            // The key registry reloads held credentials within a second of a change.
+            for _ in 0..40 {
+                let r = gw.call(ana_h, Some(sid), "echo", json!({"text": "hi"})).await;
+                if r.is_ok() && upstream_authorization(rec).as_deref() == Some(want) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    assert!(
+        called_with("Bearer provider-access-ana-1").await,
+        "the upstream did not get ana's corp token: {:?}",
+        upstream_authorization(&rec)
+    );
+    for r in rec.requests() {
+        assert!(
+            !r.headers.iter().any(|(_, v)| v.contains(&at)),
+            "the caller's mcpgate token went upstream"
+        );
+    }
+
+    // Near its expiry the token is renewed with the refresh token.
+    let o = gw.gw.oauth.clone().unwrap();
+    let all = o.providers.as_ref().unwrap();
+    let (id, held) = all.held.clone().unwrap();
+    let refresher = mcpgate_gateway::oauth::providers::held::Refresher {
+        held,
+        provider: id,
+        replay: o.replay.clone(),
+    };
+    let corp = all.get("corp").unwrap();
+    assert_eq!(
+        refresher.once(all, corp, o.clock.unix_s()).await.unwrap(),
+        0,
+        "renewed too early"
+    );
+    // Two replicas looking at once: one renews (the other would spend a rotated refresh token).
+    gw.advance(Duration::from_secs(3600 - 200));
+    let now = o.clock.unix_s();
+    let (a, b) = tokio::join!(refresher.once(all, corp, now), refresher.once(all, corp, now));
+    assert_eq!(a.unwrap() + b.unwrap(), 1);
+    assert_eq!(
+        provider.refreshes.lock().unwrap().as_slice(),
+        ["provider-ana-refresh-1".to_string()]
+    );
+    assert!(
+        called_with("Bearer provider-access-ana-2").await,
+        "the renewed token was not used: {:?}",
+        upstream_authorization(&rec)
+    );
+
+    // The provider refuses the next renewal: forgotten, and ana is told to sign in again.
+    provider.spoil.lock().unwrap().token_error = true;
+    gw.advance(Duration::from_secs(3600 - 200));
+    refresher.once(all, corp, o.clock.unix_s()).await.unwrap();
+    let mut told = None;
+    for _ in 0..40 {
+        let r = gw.call(&ana_h, Some(&sid), "echo", json!({"text": "hi"})).await;
+        if r.status == 403 {
+            told = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let told = told.expect("a token the provider would not renew was still used");
+    assert!(told.text.contains("/auth/oauth/corp/start"), "{}", told.text);
+
+    // The provider's tokens appear nowhere (not even in an answer to the caller); ours not in
+    // logs or audit.
+    let theirs: Vec<(String, String)> = [
+        "provider-access-ana-1",
+        "provider-access-ana-2",
+        "provider-ana-refresh-1",
+        "provider-ana-refresh-2",
+    ]
+    .iter()
+    .map(|s| (format!("provider token {s}"), s.to_string()))
+    .collect();
+    let audit = audit_text(&gw.audit().await);
+    let (logs, responses) = (logs.text(), gw.responses());
+    let leaks = find_leaks(
+        &theirs,
+        &[("logs", &logs), ("audit", &audit), ("responses", &responses)],
+    );
+    assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n\n"));
+    let ours = vec![("our access token".to_string(), at.clone())];
+    let leaks = find_leaks(&ours, &[("logs", &logs), ("audit", &audit)]);
+    assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n\n"));
 }

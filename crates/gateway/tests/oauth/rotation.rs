@@ -91,9 +91,17 @@ async fn signing_keys_rotate_while_running() {
         .unwrap();
     assert!(k1_record.retired_at.is_some(), "the replaced key is marked retired");
 
-    // Once nothing it signed can be alive (web sessions, an hour, are the longest), unpublished;
-    // a day later, gone from the store.
+    // Once nothing it signed can be alive (web sessions, an hour, are the longest, plus the
+    // minute a replica may still sign with it before reading its retirement), unpublished; a day
+    // later, gone from the store.
     gw.advance(Duration::from_secs(3601));
+    o.reload_signing_keys().await.unwrap();
+    assert_eq!(
+        published(&gw).await.len(),
+        2,
+        "unpublished within a reload period of its last use"
+    );
+    gw.advance(Duration::from_secs(60));
     o.reload_signing_keys().await.unwrap();
     assert_eq!(published(&gw).await, vec![k2.clone()]);
     assert!(!works(&gw, &before).await);

@@ -1,6 +1,7 @@
 //! The web session (seed 004's cookie) and the consent modes: a browser signed in once is not
 //! asked to sign in again; `remember` asks once per user and client (again when more is asked or
-//! the consent is revoked), `always` every time, `skip` never. The session is no credential for
+//! the consent is revoked), `always` every time, `skip` never for the operator's clients; a
+//! loopback redirect always shows the page. The session is no credential for
 //! `/mcp`, ends with sign-out and with its API key, expires, and is renewed while in use.
 
 use crate::*;
@@ -14,6 +15,37 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const SESSION: &str = "mcpgate_session";
+/// The clients' https redirect (the one a remembered consent may skip the page for); each also
+/// registers the loopback `REDIRECT`, which always shows the page (RFC 8252 §8.6).
+const WEB: &str = "https://app.example/callback";
+
+/// A public client registering `WEB` and the loopback `REDIRECT`.
+async fn web_client(gw: &Gw) -> String {
+    let r = register(
+        gw,
+        serde_json::json!({"redirect_uris": [WEB, REDIRECT], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["client_id"].as_str().unwrap().to_string()
+}
+
+/// A client the operator registered (`mcpgate clients add`), public, with `WEB` and `REDIRECT`.
+async fn operator_client(gw: &Gw) -> String {
+    use mcpgate_store::oauth::ClientStore;
+    let (client, _) = mcpgate_gateway::oauth::register::NewClient {
+        kind: mcpgate_store::oauth::ClientKind::Configured,
+        name: Some("Operator app".into()),
+        redirect_uris: vec![WEB.into(), REDIRECT.into()],
+        auth_method: Some("none".into()),
+        grant_types: None,
+        scope: None,
+    }
+    .build(&mcpgate_core::entropy::OsEntropy, mcpgate_testkit::time::now_s())
+    .unwrap();
+    gw.store().insert_client(&client).await.unwrap();
+    client.client_id
+}
 
 fn set_cookies(r: &Resp) -> Vec<String> {
     r.headers
@@ -42,7 +74,7 @@ async fn page(gw: &Gw, client: &str, extra: &[(&str, &str)], cookie: Option<&str
     if let Some(c) = cookie {
         h.push(("cookie", c));
     }
-    let r = get(gw, &authorize_query(client, REDIRECT, extra), &h).await;
+    let r = get(gw, &authorize_query(client, WEB, extra), &h).await;
     assert_eq!(
         r.status,
         200,
@@ -68,7 +100,7 @@ async fn answer(
     let mut f = vec![
         ("response_type", "code"),
         ("client_id", client),
-        ("redirect_uri", REDIRECT),
+        ("redirect_uri", WEB),
         ("code_challenge", ch.as_str()),
         ("code_challenge_method", "S256"),
         ("state", "st-123"),
@@ -109,7 +141,7 @@ async fn token_scope(gw: &Gw, client: &str, code: &str) -> String {
     let body = form(&[
         ("grant_type", "authorization_code"),
         ("code", code),
-        ("redirect_uri", REDIRECT),
+        ("redirect_uri", WEB),
         ("code_verifier", VERIFIER),
         ("client_id", client),
     ]);
@@ -133,7 +165,7 @@ async fn remembered_consent_is_asked_once_per_user_and_client_and_again_for_more
     let ana = setup.key(key("ana").perms(&["read", "write"]));
     let bob = setup.key(key("bob").perms(&["read"]));
     let gw = setup.start().await;
-    let client = public_client(&gw).await;
+    let client = web_client(&gw).await;
 
     // First time: the page with the key field; allowing signs in and remembers.
     let (p, csrf) = page(&gw, &client, &[], None).await;
@@ -148,7 +180,7 @@ async fn remembered_consent_is_asked_once_per_user_and_client_and_again_for_more
     let session = cookie_set(&r, SESSION).expect("a session cookie");
 
     // Again with the session: no page, straight back with a code.
-    let again = get(&gw, &authorize_query(&client, REDIRECT, &[]), &[("cookie", &session)]).await;
+    let again = get(&gw, &authorize_query(&client, WEB, &[]), &[("cookie", &session)]).await;
     let code = straight_back(&again);
     assert_eq!(token_scope(&gw, &client, &code).await, "read");
 
@@ -163,11 +195,25 @@ async fn remembered_consent_is_asked_once_per_user_and_client_and_again_for_more
     assert!(p.text.contains("<code>write</code>"));
     let r = answer(&gw, &client, &csrf, Some(&session), None, Some("read write")).await;
     assert_eq!(token_scope(&gw, &client, &straight_back(&r)).await, "read write");
+    // A loopback redirect of the same client: the page, whatever was allowed (any program on
+    // the device could be listening there).
+    let r = get(&gw, &authorize_query(&client, REDIRECT, &[]), &[("cookie", &session)]).await;
+    assert_eq!(
+        r.status,
+        200,
+        "a loopback redirect skipped the page: {:?}",
+        r.header("location")
+    );
+    assert!(
+        r.text.contains("signed in as <strong><bdi>ana</bdi></strong>"),
+        "{}",
+        r.text
+    );
     // Now remembered too; a subset needs no page either.
     for scope in ["read write", "write"] {
         let r = get(
             &gw,
-            &authorize_query(&client, REDIRECT, &[("scope", scope)]),
+            &authorize_query(&client, WEB, &[("scope", scope)]),
             &[("cookie", &session)],
         )
         .await;
@@ -175,9 +221,9 @@ async fn remembered_consent_is_asked_once_per_user_and_client_and_again_for_more
     }
 
     // Another person is asked for themselves; another client is asked too.
-    let bob_session = sign_in(&gw, &public_client(&gw).await, &bob.key).await;
+    let bob_session = sign_in(&gw, &web_client(&gw).await, &bob.key).await;
     page(&gw, &client, &[], Some(&bob_session)).await;
-    let other = public_client(&gw).await;
+    let other = web_client(&gw).await;
     page(&gw, &other, &[], Some(&session)).await;
 
     // A consent revoked (what `mcpgate grants revoke` does): asked again.
@@ -205,7 +251,7 @@ async fn consent_always_asks_and_skip_never_does() {
     let setup = Setup::new(&toml);
     let ana = setup.key(key("ana"));
     let gw = setup.start().await;
-    let client = public_client(&gw).await;
+    let client = web_client(&gw).await;
     let session = sign_in(&gw, &client, &ana.key).await;
     for _ in 0..2 {
         let (_, csrf) = page(&gw, &client, &[], Some(&session)).await;
@@ -217,11 +263,21 @@ async fn consent_always_asks_and_skip_never_does() {
     let setup = Setup::new(&toml);
     let ana = setup.key(key("ana"));
     let gw = setup.start().await;
-    let client = public_client(&gw).await;
+    let client = web_client(&gw).await;
     // Not signed in: the page (someone has to sign in).
     let session = sign_in(&gw, &client, &ana.key).await;
-    let other = public_client(&gw).await;
-    let r = get(&gw, &authorize_query(&other, REDIRECT, &[]), &[("cookie", &session)]).await;
+    // An operator's client: straight back, never asked.
+    let ours = operator_client(&gw).await;
+    let r = get(&gw, &authorize_query(&ours, WEB, &[]), &[("cookie", &session)]).await;
+    straight_back(&r);
+    // ... but not to its loopback redirect (RFC 8252 §8.6).
+    let r = get(&gw, &authorize_query(&ours, REDIRECT, &[]), &[("cookie", &session)]).await;
+    assert_eq!(r.status, 200, "skip sent a code to a loopback redirect");
+    // A self-registered client is asked as with `remember`: once.
+    let other = web_client(&gw).await;
+    let (_, csrf) = page(&gw, &other, &[], Some(&session)).await;
+    straight_back(&answer(&gw, &other, &csrf, Some(&session), None, None).await);
+    let r = get(&gw, &authorize_query(&other, WEB, &[]), &[("cookie", &session)]).await;
     straight_back(&r);
 
     let bad = format!("{TOML}consent = \"sometimes\"\n");
@@ -236,7 +292,7 @@ async fn the_session_is_no_credential_for_mcp() {
     let setup = Setup::new(TOML);
     let ana = setup.key(key("ana").perms(&["read", "tools:echo"]));
     let gw = setup.start().await;
-    let client = public_client(&gw).await;
+    let client = web_client(&gw).await;
     let session = sign_in(&gw, &client, &ana.key).await;
     let jwt = session.split_once('=').unwrap().1.to_string();
 
@@ -291,7 +347,7 @@ async fn sign_out_key_revocation_and_expiry_end_the_session() {
     let setup = Setup::new(TOML).manual_clock();
     let ana = setup.key(key("ana"));
     let gw = setup.start().await;
-    let client = public_client(&gw).await;
+    let client = web_client(&gw).await;
     let session = sign_in(&gw, &client, &ana.key).await;
 
     // Sign-out: refused from another site, and to an address off this gateway.
@@ -334,6 +390,29 @@ async fn sign_out_key_revocation_and_expiry_end_the_session() {
         "an expired session"
     );
     assert_eq!(get(&gw, "/auth/me", &[("cookie", &renewed)]).await.status, 200);
+
+    // In use all the time, still not past the sign-in's maximum age.
+    let setup2 = Setup::new(&format!("{TOML}sign_in_max_age_s = 5000\n")).manual_clock();
+    let bob = setup2.key(key("bob"));
+    let gw2 = setup2.start().await;
+    let bob_session = sign_in(&gw2, &web_client(&gw2).await, &bob.key).await;
+    let mut current = bob_session;
+    let mut last_ok = 0;
+    for step in 1..=10u64 {
+        gw2.advance(Duration::from_secs(1000));
+        let me = get(&gw2, "/auth/me", &[("cookie", &current)]).await;
+        if me.status != 200 {
+            break;
+        }
+        last_ok = step * 1000;
+        if let Some(c) = cookie_set(&me, SESSION) {
+            current = c;
+        }
+    }
+    assert!(
+        (4000..5000).contains(&last_ok),
+        "a session renewed while in use lived {last_ok} s past a 5000 s sign-in maximum"
+    );
 
     // The key revoked: the session ends with it.
     let store = Arc::new(gw.store().clone());

@@ -1,16 +1,16 @@
-//! `mcpgate clients …` and `mcpgate grants …`: the authorization server's records in the
+//! `mcpgate clients …`, `mcpgate grants …` and `mcpgate users …`: the authorization server's records in the
 //! embedded store, with the same rules as dynamic registration (`oauth::register::NewClient`).
 //! A client secret is printed once; only its hash is kept. A running gateway sees a removed
 //! client or a revoked grant within a second.
 
-use crate::cli::{ClientsCommand, GrantsCommand};
+use crate::cli::{ClientsCommand, GrantsCommand, UsersCommand};
 use anyhow::{Result, bail};
 use mcpgate_core::entropy::OsEntropy;
 use mcpgate_core::time::format_rfc3339;
 use mcpgate_gateway::clock::unix_s;
 use mcpgate_gateway::oauth::register::NewClient;
-use mcpgate_store::StoreError;
 use mcpgate_store::oauth::{ClientKind, ClientRecord, ClientStore, GrantRecord, GrantStore};
+use mcpgate_store::{StoreError, UserRecord, UserStore};
 use serde_json::{Value, json};
 
 fn client_view(c: &ClientRecord) -> Value {
@@ -42,6 +42,66 @@ fn grant_view(g: &GrantRecord) -> Value {
         "expires_at": format_rfc3339(g.expires_at),
         "revoked_at": g.revoked_at.map(format_rfc3339),
     })
+}
+
+fn user_view(u: &UserRecord) -> Value {
+    json!({
+        "user_id": u.user_id,
+        "tenant": u.tenant,
+        "role": u.role.as_str(),
+        "signed_in_with": u.via,
+        "email": u.email,
+        "name": u.name,
+        "first_sign_in": format_rfc3339(u.first_sign_in),
+        "last_sign_in": format_rfc3339(u.last_sign_in),
+        "sign_ins": u.sign_ins,
+    })
+}
+
+/// `mcpgate users …`: who signed in through a provider, and when.
+pub async fn users(cmd: UsersCommand) -> Result<()> {
+    match cmd {
+        UsersCommand::List { store, json } => {
+            let all = super::keys::open_store(&store)?.list_users().await?;
+            if json {
+                let rows: Vec<Value> = all.iter().map(user_view).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(());
+            }
+            println!(
+                "{:<32} {:<12} {:<10} {:<21} {:<21} SIGN-INS",
+                "USER", "TENANT", "ROLE", "FIRST", "LAST"
+            );
+            for u in &all {
+                println!(
+                    "{:<32} {:<12} {:<10} {:<21} {:<21} {}",
+                    u.user_id,
+                    u.tenant.as_deref().unwrap_or("-"),
+                    u.role.as_str(),
+                    format_rfc3339(u.first_sign_in),
+                    format_rfc3339(u.last_sign_in),
+                    u.sign_ins
+                );
+            }
+            Ok(())
+        }
+        UsersCommand::Show { user_id, store } => {
+            let store = super::keys::open_store(&store)?;
+            let Some(u) = store.get_user(&user_id).await? else {
+                bail!("no user {user_id:?} has signed in through a provider");
+            };
+            let grants: Vec<Value> = store
+                .list_grants(Some(&user_id), None)
+                .await?
+                .iter()
+                .map(grant_view)
+                .collect();
+            let mut v = user_view(&u);
+            v["grants"] = json!(grants);
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(())
+        }
+    }
 }
 
 pub async fn clients(cmd: ClientsCommand) -> Result<()> {

@@ -53,7 +53,7 @@ mod sessions;
 pub use limits::limits;
 pub use oauth::{
     T0, all_oauth, clients, grants, hash, oauth_survives_reopen, sample_client, sample_code, sample_grant,
-    sample_signing_key, sample_subject, signing_keys,
+    sample_signing_key, sample_subject, sample_user, signing_keys, users,
 };
 pub use sessions::sessions;
 

@@ -1,12 +1,12 @@
 //! The authorization server's records in this process's memory: one lock over clients, grants,
-//! codes, refresh tokens, consents and signing keys, so every method is one atomic step (taking a
-//! code, rotating a token, removing a client with its grants). Decisions come from
-//! [`crate::rules`], as in every backend.
+//! codes, refresh tokens, consents, signing keys and users, so every method is one atomic step
+//! (taking a code, rotating a token, removing a client with its grants, counting a sign-in).
+//! Decisions come from [`crate::rules`], as in every backend.
 
 use super::{MemoryStore, lock};
 use crate::oauth::{
     ClientRecord, ClientStore, CodeRecord, CodeTake, ConsentRecord, GrantRecord, GrantStore, Rotation,
-    SigningKeyRecord, SigningKeyStore,
+    SigningKeyRecord, SigningKeyStore, UserRecord, UserStore,
 };
 use crate::rules::{self, Refresh, Step};
 use crate::{Result, StoreError, async_trait};
@@ -24,6 +24,7 @@ pub(super) struct OAuth {
     /// (user, client) → consent.
     consents: HashMap<(String, String), ConsentRecord>,
     signing_keys: HashMap<String, SigningKeyRecord>,
+    users: HashMap<String, UserRecord>,
 }
 
 impl OAuth {
@@ -287,5 +288,42 @@ impl SigningKeyStore for MemoryStore {
 
     async fn remove_signing_key(&self, kid: &str) -> Result<bool> {
         Ok(lock(&self.oauth).signing_keys.remove(kid).is_some())
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn record_sign_in(&self, user: &UserRecord, now: i64) -> Result<UserRecord> {
+        let mut o = lock(&self.oauth);
+        let stored = match o.users.get(&user.user_id) {
+            Some(known) => UserRecord {
+                first_sign_in: known.first_sign_in,
+                last_sign_in: known.last_sign_in.max(now),
+                sign_ins: known.sign_ins.saturating_add(1),
+                ..user.clone()
+            },
+            None => UserRecord {
+                first_sign_in: now,
+                last_sign_in: now,
+                sign_ins: 1,
+                ..user.clone()
+            },
+        };
+        o.users.insert(stored.user_id.clone(), stored.clone());
+        Ok(stored)
+    }
+
+    async fn get_user(&self, user_id: &str) -> Result<Option<UserRecord>> {
+        Ok(lock(&self.oauth).users.get(user_id).cloned())
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>> {
+        let mut all: Vec<UserRecord> = lock(&self.oauth).users.values().cloned().collect();
+        all.sort_by(|a, b| (a.first_sign_in, &a.user_id).cmp(&(b.first_sign_in, &b.user_id)));
+        Ok(all)
+    }
+
+    async fn remove_user(&self, user_id: &str) -> Result<bool> {
+        Ok(lock(&self.oauth).users.remove(user_id).is_some())
     }
 }

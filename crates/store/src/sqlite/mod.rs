@@ -7,6 +7,7 @@ mod grants;
 mod keys;
 mod oauth;
 mod replay;
+mod users;
 
 use crate::{Result, StoreError};
 use rusqlite::Connection;
@@ -68,6 +69,12 @@ const MIGRATIONS: &[&str] = &[
         kid TEXT PRIMARY KEY, alg TEXT NOT NULL, nonce BLOB NOT NULL, ciphertext BLOB NOT NULL,
         public_jwk TEXT NOT NULL, created_at INTEGER NOT NULL, retired_at INTEGER);",
     "ALTER TABLE audit ADD COLUMN client_id TEXT;",
+    // People who signed in through a provider (see `users.rs`); one row each, counted by upsert.
+    "CREATE TABLE users (
+        user_id TEXT PRIMARY KEY, tenant TEXT, role TEXT NOT NULL, via TEXT NOT NULL, email TEXT,
+        name TEXT, first_sign_in INTEGER NOT NULL, last_sign_in INTEGER NOT NULL,
+        sign_ins INTEGER NOT NULL);
+     CREATE INDEX users_first_sign_in ON users(first_sign_in, user_id);",
 ];
 
 /// One SQLite file. Cloning shares the connection.

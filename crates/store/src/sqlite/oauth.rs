@@ -25,7 +25,8 @@ pub(super) fn to_json(list: &[String]) -> Result<String> {
     serde_json::to_string(list).map_err(|e| StoreError::Backend(e.to_string()))
 }
 
-struct RoleColumn(Role);
+/// A role stored as [`Role::as_str`]; an unknown one fails the read.
+pub(super) struct RoleColumn(pub Role);
 
 impl FromSql for RoleColumn {
     fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {

@@ -93,7 +93,7 @@ pub async fn identity(
     let mut emails: Vec<Email> = get(client, s, "/user/emails?per_page=100", token).await?;
     // The primary address first.
     emails.sort_by_key(|e| !e.primary);
-    let mine = |r: &IdentityRule| r.provider.as_deref().is_none_or(|p| p == s.id);
+    let mine = |r: &IdentityRule| r.provider == s.id;
     let wants = |f: fn(&Condition) -> bool| rules.iter().filter(|r| mine(r)).any(|r| r.conditions.iter().any(f));
     let orgs = if wants(|c| matches!(c, Condition::GithubOrg(_))) {
         let orgs: Vec<Org> = get(client, s, "/user/orgs?per_page=100", token).await?;
@@ -122,5 +122,6 @@ pub async fn identity(
         orgs,
         teams,
         claims: serde_json::Value::Null,
+        email_domains: None,
     })
 }

@@ -12,6 +12,9 @@ pub struct Identity {
     pub subject: String,
     /// Verified addresses, lower case; the primary (or the ID token's) first.
     pub emails: Vec<String>,
+    /// The domains an `email_domain` rule may match, when the provider says so apart from the
+    /// addresses (Google: the Workspace domain, `hd`); `None`: the verified addresses' domains.
+    pub email_domains: Option<Vec<String>>,
     /// GitHub's login.
     pub login: Option<String>,
     /// GitHub organizations (lower case).
@@ -33,10 +36,13 @@ fn holds(c: &Condition, who: &Identity) -> bool {
     match c {
         Condition::Subject(s) => &who.subject == s,
         Condition::Email(e) => who.emails.iter().any(|x| x == e),
-        Condition::EmailDomain(d) => who
-            .emails
-            .iter()
-            .any(|x| x.rsplit_once('@').is_some_and(|(_, dom)| dom == d)),
+        Condition::EmailDomain(d) => {
+            let address_in = who
+                .emails
+                .iter()
+                .any(|x| x.rsplit_once('@').is_some_and(|(_, dom)| dom == d));
+            address_in && who.email_domains.as_ref().is_none_or(|ds| ds.contains(d))
+        }
         Condition::GithubOrg(o) => who.orgs.iter().any(|x| x == o),
         Condition::GithubTeam(t) => who.teams.iter().any(|x| x == t),
         Condition::Claim(name, value) => match who.claims.get(name) {
@@ -48,32 +54,42 @@ fn holds(c: &Condition, who: &Identity) -> bool {
     }
 }
 
+/// The template with `{provider}`, `{sub}`, `{email}` and `{login}` filled in one pass (a value
+/// is never read as a template); `None` when it names a value this person lacks.
 fn fill(template: &str, who: &Identity) -> Option<String> {
-    let email = who.emails.first().map(String::as_str);
-    let mut out = template
-        .replace("{provider}", &who.provider)
-        .replace("{sub}", &who.subject);
-    if out.contains("{email}") {
-        out = out.replace("{email}", email?);
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let (value, used) = if let Some(t) = tail.strip_prefix("{provider}") {
+            (Some(who.provider.as_str()), tail.len() - t.len())
+        } else if let Some(t) = tail.strip_prefix("{sub}") {
+            (Some(who.subject.as_str()), tail.len() - t.len())
+        } else if let Some(t) = tail.strip_prefix("{email}") {
+            (Some(who.emails.first()?.as_str()), tail.len() - t.len())
+        } else if let Some(t) = tail.strip_prefix("{login}") {
+            (Some(who.login.as_deref()?), tail.len() - t.len())
+        } else {
+            (None, 1)
+        };
+        out.push_str(value.unwrap_or("{"));
+        rest = &tail[used..];
     }
-    if out.contains("{login}") {
-        out = out.replace("{login}", who.login.as_deref()?);
-    }
+    out.push_str(rest);
     (!out.is_empty()).then_some(out)
 }
 
 /// The subject `who` becomes, or `None` when no rule admits them.
 pub fn map(rules: &[IdentityRule], who: &Identity) -> Option<Subject> {
-    let rule = rules.iter().find(|r| {
-        r.provider.as_deref().is_none_or(|p| p == who.provider) && r.conditions.iter().all(|c| holds(c, who))
-    })?;
+    let rule = rules
+        .iter()
+        .find(|r| r.provider == who.provider && r.conditions.iter().all(|c| holds(c, who)))?;
+    // By default `{provider}:{sub}`: the one name no other account, here or at another
+    // provider, can share (an e-mail address can be verified at several providers).
     let user_id = match &rule.user_id {
         Some(t) => fill(t, who)?,
-        None => who
-            .emails
-            .first()
-            .cloned()
-            .unwrap_or_else(|| format!("{}:{}", who.provider, who.subject)),
+        None => format!("{}:{}", who.provider, who.subject),
     };
     let tenant = match &rule.tenant {
         Some(t) => Some(fill(t, who)?),
@@ -123,7 +139,7 @@ mod tests {
     fn the_first_matching_rule_decides_and_no_rule_means_no_access() {
         let r = rules(
             "[[identities]]\nprovider = \"github\"\ngithub_org = \"acme\"\nrole = \"developer\"\npermissions = [\"read\", \"write\"]\nuser_id = \"gh:{login}\"\n\
-             [[identities]]\nemail_domain = \"example.com\"\npermissions = [\"read\"]\n\
+             [[identities]]\nprovider = \"github\"\nemail_domain = \"example.com\"\npermissions = [\"read\"]\nuser_id = \"{email}\"\n\
              [[identities]]\nprovider = \"corp\"\nclaim = \"groups\"\nvalue = \"mcp-admins\"\nrole = \"admin\"\ntenant = \"corp\"\n",
         );
         let s = map(&r, &gh("ana", &[], &["acme"])).unwrap();
@@ -154,28 +170,94 @@ mod tests {
     }
 
     #[test]
+    fn names_and_domains_cannot_be_borrowed() {
+        let r = rules(
+            "[[identities]]\nprovider = \"github\"\nemail = \"ana@example.com\"\nuser_id = \"{login}-{email}\"\n\
+             [[identities]]\nprovider = \"github\"\ngithub_team = \"Acme/Core\"\nrole = \"admin\"\n\
+             [[identities]]\nprovider = \"github\"\ngithub_org = \"acme\"\n",
+        );
+        // A team rule: the team of that organization only (written in any case).
+        let mut core = gh("cy", &[], &["acme"]);
+        core.teams = vec!["acme/core".into()];
+        assert_eq!(map(&r, &core).unwrap().role, mcpgate_core::principal::Role::Admin);
+        core.teams = vec!["other/core".into(), "acme/core-x".into()];
+        assert_eq!(map(&r, &core).unwrap().role, mcpgate_core::principal::Role::User);
+        // A value is never read as a template: a login that spells `{email}` stays as it is.
+        let s = map(&r, &gh("{email}", &["ana@example.com"], &[])).unwrap();
+        assert_eq!(s.user_id, "{email}-ana@example.com");
+        // The default name is the provider's own subject, not an address another provider may
+        // also have verified.
+        assert_eq!(
+            map(&r, &gh("bob", &["bob@x.example"], &["acme"])).unwrap().user_id,
+            "github:42"
+        );
+        // A rule is for its provider only.
+        let elsewhere = Identity {
+            provider: "corp".into(),
+            ..gh("ana", &["ana@example.com"], &["acme"])
+        };
+        assert!(map(&r, &elsewhere).is_none());
+        // Google: a domain rule holds only for that Workspace domain (`hd`), not for any
+        // consumer account with a verified address there.
+        let g = rules("[[identities]]\nprovider = \"corp\"\nemail_domain = \"example.com\"\n");
+        let consumer = Identity {
+            provider: "corp".into(),
+            subject: "g1".into(),
+            emails: vec!["ana@example.com".into()],
+            email_domains: Some(vec![]),
+            ..Identity::default()
+        };
+        assert!(map(&g, &consumer).is_none());
+        let workspace = Identity {
+            email_domains: Some(vec!["example.com".into()]),
+            ..consumer.clone()
+        };
+        assert!(map(&g, &workspace).is_some());
+        let other_workspace = Identity {
+            email_domains: Some(vec!["evil.example".into()]),
+            ..consumer
+        };
+        assert!(map(&g, &other_workspace).is_none());
+    }
+
+    #[test]
+    fn rules_that_could_be_misread_are_refused() {
+        #[derive(serde::Deserialize)]
+        struct F {
+            providers: Vec<RawProvider>,
+            identities: Vec<RawIdentity>,
+        }
+        let base = "[[providers]]\nkind = \"github\"\nclient_id = \"c\"\n[[providers]]\nkind = \"oidc\"\nid = \"corp\"\nissuer = \"https://idp.example\"\nclient_id = \"c\"\n";
+        for (rule, why) in [
+            ("email_domain = \"example.com\"", "no provider"),
+            (
+                "provider = \"corp\"\nclaim = \"email\"\nvalue = \"a@example.com\"",
+                "claim email skips email_verified",
+            ),
+            (
+                "provider = \"corp\"\nclaim = \"email_verified\"\nvalue = \"true\"",
+                "claim email_verified",
+            ),
+            (
+                "provider = \"corp\"\ngithub_org = \"acme\"",
+                "github_org on an OIDC provider",
+            ),
+            ("provider = \"nope\"\nanyone = true", "an unknown provider"),
+        ] {
+            let text = format!("{base}[[identities]]\n{rule}\n");
+            let f: F = toml::from_str(&text).unwrap();
+            let p = validate_providers(f.providers, &f.identities).unwrap();
+            assert!(validate_identities(f.identities, &p).is_err(), "accepted: {why}");
+        }
+    }
+
+    #[test]
     fn a_rule_without_a_condition_is_refused_unless_it_says_anyone() {
         #[derive(serde::Deserialize)]
         struct F {
             identities: Vec<RawIdentity>,
         }
-        let p = validate_providers(
-            vec![RawProvider {
-                kind: crate::oauth::providers::settings::ProviderKind::Github,
-                id: None,
-                name: None,
-                client_id: "c".into(),
-                client_secret_env: None,
-                issuer: None,
-                scopes: vec![],
-                authorization_endpoint: None,
-                token_endpoint: None,
-                jwks_uri: None,
-                api_base: None,
-            }],
-            &[],
-        )
-        .unwrap();
+        let p = validate_providers(vec![RawProvider::github("c", None)], &[]).unwrap();
         let f: F = toml::from_str("[[identities]]\nprovider = \"github\"\n").unwrap();
         assert!(validate_identities(f.identities, &p).is_err());
         let f: F = toml::from_str("[[identities]]\nanyone = true\n").unwrap();

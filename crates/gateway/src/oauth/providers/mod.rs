@@ -7,6 +7,7 @@
 //! (the web session, `session.rs`). Every refusal is a page that says what to do; nothing the
 //! provider sent is echoed unescaped, and no code, token or secret reaches a log line.
 
+pub mod held;
 pub mod mapping;
 pub mod settings;
 
@@ -49,6 +50,8 @@ pub struct Providers {
     /// `MCP_OAUTH_REDIRECT_URI`).
     pub redirect_uri: String,
     client: reqwest::Client,
+    /// `delegation.source = "provider:<id>"`: that provider's tokens are kept here.
+    pub held: Option<(String, Arc<held::HeldTokens>)>,
 }
 
 impl Providers {
@@ -85,10 +88,11 @@ impl Providers {
             rules,
             redirect_uri,
             client,
+            held: None,
         })
     }
 
-    fn get(&self, id: &str) -> Option<&Provider> {
+    pub fn get(&self, id: &str) -> Option<&Provider> {
         self.list.iter().find(|p| p.settings.id == id)
     }
 }
@@ -126,7 +130,7 @@ fn query_form(req: &Request) -> Result<super::form::Form, Box<Response>> {
     })
 }
 
-/// `GET /auth/oauth/{provider}/start[?return_to=/path]`.
+/// `GET /auth/oauth/{provider}/start[?return_to=/path][&login_hint=…]`.
 pub async fn start(State(gw): State<Arc<Gateway>>, Path(id): Path<String>, req: Request) -> Response {
     let Some(o) = gw.oauth.clone() else {
         return StatusCode::NOT_FOUND.into_response();
@@ -194,6 +198,14 @@ pub async fn start(State(gw): State<Arc<Gateway>>, Path(id): Path<String>, req: 
         if p.oidc.is_some() {
             q.append_pair("nonce", &pending.nonce);
         }
+        // Who is expected (OIDC `login_hint`; GitHub calls it `login`), passed on when it is a
+        // plain short value.
+        if let Some(hint) = form
+            .get("login_hint")
+            .filter(|h| !h.is_empty() && h.len() <= 256 && h.chars().all(|c| !c.is_control()))
+        {
+            q.append_pair(if p.oidc.is_some() { "login_hint" } else { "login" }, hint);
+        }
     }
     let cookie = serde_json::to_value(&pending)
         .map_err(|e| e.to_string())
@@ -223,21 +235,14 @@ pub async fn start(State(gw): State<Arc<Gateway>>, Path(id): Path<String>, req: 
 
 /// The pending sign-in this browser started, if its cookie is ours and fresh.
 fn pending(o: &OAuthServer, req: &Request) -> Option<Pending> {
-    let jwt = cookies::read(req.headers(), &cookies::name(o, SIGN_IN_COOKIE))?;
-    let header = jsonwebtoken::decode_header(&jwt).ok()?;
-    if header.alg != jsonwebtoken::Algorithm::ES256 || header.typ.as_deref() != Some(SIGN_IN_TYP) {
-        return None;
-    }
-    let signer = o.signer();
-    let key = signer.verifying_key(header.kid.as_deref()?)?;
-    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
-    v.validate_exp = false;
-    v.leeway = 0;
-    v.set_issuer(&[&o.settings.issuer]);
-    v.set_audience(&[callback_audience(o)]);
-    v.set_required_spec_claims(&["exp", "iss", "aud"]);
-    let p = jsonwebtoken::decode::<Pending>(&jwt, key, &v).ok()?.claims;
-    (p.exp > o.clock.unix_s()).then_some(p)
+    cookies::read_signed(
+        o,
+        req.headers(),
+        SIGN_IN_COOKIE,
+        SIGN_IN_TYP,
+        &callback_audience(o),
+        &[],
+    )
 }
 
 /// `GET /auth/oauth/callback?code=…&state=…` (or `error=…`).
@@ -304,6 +309,18 @@ async fn finish(o: &OAuthServer, providers: &Providers, pending: &Pending, form:
         );
     };
     let name = &p.settings.name;
+    // RFC 9207: a provider that names itself in the answer must name itself (a mix-up defence:
+    // an answer from another provider is not taken for this one's).
+    if let (Some(iss), Some(ours)) = (form.get("iss"), p.settings.issuer.as_deref())
+        && iss.trim_end_matches('/') != ours.trim_end_matches('/')
+    {
+        tracing::warn!(provider = %p.settings.id, "sign-in answer names another issuer");
+        return problem(
+            StatusCode::BAD_REQUEST,
+            &format!("The answer did not come from {name}."),
+            "Start the sign-in again.",
+        );
+    }
     if let Some(err) = form.get("error") {
         let err = crate::refusal::printable(err, 64);
         tracing::info!(provider = %p.settings.id, error = %err, "sign-in refused by the provider");
@@ -325,8 +342,8 @@ async fn finish(o: &OAuthServer, providers: &Providers, pending: &Pending, form:
             "Start the sign-in again.",
         );
     };
-    let who = match p.identify(providers, code, pending, o.clock.unix_s()).await {
-        Ok(who) => who,
+    let (who, answer) = match p.identify(providers, code, pending, o.clock.unix_s()).await {
+        Ok(found) => found,
         Err(Failure::Unreachable(e)) => {
             tracing::warn!(provider = %p.settings.id, error = %e, "sign-in provider unreachable");
             return problem(
@@ -353,6 +370,38 @@ async fn finish(o: &OAuthServer, providers: &Providers, pending: &Pending, form:
         );
     };
     tracing::info!(provider = %p.settings.id, user = %subject.user_id, "signed in through a provider");
+    if let Some(users) = &o.users {
+        let record = mcpgate_store::UserRecord {
+            user_id: subject.user_id.clone(),
+            tenant: subject.tenant.clone(),
+            role: subject.role,
+            via: subject.via.clone(),
+            email: who.emails.first().cloned(),
+            name: who.login.clone(),
+            first_sign_in: 0,
+            last_sign_in: 0,
+            sign_ins: 0,
+        };
+        // Not recorded is not refused: the sign-in stands (its grants name the person anyway).
+        if let Err(e) = users.record_sign_in(&record, o.clock.unix_s()).await {
+            tracing::warn!(provider = %p.settings.id, error = %e, "could not record the sign-in in the user list");
+        }
+    }
+    if let Some((held_for, tokens)) = &providers.held
+        && *held_for == p.settings.id
+    {
+        let owner = held::owner(held_for, subject.tenant.as_deref(), &subject.user_id);
+        match held::ProviderToken::from_answer(&answer, o.clock.unix_s()) {
+            Some(t) => {
+                if let Err(e) = tokens.keep(&owner, &t, o.clock.unix_s()).await {
+                    tracing::warn!(provider = %p.settings.id, error = %e, "could not keep the provider's token for the upstream");
+                }
+            }
+            None => {
+                tracing::warn!(provider = %p.settings.id, "the provider's answer had no access token to keep for the upstream")
+            }
+        }
+    }
     let mut r = match &pending.return_to {
         Some(to) => {
             let mut r = StatusCode::SEE_OTHER.into_response();
@@ -377,7 +426,7 @@ async fn finish(o: &OAuthServer, providers: &Providers, pending: &Pending, form:
 }
 
 /// Why a provider's answer was not taken.
-enum Failure {
+pub(crate) enum Failure {
     /// The provider could not be reached or answered with an error status.
     Unreachable(String),
     /// It answered, but not with something that proves who the person is.
@@ -386,8 +435,10 @@ enum Failure {
 
 /// The provider's token response (RFC 6749 §5.1).
 #[derive(Deserialize)]
-struct TokenAnswer {
+pub(crate) struct TokenAnswer {
     access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<i64>,
     id_token: Option<String>,
     error: Option<String>,
 }
@@ -407,23 +458,25 @@ impl Provider {
         }
     }
 
-    /// Exchanges the code and reads who signed in.
-    async fn identify(&self, all: &Providers, code: &str, pending: &Pending, now: i64) -> Result<Identity, Failure> {
+    /// A request to the provider's token endpoint with `params` (and our client id, and its
+    /// secret when it has one); its answer when it granted something.
+    pub(crate) async fn exchange(&self, all: &Providers, params: &[(&str, &str)]) -> Result<TokenAnswer, Failure> {
         let url = self.token_endpoint().await.map_err(Failure::Unreachable)?;
+        let body = {
+            // (The serializer is not Send: it must be gone before the first await.)
+            let mut body = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in params {
+                body.append_pair(k, v);
+            }
+            body.append_pair("client_id", &self.settings.client_id);
+            body.finish()
+        };
         let mut req = all
             .client
             .post(url)
             .header(header::ACCEPT, "application/json")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(
-                form_urlencoded::Serializer::new(String::new())
-                    .append_pair("grant_type", "authorization_code")
-                    .append_pair("code", code)
-                    .append_pair("redirect_uri", &all.redirect_uri)
-                    .append_pair("code_verifier", &pending.verifier)
-                    .append_pair("client_id", &self.settings.client_id)
-                    .finish(),
-            );
+            .body(body);
         if let Some(secret) = &self.secret {
             req = req.basic_auth(
                 form_urlencoded::byte_serialize(self.settings.client_id.as_bytes()).collect::<String>(),
@@ -440,28 +493,58 @@ impl Provider {
             .map_err(Failure::Unreachable)?;
         let answer: TokenAnswer = serde_json::from_slice(&body)
             .map_err(|_| Failure::Refused(format!("token endpoint: HTTP {status}, not a JSON token response")))?;
-        if let Some(e) = answer.error {
+        if let Some(e) = &answer.error {
             return Err(Failure::Refused(format!(
-                "token endpoint refused the code: {}",
-                crate::refusal::printable(&e, 64)
+                "token endpoint refused: {}",
+                crate::refusal::printable(e, 64)
             )));
         }
         if !status.is_success() {
             return Err(Failure::Unreachable(format!("token endpoint: HTTP {status}")));
         }
-        match &self.oidc {
+        Ok(answer)
+    }
+
+    /// Exchanges the code and reads who signed in; the provider's answer too (its tokens).
+    async fn identify(
+        &self,
+        all: &Providers,
+        code: &str,
+        pending: &Pending,
+        now: i64,
+    ) -> Result<(Identity, TokenAnswer), Failure> {
+        let answer = self
+            .exchange(
+                all,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", &all.redirect_uri),
+                    ("code_verifier", &pending.verifier),
+                ],
+            )
+            .await?;
+        let who = match &self.oidc {
             Some(o) => {
                 let id_token = answer
                     .id_token
+                    .as_deref()
                     .ok_or_else(|| Failure::Refused("no id_token in the token response".into()))?;
-                o.identity(&self.settings, &id_token, &pending.nonce, now)
-                    .await
-                    .map_err(Failure::Refused)
+                o.identity(
+                    &self.settings,
+                    id_token,
+                    answer.access_token.as_deref(),
+                    &pending.nonce,
+                    now,
+                )
+                .await
+                .map_err(Failure::Refused)
             }
             None => {
                 let token = Secret::new(
                     answer
                         .access_token
+                        .clone()
                         .ok_or_else(|| Failure::Refused("no access_token in the token response".into()))?,
                 );
                 github::identity(&self.settings, &all.client, &token, &all.rules)
@@ -471,6 +554,7 @@ impl Provider {
                         github::Error::Refused(e) => Failure::Refused(e),
                     })
             }
-        }
+        }?;
+        Ok((who, answer))
     }
 }

@@ -11,28 +11,26 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 const LEEWAY_S: i64 = 60;
-const ALGORITHMS: [Algorithm; 8] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-];
+/// What an ID token may be signed with: the JWT verifier's asymmetric list (never HMAC: the
+/// client secret would then sign tokens).
+const ALGORITHMS: [Algorithm; 9] = crate::auth::jwt::ASYMMETRIC_ALGS;
+/// After a failed discovery, sign-ins fail at once for this long (no fetch per click).
+const DISCOVERY_RETRY: std::time::Duration = std::time::Duration::from_secs(15);
 
 #[derive(Clone)]
 pub struct Endpoints {
     pub authorization: reqwest::Url,
     pub token: reqwest::Url,
+    /// Asked for the e-mail when the ID token has none (discovered only).
+    pub userinfo: Option<reqwest::Url>,
 }
 
 pub struct Oidc {
     issuer: String,
     configured: Option<Endpoints>,
     client: reqwest::Client,
-    discovered: tokio::sync::Mutex<Option<Endpoints>>,
+    /// The endpoints once discovered, or the last failure and when it happened.
+    discovered: tokio::sync::Mutex<Result<Endpoints, Option<(std::time::Instant, String)>>>,
     jwks: Arc<JwksCache>,
 }
 
@@ -41,6 +39,8 @@ struct Discovery {
     issuer: String,
     authorization_endpoint: String,
     token_endpoint: String,
+    #[serde(default)]
+    userinfo_endpoint: Option<String>,
 }
 
 impl Oidc {
@@ -48,7 +48,11 @@ impl Oidc {
         let issuer = s.issuer.clone().unwrap_or_default();
         let configured = match (&s.authorization_endpoint, &s.token_endpoint) {
             (Some(a), Some(t)) => match (reqwest::Url::parse(a), reqwest::Url::parse(t)) {
-                (Ok(authorization), Ok(token)) => Some(Endpoints { authorization, token }),
+                (Ok(authorization), Ok(token)) => Some(Endpoints {
+                    authorization,
+                    token,
+                    userinfo: None,
+                }),
                 _ => None,
             },
             _ => None,
@@ -62,20 +66,29 @@ impl Oidc {
             issuer,
             configured,
             client,
-            discovered: tokio::sync::Mutex::new(None),
+            discovered: tokio::sync::Mutex::new(Err(None)),
         }
     }
 
     /// The endpoints: configured, or read once from the issuer's discovery document (which must
-    /// name exactly this issuer); a failed read is tried again on the next sign-in.
+    /// name exactly this issuer); a failed read is tried again on a sign-in after
+    /// [`DISCOVERY_RETRY`].
     pub async fn endpoints(&self) -> Result<Endpoints, String> {
         if let Some(e) = &self.configured {
             return Ok(e.clone());
         }
         let mut found = self.discovered.lock().await;
-        if let Some(e) = found.as_ref() {
-            return Ok(e.clone());
+        match &*found {
+            Ok(e) => return Ok(e.clone()),
+            Err(Some((at, why))) if at.elapsed() < DISCOVERY_RETRY => return Err(why.clone()),
+            Err(_) => {}
         }
+        let result = self.discover().await;
+        *found = result.clone().map_err(|e| Some((std::time::Instant::now(), e)));
+        result
+    }
+
+    async fn discover(&self) -> Result<Endpoints, String> {
         let url = format!("{}/.well-known/openid-configuration", self.issuer);
         let resp = self
             .client
@@ -96,9 +109,39 @@ impl Oidc {
         let e = Endpoints {
             authorization: check("authorization_endpoint", &doc.authorization_endpoint)?,
             token: check("token_endpoint", &doc.token_endpoint)?,
+            userinfo: doc
+                .userinfo_endpoint
+                .as_deref()
+                .and_then(|u| check("userinfo_endpoint", u).ok()),
         };
-        *found = Some(e.clone());
         Ok(e)
+    }
+
+    /// The userinfo answer for `sub` (RFC: OpenID Connect Core §5.3), `None` when there is no
+    /// endpoint, it fails, or it names another subject.
+    async fn userinfo(&self, access_token: &str, sub: &str) -> Option<serde_json::Value> {
+        let url = self.endpoints().await.ok()?.userinfo?;
+        let resp = match self
+            .client
+            .get(url)
+            .bearer_auth(access_token)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), "sign-in: the provider's userinfo endpoint refused");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.without_url(), "sign-in: the provider's userinfo endpoint is unreachable");
+                return None;
+            }
+        };
+        let body = crate::auth::fetch::read_limited(resp, super::MAX_ANSWER).await.ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        (v.get("sub").and_then(serde_json::Value::as_str) == Some(sub)).then_some(v)
     }
 
     /// Who the ID token says signed in; every check above, or the reason it failed.
@@ -106,6 +149,7 @@ impl Oidc {
         &self,
         s: &ProviderSettings,
         id_token: &str,
+        access_token: Option<&str>,
         nonce: &str,
         now: i64,
     ) -> Result<Identity, String> {
@@ -121,8 +165,9 @@ impl Oidc {
         let mut v = jsonwebtoken::Validation::new(header.alg);
         v.validate_exp = false;
         v.leeway = 0;
-        // Google's ID tokens may name the issuer without its scheme.
-        let mut issuers = vec![self.issuer.clone()];
+        // The issuer as configured, with or without one trailing slash (Auth0's ends in one);
+        // Google's ID tokens may name it without its scheme.
+        let mut issuers = vec![self.issuer.clone(), format!("{}/", self.issuer)];
         if s.kind == ProviderKind::Google {
             issuers.push(self.issuer.trim_start_matches("https://").to_string());
         }
@@ -141,12 +186,12 @@ impl Oidc {
             .get("exp")
             .and_then(serde_json::Value::as_i64)
             .ok_or("id_token exp is not a number")?;
-        if exp + LEEWAY_S < now {
+        if exp.saturating_add(LEEWAY_S) < now {
             return Err("the id_token has expired".into());
         }
         if c.get("iat")
             .and_then(serde_json::Value::as_i64)
-            .is_some_and(|iat| iat > now + LEEWAY_S)
+            .is_some_and(|iat| iat > now.saturating_add(LEEWAY_S))
         {
             return Err("the id_token was issued in the future".into());
         }
@@ -166,6 +211,20 @@ impl Oidc {
             .filter(|s| !s.is_empty() && s.len() <= 255)
             .ok_or("the id_token has no usable sub")?
             .to_string();
+        // No e-mail in the ID token (some providers keep it for userinfo): asked there, taken
+        // only for the same subject.
+        let mut c = c;
+        if c.get("email").is_none()
+            && let Some(token) = access_token
+            && let Some(extra) = self.userinfo(token, &sub).await
+            && let Some(obj) = c.as_object_mut()
+        {
+            for k in ["email", "email_verified"] {
+                if let Some(v) = extra.get(k) {
+                    obj.insert(k.to_string(), v.clone());
+                }
+            }
+        }
         let verified = match c.get("email_verified") {
             Some(serde_json::Value::Bool(b)) => *b,
             // Some providers send it as a string.
@@ -176,10 +235,19 @@ impl Oidc {
             Some(e) if verified && e.contains('@') => vec![e.to_ascii_lowercase()],
             _ => Vec::new(),
         };
+        // Google: an address proves its domain only for a Workspace account of that domain
+        // (`hd`); anyone can make a Google account with a verified address anywhere.
+        let email_domains = (s.kind == ProviderKind::Google).then(|| {
+            c.get("hd")
+                .and_then(serde_json::Value::as_str)
+                .map(|d| vec![d.to_ascii_lowercase()])
+                .unwrap_or_default()
+        });
         Ok(Identity {
             provider: s.id.clone(),
             subject: sub,
             emails,
+            email_domains,
             login: c
                 .get("preferred_username")
                 .and_then(serde_json::Value::as_str)

@@ -31,6 +31,25 @@ pub struct RawProvider {
     pub api_base: Option<String>,
 }
 
+impl RawProvider {
+    /// A GitHub provider with the defaults (seed 004's `MCP_OAUTH_GITHUB_CLIENT_ID`).
+    pub fn github(client_id: &str, client_secret_env: Option<String>) -> RawProvider {
+        RawProvider {
+            kind: ProviderKind::Github,
+            id: None,
+            name: None,
+            client_id: client_id.to_string(),
+            client_secret_env,
+            issuer: None,
+            scopes: vec![],
+            authorization_endpoint: None,
+            token_endpoint: None,
+            jwks_uri: None,
+            api_base: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
@@ -98,7 +117,9 @@ pub enum Condition {
 
 #[derive(Debug, Clone)]
 pub struct IdentityRule {
-    pub provider: Option<String>,
+    /// The provider the rule is for: a subject, an address or a claim means something only as
+    /// one provider says it.
+    pub provider: String,
     /// All must hold; empty only with `anyone`.
     pub conditions: Vec<Condition>,
     pub user_id: Option<String>,
@@ -159,9 +180,9 @@ pub fn validate_providers(raw: Vec<RawProvider>, rules: &[RawIdentity]) -> Resul
             (ProviderKind::Github, None) => None,
         };
         let github = p.kind == ProviderKind::Github;
-        let needs_org = rules.iter().any(|r| {
-            r.provider.as_deref().is_none_or(|x| x == id) && (r.github_org.is_some() || r.github_team.is_some())
-        });
+        let needs_org = rules
+            .iter()
+            .any(|r| r.provider.as_deref() == Some(id.as_str()) && (r.github_org.is_some() || r.github_team.is_some()));
         let scopes = if !p.scopes.is_empty() {
             p.scopes.clone()
         } else if github {
@@ -224,10 +245,32 @@ pub fn validate_identities(
     let mut out = Vec::new();
     for (i, r) in raw.into_iter().enumerate() {
         let at = |what: &str| format!("rule {}: {what}", i + 1);
-        if let Some(p) = &r.provider
-            && !providers.iter().any(|x| &x.id == p)
+        let Some(provider) = r.provider.clone() else {
+            return Err((
+                "oauth.identities.provider",
+                at(
+                    "name the provider the rule is for (a subject, an e-mail or a claim is only as good as who says it)",
+                ),
+            ));
+        };
+        let Some(kind) = providers.iter().find(|x| x.id == provider).map(|x| x.kind) else {
+            return Err(("oauth.identities.provider", at(&format!("no provider {provider:?}"))));
+        };
+        if (r.github_org.is_some() || r.github_team.is_some()) && kind != ProviderKind::Github {
+            return Err((
+                "oauth.identities.github_org",
+                at("github_org and github_team need a GitHub provider"),
+            ));
+        }
+        if let Some(c) = r.claim.as_deref()
+            && matches!(c, "email" | "email_verified" | "sub" | "hd")
         {
-            return Err(("oauth.identities.provider", at(&format!("no provider {p:?}"))));
+            return Err((
+                "oauth.identities.claim",
+                at(&format!(
+                    "match {c:?} with `email`, `email_domain` or `subject` (they check that the address is verified)"
+                )),
+            ));
         }
         let mut conditions = Vec::new();
         if let Some(s) = r.subject {
@@ -261,7 +304,7 @@ pub fn validate_identities(
                 ),
             ));
         }
-        if r.anyone && (!conditions.is_empty() || r.provider.is_none()) {
+        if r.anyone && !conditions.is_empty() {
             return Err((
                 "oauth.identities.anyone",
                 at("anyone = true goes with a provider and no other condition"),
@@ -273,12 +316,12 @@ pub fn validate_identities(
         };
         if r.anyone {
             tracing::warn!(
-                provider = r.provider.as_deref().unwrap_or_default(),
+                provider = %provider,
                 "oauth.identities: anyone who can sign in at this provider is admitted"
             );
         }
         out.push(IdentityRule {
-            provider: r.provider,
+            provider,
             conditions,
             user_id: r.user_id,
             tenant: r.tenant,

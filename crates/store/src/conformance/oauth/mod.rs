@@ -1,5 +1,5 @@
-//! The authorization server's records: what any [`ClientStore`], [`GrantStore`] and
-//! [`SigningKeyStore`] must keep, on times given by the caller (unix seconds). Samples set every
+//! The authorization server's records: what any [`ClientStore`], [`GrantStore`],
+//! [`SigningKeyStore`] and [`UserStore`] must keep, on times given by the caller (unix seconds). Samples set every
 //! field, so a backend that drops a column fails a round trip.
 //!
 //! Where the trait's words leave a choice, the suite fixes it so backends agree: a code, token or
@@ -14,7 +14,7 @@
 use super::{Failure, Outcome};
 use crate::oauth::{
     ClientKind, ClientRecord, ClientStore, CodeRecord, CodeTake, ConsentRecord, GrantRecord, GrantStore, Rotation,
-    SigningKeyRecord, SigningKeyStore, Subject,
+    SigningKeyRecord, SigningKeyStore, Subject, UserRecord, UserStore,
 };
 use crate::{SealedCredential, StoreError};
 use mcpgate_core::keys::hash_hex;
@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 mod grants;
 mod refresh;
+mod users;
 pub use grants::grants;
+pub use users::{sample_user, users};
 
 /// 2023-11-14 22:13:20 UTC: where the samples' times start.
 pub const T0: i64 = 1_700_000_000;
@@ -300,10 +302,10 @@ pub async fn signing_keys<S: SigningKeyStore + 'static>(store: Arc<S>) -> Outcom
 
 /// What a durable backend keeps across a reopen: clients, a taken code and an untaken one,
 /// grants with their revocation, a spent refresh token and its successor, consents, signing keys
-/// with their retirement. `open` opens the same store each time.
+/// with their retirement, users with their sign-ins. `open` opens the same store each time.
 pub async fn oauth_survives_reopen<S, F>(open: F) -> Outcome
 where
-    S: ClientStore + GrantStore + SigningKeyStore,
+    S: ClientStore + GrantStore + SigningKeyStore + UserStore,
     F: Fn() -> crate::Result<S>,
 {
     let client = sample_client("durable", ClientKind::MetadataDocument, T0);
@@ -342,6 +344,8 @@ where
         s.set_consent(&consent).await?;
         s.insert_signing_key(&sample_signing_key("durable-key", T0)).await?;
         s.retire_signing_key("durable-key", T0 + 9).await?;
+        s.record_sign_in(&sample_user("alice"), T0 + 1).await?;
+        s.record_sign_in(&sample_user("alice"), T0 + 8).await?;
     }
     let s = open()?;
     ensure!(
@@ -374,6 +378,21 @@ where
         s.list_signing_keys().await? == vec![key],
         "a signing key or its retirement was lost on reopen"
     );
+    let alice = UserRecord {
+        first_sign_in: T0 + 1,
+        last_sign_in: T0 + 8,
+        sign_ins: 2,
+        ..sample_user("alice")
+    };
+    ensure!(
+        s.get_user("alice").await? == Some(alice.clone()),
+        "a user or their sign-ins were lost on reopen"
+    );
+    let again = s.record_sign_in(&sample_user("alice"), T0 + 12).await?;
+    ensure!(
+        again.first_sign_in == T0 + 1 && again.sign_ins == 3,
+        "a sign-in after a reopen did not count on from the stored user: {again:?}"
+    );
     let r = s
         .rotate_refresh(&hash("rt-0"), &hash("rt-2"), T0 + 5_000, T0 + 11, 0)
         .await?;
@@ -389,9 +408,10 @@ where
 /// Every OAuth suite, each on a fresh store.
 pub async fn all_oauth<S>(store: impl Fn() -> Arc<S>) -> Outcome
 where
-    S: ClientStore + GrantStore + SigningKeyStore + 'static,
+    S: ClientStore + GrantStore + SigningKeyStore + UserStore + 'static,
 {
     clients(store()).await?;
     grants(store()).await?;
-    signing_keys(store()).await
+    signing_keys(store()).await?;
+    users(store()).await
 }
