@@ -89,7 +89,7 @@ class Person:
             "code_challenge": challenge,
             "code_challenge_method": "S256",
             "state": state,
-            "scope": "read",
+            "scope": "read write",
             "resource": f"{self.base}/mcp",
         }
         page = self.http.get(f"{self.base}/authorize?{urlencode(q)}")
@@ -151,7 +151,8 @@ def rpc(base: str, token: str, body: dict[str, Any], session: str | None) -> tup
     return r, msg
 
 
-def whoami(base: str, token: str) -> dict[str, Any]:
+def call_tool(base: str, token: str, name: str) -> tuple[httpx2.Response, dict[str, Any]]:
+    """initialize, then tools/call `name` with no arguments: the HTTP answer and its message."""
     init = {
         "jsonrpc": "2.0",
         "id": 1,
@@ -161,7 +162,41 @@ def whoami(base: str, token: str) -> dict[str, Any]:
     r, _ = rpc(base, token, init, None)
     session = r.headers.get("mcp-session-id")
     rpc(base, token, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
-    _, msg = rpc(base, token, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}, session)
+    return rpc(base, token, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": name, "arguments": {}}}, session)
+
+
+def upstream_token_check(base: str, name: str, token: str, issuer: str | None, provider_name: str) -> None:
+    """delegation.source = "provider:corp": the demo upstream's `inspect` tool reports the
+    arguments it received. A corp user's call carries their token at corp (the provider's
+    userinfo endpoint says whose), never ours; anyone else is told where to sign in at corp."""
+    r, msg = call_tool(base, token, "inspect")
+    if issuer is None:
+        err = json.dumps(msg.get("error", {}))
+        record(
+            f"{name}/provider-token-needed",
+            r.status_code == 403 and provider_name in err and "/auth/oauth/corp/start" in err,
+            f"inspect without a {provider_name} token: {r.status_code} {err[:300]}",
+        )
+        return
+    text = "".join(b.get("text", "") for b in msg.get("result", {}).get("content", []))
+    try:
+        got = json.loads(text).get("arguments", {}).get("upstream_token", "")
+    except ValueError:
+        got = ""
+    keep(got)
+    disc = httpx2.get(f"{issuer}/.well-known/openid-configuration", timeout=10).json()
+    info = httpx2.get(disc["userinfo_endpoint"], headers={"authorization": f"Bearer {got}"}, timeout=10) if got else None
+    sub = info.json().get("sub") if info is not None and info.status_code == 200 else None
+    record(
+        f"{name}/upstream-gets-provider-token",
+        bool(got) and got != token and token not in text and sub == "alice",
+        f"inspect: the upstream received a token (present: {bool(got)}, ours: {got == token}); the provider's userinfo"
+        f" says {sub!r} ({info.status_code if info is not None else None})",
+    )
+
+
+def whoami(base: str, token: str) -> dict[str, Any]:
+    _, msg = call_tool(base, token, "whoami")
     result = msg.get("result", {})
     if isinstance(result.get("structuredContent"), dict):
         return result["structuredContent"]
@@ -173,7 +208,15 @@ def whoami(base: str, token: str) -> dict[str, Any]:
     return {"error": msg}
 
 
-def admitted(base: str, name: str, provider: str, account: dict[str, str], want_user: str, redirect_uri: str) -> None:
+def admitted(
+    base: str,
+    name: str,
+    provider: str,
+    account: dict[str, str],
+    want_user: str,
+    redirect_uri: str,
+    issuer: str | None = None,
+) -> None:
     client_id = register(base, redirect_uri)
     who = Person(base, redirect_uri)
     try:
@@ -225,6 +268,7 @@ def admitted(base: str, name: str, provider: str, account: dict[str, str], want_
         me.get("user_id") == want_user and me.get("auth_method") == "oauth",
         f"want user {want_user!r} by oauth, got {json.dumps(me)[:300]}",
     )
+    upstream_token_check(base, name, body["access_token"], issuer, "Corp SSO")
 
 
 def refused(base: str, name: str, provider: str, account: dict[str, str], redirect_uri: str) -> None:
@@ -248,9 +292,12 @@ def main() -> int:
     ap.add_argument("--base", required=True)
     ap.add_argument("--redirect-uri", required=True)
     ap.add_argument("--secrets-out", required=True)
+    ap.add_argument("--oidc-issuer", required=True)
     args = ap.parse_args()
     cases = [
-        lambda: admitted(args.base, "oidc", "Corp SSO", {"login_hint": "alice"}, "alice@example.test", args.redirect_uri),
+        lambda: admitted(
+            args.base, "oidc", "Corp SSO", {"login_hint": "alice"}, "alice@example.test", args.redirect_uri, args.oidc_issuer
+        ),
         lambda: refused(args.base, "oidc-outside-group", "Corp SSO", {"login_hint": "carol"}, args.redirect_uri),
         lambda: refused(args.base, "oidc-unverified-email", "Corp SSO", {"login_hint": "bob"}, args.redirect_uri),
         lambda: admitted(args.base, "github", "GitHub", {"login": "ana"}, "gh:ana", args.redirect_uri),

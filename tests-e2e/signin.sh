@@ -7,7 +7,9 @@
 #   example.test (verified addresses only), the GitHub organization acme.
 # tests-e2e/signin.py drives it as an MCP client and its user would: DCR, /authorize, the page's
 # provider link, the provider's own pages and back, consent, token, whoami through /mcp; and the
-# refusals (outside the group, an unverified e-mail, outside the organization).
+# refusals (outside the group, an unverified e-mail, outside the organization); with
+# delegation.source = "provider:corp", the demo upstream receives alice's own token at the
+# provider (its userinfo endpoint says whose), and the GitHub user is told where to sign in.
 # tests-e2e/signin_browser.py does seed 004's browser path in headless Chromium (screenshots).
 # Then: no code, token, client secret or cookie in the gateway's log.
 set -euo pipefail
@@ -47,7 +49,8 @@ JSON
 
 CORP_SECRET="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
 GH_SECRET="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
-export CORP_SECRET GH_SECRET
+MCPGATE_ENCRYPTION_KEY="$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
+export CORP_SECRET GH_SECRET MCPGATE_ENCRYPTION_KEY
 
 started=0
 for attempt in 1 2 3; do
@@ -110,6 +113,11 @@ provider = "github"
 github_org = "acme"
 user_id = "gh:{login}"
 permissions = ["read", "write"]
+
+# The person's own corp token goes upstream (the demo's inspect tool shows its arguments).
+[delegation]
+tool_argument = "upstream_token"
+source = "provider:corp"
 TOML
   if GATEWAY_KEYS_JSON="" GATEWAY_LISTEN="127.0.0.1:$PORT" start_gateway "gateway-signin-$attempt" \
     --config "$CFG" --upstream-cmd "$(fixture_stdio_cmd demo)"; then
@@ -126,8 +134,8 @@ fi
 GATEWAY_LOG="$E2E_SUITE_LOG_DIR/gateway-signin-$attempt.log"
 
 SECRETS_FILE="$E2E_TMP/seen-secrets.txt"
-printf '%s\n%s\n' "$CORP_SECRET" "$GH_SECRET" >"$SECRETS_FILE"
-run_counted "signin/client" 120 "$VENV_PY" "$E2E_DIR/signin.py" --base "$BASE" \
+printf '%s\n%s\n%s\n' "$CORP_SECRET" "$GH_SECRET" "$MCPGATE_ENCRYPTION_KEY" >"$SECRETS_FILE"
+run_counted "signin/client" 120 "$VENV_PY" "$E2E_DIR/signin.py" --base "$BASE" --oidc-issuer "$ISS" \
   --redirect-uri "http://127.0.0.1:$(free_port)/callback" --secrets-out "$SECRETS_FILE"
 
 # Seed 004's browser path in headless Chromium: start → GitHub → callback → /auth/me (the web

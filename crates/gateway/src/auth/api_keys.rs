@@ -62,6 +62,15 @@ impl KeyRegistry {
         self.held.read().unwrap_or_else(|e| e.into_inner()).get(key_id).cloned()
     }
 
+    /// A credential this process has just sealed into the store, usable here at once (the
+    /// store's change reaches the other replicas, and this one again, through [`Self::watch`]).
+    pub fn hold_now(&self, owner: &str, credential: Secret) {
+        let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
+        let mut fresh = HashMap::clone(&held);
+        fresh.insert(owner.to_string(), credential);
+        *held = Arc::new(fresh);
+    }
+
     /// Reads every key (and held credential) from the store, then builds and swaps in the new
     /// index on the blocking pool: at a million keys that takes seconds of CPU.
     async fn reload(self: &Arc<Self>) -> Result<(), String> {

@@ -469,8 +469,13 @@ pub async fn start(
     }
     let o = Arc::new(server);
     if let Some((provider, held)) = o.providers.as_ref().and_then(|p| p.held.clone()) {
-        let replay = o.replay.clone();
-        tokio::spawn(providers::held::Refresher { held, provider, replay }.run(Arc::downgrade(&o)));
+        let refresher = providers::held::Refresher {
+            held,
+            provider,
+            replay: o.replay.clone(),
+            keys: o.keys.clone(),
+        };
+        tokio::spawn(refresher.run(Arc::downgrade(&o)));
     }
     tokio::spawn(OAuthServer::watch_revocations(Arc::downgrade(&o)));
     tracing::info!(issuer = %settings.issuer, "authorization server on");

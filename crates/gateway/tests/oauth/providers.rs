@@ -643,6 +643,9 @@ async fn the_person_s_own_provider_token_goes_upstream() {
         held,
         provider: id,
         replay: o.replay.clone(),
+        // (None: the renewal reaches the calls through the store's change, as on a replica
+        // that did not renew it.)
+        keys: None,
     };
     let corp = all.get("corp").unwrap();
     assert_eq!(

@@ -121,6 +121,8 @@ pub struct Refresher {
     pub held: Arc<HeldTokens>,
     pub provider: String,
     pub replay: Arc<dyn mcpgate_store::ReplayStore>,
+    /// This process's in-memory copy, updated at once after a renewal.
+    pub keys: Option<Arc<crate::auth::api_keys::KeyRegistry>>,
 }
 
 impl Refresher {
@@ -172,6 +174,9 @@ impl Refresher {
                         fresh.refresh_token = t.refresh_token.clone();
                     }
                     self.held.keep(&owner, &fresh, now).await?;
+                    if let (Some(keys), Ok(plain)) = (&self.keys, serde_json::to_string(&fresh)) {
+                        keys.hold_now(&owner, Secret::new(plain));
+                    }
                     renewed += 1;
                 }
                 Err(Failure::Refused(why)) => {

@@ -392,11 +392,16 @@ async fn finish(o: &OAuthServer, providers: &Providers, pending: &Pending, form:
     {
         let owner = held::owner(held_for, subject.tenant.as_deref(), &subject.user_id);
         match held::ProviderToken::from_answer(&answer, o.clock.unix_s()) {
-            Some(t) => {
-                if let Err(e) = tokens.keep(&owner, &t, o.clock.unix_s()).await {
+            Some(t) => match tokens.keep(&owner, &t, o.clock.unix_s()).await {
+                Ok(()) => {
+                    if let (Some(keys), Ok(plain)) = (&o.keys, serde_json::to_string(&t)) {
+                        keys.hold_now(&owner, Secret::new(plain));
+                    }
+                }
+                Err(e) => {
                     tracing::warn!(provider = %p.settings.id, error = %e, "could not keep the provider's token for the upstream");
                 }
-            }
+            },
             None => {
                 tracing::warn!(provider = %p.settings.id, "the provider's answer had no access token to keep for the upstream")
             }
