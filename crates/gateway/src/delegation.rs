@@ -32,12 +32,13 @@ impl Delegation {
         }
     }
 
-    /// The credential to use upstream for `p`: with a provider source, only the person's own
-    /// token at that provider (while it is good at `now`); else, in order, token claim, held
-    /// for the key, fallback. `held` reads the credentials the gateway holds, by owner.
+    /// The credential to use upstream for `p`: with a provider source, only the token held for
+    /// the sign-in at that provider behind `p`'s OAuth token (while it is good at `now`); else,
+    /// in order, token claim, held for the key, fallback. `held` reads the credentials the
+    /// gateway holds, by owner.
     pub fn resolve(&self, p: &Principal, now: i64, held: impl Fn(&str) -> Option<Secret>) -> Option<Secret> {
         if let Some(provider) = &self.cfg.provider {
-            let owner = crate::oauth::providers::held::owner(provider, p.tenant(), p.user_id());
+            let owner = crate::oauth::providers::held::owner_for(provider, p)?;
             return held(&owner).and_then(|h| crate::oauth::providers::held::usable(&h, now));
         }
         p.upstream_credential()

@@ -171,14 +171,34 @@ async fn by_code(o: &OAuthServer, client: &ClientRecord, f: &Form) -> Result<Res
             ));
         }
         super::SignIn::Key(k) => k.expires_at,
-        // A provider sign-in is good for `oauth.sign_in_max_age_s`: then the person signs in
-        // there again (and their rules are applied again).
+        // A provider sign-in is good for `oauth.sign_in_max_age_s` from when it happened (the
+        // person's last sign-in, recorded; not when a session made from it is used): then the
+        // person signs in there again (and their rules are applied again).
         super::SignIn::Other if rec.subject.via.starts_with("provider:") => {
-            Some(now.saturating_add(secs(o.settings.sign_in_max_age)))
+            let signed_in = match &o.users {
+                Some(users) => users
+                    .get_user(&rec.subject.user_id)
+                    .await
+                    .map_err(OAuthError::store)?
+                    .map(|u| u.last_sign_in),
+                None => None,
+            };
+            Some(
+                signed_in
+                    .unwrap_or(now)
+                    .min(now)
+                    .saturating_add(secs(o.settings.sign_in_max_age)),
+            )
         }
         super::SignIn::Other => None,
     };
     let grant_end = (now + secs(o.settings.refresh_token_ttl)).min(key_end.unwrap_or(i64::MAX));
+    if grant_end <= now {
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "the sign-in behind this code is too old: sign in again",
+        ));
+    }
     let grant = GrantRecord {
         grant_id: rec.grant_id,
         client_id: rec.client_id,

@@ -41,6 +41,8 @@ struct Idp {
     issued: Mutex<Vec<String>>,
     /// Refresh tokens the gateway renewed with.
     refreshes: Mutex<Vec<String>>,
+    /// Seconds added to the time its ID tokens are issued at (the gateway's clock moved).
+    offset: Mutex<i64>,
 }
 
 fn account(login: &str) -> Value {
@@ -153,7 +155,7 @@ async fn token(State(s): State<Arc<Idp>>, headers: http::HeaderMap, body: String
         );
     }
     let base = s.base.lock().unwrap().clone();
-    let now = mcpgate_testkit::time::now_s();
+    let now = mcpgate_testkit::time::now_s() + *s.offset.lock().unwrap();
     let mut claims = account(&login);
     claims["sub"] = json!(format!("sub-{login}"));
     claims["iss"] = json!(sp.iss.map(str::to_string).unwrap_or(base));
@@ -299,46 +301,7 @@ async fn an_oidc_sign_in_ends_in_a_token_for_that_person() {
         "{}",
         page.text
     );
-    let csrf = set_cookie(&page, "mcpgate_csrf").unwrap();
-    let ch = challenge(VERIFIER);
-    let body = form(&[
-        ("response_type", "code"),
-        ("client_id", &client),
-        ("redirect_uri", REDIRECT),
-        ("code_challenge", &ch),
-        ("code_challenge_method", "S256"),
-        ("state", "st-123"),
-        ("resource", RESOURCE),
-        ("csrf", csrf.split_once('=').unwrap().1),
-        ("decision", "allow"),
-        ("scope", "read tools:echo"),
-    ]);
-    let r = post_form(
-        &gw,
-        "/authorize",
-        &body,
-        &[
-            ("cookie", &format!("{csrf}; {session}")),
-            ("origin", "http://localhost"),
-        ],
-    )
-    .await;
-    assert_eq!(r.status, 303, "{}", r.text);
-    let code = location_params(&r)["code"].clone();
-    let t = post_form(
-        &gw,
-        "/token",
-        &form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-            ("client_id", &client),
-        ]),
-        &[],
-    )
-    .await;
-    assert_eq!(t.status, 200, "{}", t.text);
+    let t = allow_and_exchange(&gw, &client, &page, &session, "read tools:echo").await;
     assert_eq!(t.body["scope"], "read tools:echo");
     let at = t.body["access_token"].as_str().unwrap().to_string();
     let who = gw.whoami(&[("authorization", &format!("Bearer {at}"))]).await;
@@ -506,7 +469,14 @@ async fn signed_in_token(gw: &Gw, client: &str, login: &str, scope: &str) -> (St
     let session = set_cookie(&r, "mcpgate_session").expect("signed in");
     let page = get(gw, &q, &[("cookie", &session)]).await;
     assert_eq!(page.status, 200, "{}", page.text);
-    let csrf = set_cookie(&page, "mcpgate_csrf").unwrap();
+    let t = allow_and_exchange(gw, client, &page, &session, scope).await;
+    (session, t.body["access_token"].as_str().unwrap().to_string())
+}
+
+/// Allows `scope` on the consent `page` as the signed-in browser (`session`), and exchanges the
+/// code: the token response.
+async fn allow_and_exchange(gw: &Gw, client: &str, page: &Resp, session: &str, scope: &str) -> Resp {
+    let csrf = set_cookie(page, "mcpgate_csrf").unwrap();
     let ch = challenge(VERIFIER);
     let body = form(&[
         ("response_type", "code"),
@@ -546,7 +516,7 @@ async fn signed_in_token(gw: &Gw, client: &str, login: &str, scope: &str) -> (St
     )
     .await;
     assert_eq!(t.status, 200, "{}", t.text);
-    (session, t.body["access_token"].as_str().unwrap().to_string())
+    t
 }
 
 /// The `Authorization` header of the last tools/call the upstream received.
@@ -562,6 +532,8 @@ fn upstream_authorization(rec: &mcpgate_testkit::recorder::Recorder) -> Option<S
                 .map(|(_, v)| v.clone())
         })
 }
+
+const MAX_AGE: i64 = 7 * 86_400;
 
 /// `delegation.source = "provider:corp"`: the upstream is called with the person's own token at
 /// the provider (kept sealed at sign-in, renewed before it expires, forgotten when the provider
@@ -586,6 +558,8 @@ async fn the_person_s_own_provider_token_goes_upstream() {
     setup.env("MCPGATE_ENCRYPTION_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=");
     setup.upstream(&rec.url);
     let bob = setup.key(mcpgate_testkit::apikey::key("bob").perms(&["read", "write"]));
+    // An API key whose user id is ana's: still not ana's sign-in at corp.
+    let ana_key = setup.key(mcpgate_testkit::apikey::key("ana@example.com").perms(&["read", "write"]));
     let gw = setup.start().await;
     let client = public_client(&gw).await;
 
@@ -634,6 +608,14 @@ async fn the_person_s_own_provider_token_goes_upstream() {
             "the caller's mcpgate token went upstream"
         );
     }
+    let key_h = [("x-api-key", ana_key.key.as_str())];
+    let key_sid = gw.initialize(&key_h).await;
+    let r = gw.call(&key_h, Some(&key_sid), "echo", json!({"text": "hi"})).await;
+    assert_eq!(
+        r.status, 403,
+        "an API key with ana's user id used her corp token: {}",
+        r.text
+    );
 
     // Near its expiry the token is renewed with the refresh token.
     let o = gw.gw.oauth.clone().unwrap();
@@ -649,14 +631,17 @@ async fn the_person_s_own_provider_token_goes_upstream() {
     };
     let corp = all.get("corp").unwrap();
     assert_eq!(
-        refresher.once(all, corp, o.clock.unix_s()).await.unwrap(),
+        refresher.once(all, corp, o.clock.unix_s(), MAX_AGE).await.unwrap(),
         0,
         "renewed too early"
     );
     // Two replicas looking at once: one renews (the other would spend a rotated refresh token).
     gw.advance(Duration::from_secs(3600 - 200));
     let now = o.clock.unix_s();
-    let (a, b) = tokio::join!(refresher.once(all, corp, now), refresher.once(all, corp, now));
+    let (a, b) = tokio::join!(
+        refresher.once(all, corp, now, MAX_AGE),
+        refresher.once(all, corp, now, MAX_AGE)
+    );
     assert_eq!(a.unwrap() + b.unwrap(), 1);
     assert_eq!(
         provider.refreshes.lock().unwrap().as_slice(),
@@ -671,7 +656,7 @@ async fn the_person_s_own_provider_token_goes_upstream() {
     // The provider refuses the next renewal: forgotten, and ana is told to sign in again.
     provider.spoil.lock().unwrap().token_error = true;
     gw.advance(Duration::from_secs(3600 - 200));
-    refresher.once(all, corp, o.clock.unix_s()).await.unwrap();
+    refresher.once(all, corp, o.clock.unix_s(), MAX_AGE).await.unwrap();
     let mut told = None;
     for _ in 0..40 {
         let r = gw.call(&ana_h, Some(&sid), "echo", json!({"text": "hi"})).await;
@@ -683,6 +668,32 @@ async fn the_person_s_own_provider_token_goes_upstream() {
     }
     let told = told.expect("a token the provider would not renew was still used");
     assert!(told.text.contains("/auth/oauth/corp/start"), "{}", told.text);
+
+    // Signed in again: held again; forgotten once the sign-in is older than the maximum age
+    // (GitHub's tokens never expire on their own).
+    provider.spoil.lock().unwrap().token_error = false;
+    *provider.offset.lock().unwrap() = o.clock.unix_s() - mcpgate_testkit::time::now_s();
+    let (_, at2) = signed_in_token(&gw, &client, "ana", "read write").await;
+    let h2 = [("authorization", format!("Bearer {at2}"))];
+    let h2: Vec<(&str, &str)> = h2.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let sid2 = gw.initialize(&h2).await;
+    let r = gw.call(&h2, Some(&sid2), "echo", json!({"text": "hi"})).await;
+    assert!(r.is_ok(), "{}", r.text);
+    assert_eq!(
+        upstream_authorization(&rec).as_deref(),
+        Some("Bearer provider-access-ana-1")
+    );
+    gw.advance(Duration::from_secs(120));
+    refresher.once(all, corp, o.clock.unix_s(), 60).await.unwrap();
+    let mut forgotten = false;
+    for _ in 0..40 {
+        if gw.call(&h2, Some(&sid2), "echo", json!({"text": "hi"})).await.status == 403 {
+            forgotten = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(forgotten, "a token older than the sign-in maximum age was still used");
 
     // The provider's tokens appear nowhere (not even in an answer to the caller); ours not in
     // logs or audit.
@@ -705,4 +716,39 @@ async fn the_person_s_own_provider_token_goes_upstream() {
     let ours = vec![("our access token".to_string(), at.clone())];
     let leaks = find_leaks(&ours, &[("logs", &logs), ("audit", &audit)]);
     assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n\n"));
+}
+
+/// A grant made through a web session ends `oauth.sign_in_max_age_s` after the provider
+/// sign-in behind it, not after the session was last used.
+#[tokio::test]
+async fn a_grant_from_an_old_session_ends_with_its_sign_in() {
+    let (provider, _server) = idp().await;
+    let base = provider.base.lock().unwrap().clone();
+    let down = dead_url("").await;
+    let toml = config(&base, &down).replacen(
+        "[oauth]\n",
+        "[oauth]\nsession_ttl_s = 604800\nsign_in_max_age_s = 172800\n",
+        1,
+    );
+    let mut setup = Setup::new(&toml).manual_clock();
+    setup.env("CORP_SECRET", SECRET);
+    let gw = setup.start().await;
+    let client = public_client(&gw).await;
+    let signed_in_at = gw.gw.oauth.as_ref().unwrap().clock.unix_s();
+    let (session, _) = signed_in_token(&gw, &client, "ana", "read").await;
+
+    // A day and a half later, the same browser (its session still valid) authorizes again.
+    gw.advance(Duration::from_secs(129_600));
+    let q = authorize_query(&client, REDIRECT, &[("scope", "read")]);
+    let page = get(&gw, &q, &[("cookie", &session)]).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let t = allow_and_exchange(&gw, &client, &page, &session, "read").await;
+    assert!(t.body["access_token"].is_string());
+    use mcpgate_store::GrantStore;
+    let newest = gw.store().list_grants(Some("ana@example.com"), None).await.unwrap()[0].clone();
+    assert_eq!(
+        newest.expires_at,
+        signed_in_at + 172_800,
+        "the grant outlives the sign-in behind it"
+    );
 }

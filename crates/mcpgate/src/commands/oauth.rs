@@ -72,11 +72,14 @@ pub async fn users(cmd: UsersCommand) -> Result<()> {
                 "{:<32} {:<12} {:<10} {:<21} {:<21} SIGN-INS",
                 "USER", "TENANT", "ROLE", "FIRST", "LAST"
             );
+            // Names come from providers: control characters are shown escaped, never sent to
+            // the terminal.
+            let shown = |v: &str| v.escape_debug().to_string();
             for u in &all {
                 println!(
                     "{:<32} {:<12} {:<10} {:<21} {:<21} {}",
-                    u.user_id,
-                    u.tenant.as_deref().unwrap_or("-"),
+                    shown(&u.user_id),
+                    shown(u.tenant.as_deref().unwrap_or("-")),
                     u.role.as_str(),
                     format_rfc3339(u.first_sign_in),
                     format_rfc3339(u.last_sign_in),
@@ -254,6 +257,10 @@ pub async fn grants(cmd: GrantsCommand) -> Result<()> {
                 // The remembered consent goes too: the next sign-in asks again.
                 if store.remove_consent(&g.subject.user_id, &g.client_id).await? {
                     forgotten += 1;
+                }
+                // And a provider token held for that sign-in (delegation.source = provider:…).
+                if g.subject.via.starts_with("provider:") {
+                    mcpgate_store::CredentialStore::remove_credential(&store, &g.subject.via).await?;
                 }
             }
             if ended == 0 {

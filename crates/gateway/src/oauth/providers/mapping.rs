@@ -69,7 +69,11 @@ fn fill(template: &str, who: &Identity) -> Option<String> {
         } else if let Some(t) = tail.strip_prefix("{email}") {
             (Some(who.emails.first()?.as_str()), tail.len() - t.len())
         } else if let Some(t) = tail.strip_prefix("{login}") {
-            (Some(who.login.as_deref()?), tail.len() - t.len())
+            // An empty login is no login (else every such person would share one name).
+            (
+                Some(who.login.as_deref().filter(|l| !l.is_empty())?),
+                tail.len() - t.len(),
+            )
         } else {
             (None, 1)
         };
@@ -182,9 +186,19 @@ mod tests {
         assert_eq!(map(&r, &core).unwrap().role, mcpgate_core::principal::Role::Admin);
         core.teams = vec!["other/core".into(), "acme/core-x".into()];
         assert_eq!(map(&r, &core).unwrap().role, mcpgate_core::principal::Role::User);
-        // A value is never read as a template: a login that spells `{email}` stays as it is.
+        // A value is never read as a template: a login that spells `{email}` stays as it is
+        // (filled after it, a multi-pass fill would have replaced it)...
         let s = map(&r, &gh("{email}", &["ana@example.com"], &[])).unwrap();
         assert_eq!(s.user_id, "{email}-ana@example.com");
+        // ... and a subject that spells `{login}` too (filled before it).
+        let t = rules("[[identities]]\nprovider = \"github\"\nanyone = true\nuser_id = \"{sub}/{login}\"\n");
+        let tricky = Identity {
+            subject: "{login}".into(),
+            ..gh("ana", &[], &[])
+        };
+        assert_eq!(map(&t, &tricky).unwrap().user_id, "{login}/ana");
+        // An empty login is no login: no name, no access.
+        assert!(map(&t, &gh("", &[], &[])).is_none());
         // The default name is the provider's own subject, not an address another provider may
         // also have verified.
         assert_eq!(

@@ -390,7 +390,7 @@ async fn finish(o: &OAuthServer, providers: &Providers, pending: &Pending, form:
     if let Some((held_for, tokens)) = &providers.held
         && *held_for == p.settings.id
     {
-        let owner = held::owner(held_for, subject.tenant.as_deref(), &subject.user_id);
+        let owner = subject.via.clone();
         match held::ProviderToken::from_answer(&answer, o.clock.unix_s()) {
             Some(t) => match tokens.keep(&owner, &t, o.clock.unix_s()).await {
                 Ok(()) => {
@@ -443,7 +443,7 @@ pub(crate) enum Failure {
 pub(crate) struct TokenAnswer {
     access_token: Option<String>,
     refresh_token: Option<String>,
-    expires_in: Option<i64>,
+    expires_in: Option<held::ExpiresIn>,
     id_token: Option<String>,
     error: Option<String>,
 }

@@ -235,9 +235,12 @@ impl Oidc {
             Some(e) if verified && e.contains('@') => vec![e.to_ascii_lowercase()],
             _ => Vec::new(),
         };
-        // Google: an address proves its domain only for a Workspace account of that domain
-        // (`hd`); anyone can make a Google account with a verified address anywhere.
-        let email_domains = (s.kind == ProviderKind::Google).then(|| {
+        // Google (by kind, or Google's issuer configured as plain OIDC): an address proves its
+        // domain only for a Workspace account of that domain (`hd`); anyone can make a Google
+        // account with a verified address anywhere.
+        let google = s.kind == ProviderKind::Google
+            || self.issuer.trim_start_matches("https://").trim_end_matches('/') == "accounts.google.com";
+        let email_domains = google.then(|| {
             c.get("hd")
                 .and_then(serde_json::Value::as_str)
                 .map(|d| vec![d.to_ascii_lowercase()])
