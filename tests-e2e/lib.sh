@@ -172,6 +172,46 @@ ensure_python_sdk() {
   printf '%s\n' "$want" >"$dir/.stamp"
 }
 
+# apt_install PACKAGE: Debian's PACKAGE with apt-get (as root, or by passwordless sudo; no
+# recommends; quiet, output in $CACHE/apt-PACKAGE.log; the package lists are refreshed only if the
+# install fails without them). Returns 1 (after logging why) when it cannot.
+apt_install() {
+  local pkg="$1" sudo=() logf="$CACHE/apt-$1.log"
+  if [[ "$(id -u)" != 0 ]]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+      sudo=(sudo -n)
+    else
+      log "ERROR: $pkg is missing and installing it needs root: apt-get install $pkg"
+      return 1
+    fi
+  fi
+  if ! command -v apt-get >/dev/null; then
+    log "ERROR: $pkg is missing and there is no apt-get to install it"
+    return 1
+  fi
+  mkdir -p "$CACHE"
+  local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o DPkg::Lock::Timeout=300)
+  log "installing Debian's $pkg with apt-get (log: $logf)"
+  if ! "${apt[@]}" install --no-install-recommends "$pkg" >"$logf" 2>&1; then
+    "${apt[@]}" update >>"$logf" 2>&1 || true
+    if ! "${apt[@]}" install --no-install-recommends "$pkg" >>"$logf" 2>&1; then
+      tail -n 20 "$logf" >&2 || true
+      log "ERROR: apt-get install $pkg failed (log: $logf)"
+      return 1
+    fi
+  fi
+}
+
+# PostgreSQL's server binaries (initdb, pg_ctl) for the PostgreSQL store's tests, which start a
+# throwaway server themselves (crates/store/tests/postgres.rs); Debian's postgresql installed with
+# apt-get when neither PATH nor /usr/lib/postgresql/*/bin has them. Returns 1 if that fails.
+ensure_postgres() {
+  if command -v initdb >/dev/null && command -v pg_ctl >/dev/null; then return 0; fi
+  if compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then return 0; fi
+  apt_install postgresql || return 1
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null
+}
+
 # Sets CHROMIUM_BIN: $MCPGATE_CHROMIUM, else Debian's chromium, installed with apt-get when it is
 # missing (as root, or by passwordless sudo; no recommends; quiet, output in
 # $CACHE/apt-chromium.log; the package lists are refreshed only if the install fails without
@@ -186,33 +226,10 @@ ensure_chromium() {
     log "ERROR: MCPGATE_CHROMIUM=$MCPGATE_CHROMIUM does not run"
     return 1
   fi
-  local sudo=() logf="$CACHE/apt-chromium.log"
-  if [[ "$(id -u)" != 0 ]]; then
-    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-      sudo=(sudo -n)
-    else
-      log "ERROR: chromium is missing and installing it needs root: apt-get install chromium"
-      return 1
-    fi
-  fi
-  if ! command -v apt-get >/dev/null; then
-    log "ERROR: chromium is missing and there is no apt-get to install it"
-    return 1
-  fi
-  mkdir -p "$CACHE"
-  local apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -qq -o DPkg::Lock::Timeout=300)
-  log "installing Debian's chromium with apt-get (log: $logf)"
-  if ! "${apt[@]}" install --no-install-recommends chromium >"$logf" 2>&1; then
-    "${apt[@]}" update >>"$logf" 2>&1 || true
-    if ! "${apt[@]}" install --no-install-recommends chromium >>"$logf" 2>&1; then
-      tail -n 20 "$logf" >&2 || true
-      log "ERROR: apt-get install chromium failed (log: $logf)"
-      return 1
-    fi
-  fi
+  apt_install chromium || return 1
   CHROMIUM_BIN="$(command -v chromium || true)"
   if [[ -z "$CHROMIUM_BIN" ]] || ! "$CHROMIUM_BIN" --version >/dev/null 2>&1; then
-    log "ERROR: chromium was installed but does not run (log: $logf)"
+    log "ERROR: chromium was installed but does not run (log: $CACHE/apt-chromium.log)"
     return 1
   fi
 }

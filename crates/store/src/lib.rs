@@ -9,6 +9,7 @@
 //! implementations need no other service: [`sqlite::SqliteStore`] (one file, the default) and
 //! [`memory::MemoryStore`] (nothing survives the process; tests, embedders). A shared backend
 //! (PostgreSQL, Redis) implements the same traits and must pass the same [`conformance`] suite.
+//! With the `postgres` feature, `postgres::PostgresStore` is the shared store for several gateways.
 //!
 //! The traits are object-safe (`Arc<dyn KeyStore>`): the gateway picks a backend at start-up.
 //! Each method is one unit of work a backend can make atomic; none is on the per-request hot
@@ -25,6 +26,8 @@
 pub mod conformance;
 pub mod memory;
 pub mod oauth;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod rules;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
