@@ -117,6 +117,31 @@ impl Stores {
         })
     }
 
+    /// The shared PostgreSQL store at `url` (`store.url`): keys, held credentials, audit, replay
+    /// and the authorization server's records, for several gateways on one database. Rate-limit
+    /// counters and session ownership stay in this process (a shared store for them is Redis's
+    /// job, not built yet). The URL never appears in an error.
+    #[cfg(feature = "postgres")]
+    pub async fn postgres(url: &str) -> Result<Stores, String> {
+        let store = Arc::new(
+            mcpgate_store::postgres::PostgresStore::connect(url)
+                .await
+                .map_err(|e| format!("store.url: {e}"))?,
+        );
+        Ok(Stores {
+            keys: store.clone(),
+            credentials: store.clone(),
+            audit: store.clone(),
+            limits: Arc::new(LocalLimiter::default()),
+            sessions: Arc::new(MemoryStore::new()),
+            clients: store.clone(),
+            grants: store.clone(),
+            signing_keys: store.clone(),
+            users: store.clone(),
+            replay: store,
+        })
+    }
+
     /// Everything in this process's memory, gone when it exits (an embedded gateway whose keys
     /// come from its code or environment).
     pub fn memory() -> Stores {
@@ -195,7 +220,13 @@ impl Gateway {
         env: &dyn Fn(&str) -> Option<String>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Gateway>, String> {
-        let stores = Stores::sqlite(&config.store_path)?;
+        let stores = match &config.store_url {
+            #[cfg(feature = "postgres")]
+            Some(url) => Stores::postgres(url.expose()).await?,
+            #[cfg(not(feature = "postgres"))]
+            Some(_) => return Err("store.url: this mcpgate was built without the postgres feature".into()),
+            None => Stores::sqlite(&config.store_path)?,
+        };
         Gateway::assemble(config, env, Sources::with_clock(clock), stores).await
     }
 

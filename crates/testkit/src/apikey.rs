@@ -96,6 +96,13 @@ pub fn unknown_key() -> Issued {
 
 /// Generates a key granting `spec` and inserts it into `store`.
 pub fn insert_key(store: &SqliteStore, spec: &KeySpec) -> Issued {
+    let (record, issued) = new_key(spec);
+    block_on(store.insert_key(&record)).expect("insert key");
+    issued
+}
+
+/// A generated key granting `spec`: the store record and the key as issued (for any store).
+pub fn new_key(spec: &KeySpec) -> (KeyRecord, Issued) {
     let k = keys::generate();
     let record = KeyRecord {
         key_id: k.key_id.clone(),
@@ -111,13 +118,13 @@ pub fn insert_key(store: &SqliteStore, spec: &KeySpec) -> Issued {
         revoked: spec.revoked,
         source: "store".into(),
     };
-    block_on(store.insert_key(&record)).expect("insert key");
-    Issued {
+    let issued = Issued {
         key: k.key.expose().to_string(),
         key_id: k.key_id,
         hash: k.hash,
         user: spec.user.clone(),
-    }
+    };
+    (record, issued)
 }
 
 /// seed 001's `MCP_API_KEYS` JSON for one key.

@@ -33,6 +33,8 @@ pub struct Config {
     pub policy: Policy,
     pub limits: LimitsConfig,
     pub store_path: PathBuf,
+    /// `store.url`: the shared PostgreSQL store (a secret: it may hold a password).
+    pub store_url: Option<mcpgate_core::redact::Secret>,
     pub audit: AuditConfig,
     pub delegation: Option<DelegationConfig>,
     /// `[oauth]`: the authorization server, when on.
@@ -462,6 +464,14 @@ impl Config {
             ));
         }
         let store_path = PathBuf::from(raw.store.path.unwrap_or_else(|| "mcpgate.db".into()));
+        let store_url = match raw.store.url {
+            None => None,
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Some(mcpgate_core::redact::Secret::new(u))
+            }
+            // (Not echoed: it may hold a password.)
+            Some(_) => return Err(err("store.url", "must be a postgres:// (or postgresql://) URL")),
+        };
         let audit = AuditConfig {
             store: raw.audit.store.unwrap_or(true),
             jsonl: raw.audit.jsonl.map(PathBuf::from),
@@ -478,6 +488,7 @@ impl Config {
             policy,
             limits,
             store_path,
+            store_url,
             audit,
             listen,
             public_url,

@@ -159,6 +159,9 @@ pub struct RawStore {
     /// SQLite file for keys and audit (default `mcpgate.db` next to the config file, or in the
     /// working directory).
     pub path: Option<String>,
+    /// A shared PostgreSQL store instead (`postgres://user:password@host/db`, several gateways
+    /// on one database); `MCPGATE_STORE_URL` sets it without putting the password in a file.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -251,6 +254,7 @@ pub mod env {
     pub const MAX_BODY_BYTES: &str = "MCPGATE_MAX_BODY_BYTES";
     pub const REQUEST_TIMEOUT_MS: &str = "MCPGATE_REQUEST_TIMEOUT_MS";
     pub const STORE_PATH: &str = "MCPGATE_STORE";
+    pub const STORE_URL: &str = "MCPGATE_STORE_URL";
     pub const AUDIT_JSONL: &str = "MCPGATE_AUDIT_JSONL";
     /// Seed 001: the key registry as JSON.
     pub const MCP_API_KEYS: &str = "MCP_API_KEYS";
@@ -340,6 +344,9 @@ impl RawConfig {
         }
         if let Some(v) = get(env::MCP_DEFAULT_ROLE) {
             self.auth.default_role = Some(v);
+        }
+        if let Some(v) = get(env::STORE_URL).filter(|v| !v.is_empty()) {
+            self.store.url = Some(v);
         }
         if let Some(v) = get(env::STORE_PATH) {
             self.store.path = Some(v);

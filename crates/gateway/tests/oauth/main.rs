@@ -9,6 +9,7 @@ mod attack;
 mod cimd;
 mod flows;
 mod providers;
+mod replicas;
 mod rotation;
 mod session;
 

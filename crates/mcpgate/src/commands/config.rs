@@ -43,6 +43,14 @@ pub fn load(args: &ConfigArgs, overrides: &Overrides) -> Result<Config> {
 /// key and audit commands need no upstream).
 pub fn load_store_path(args: &ConfigArgs) -> Result<PathBuf> {
     let raw = read_raw(args)?;
+    // A revoke written to a SQLite file the gateways do not read would look done and change
+    // nothing: refuse rather than guess.
+    if raw.store.url.is_some() || std::env::var_os("MCPGATE_STORE_URL").is_some_and(|v| !v.is_empty()) {
+        anyhow::bail!(
+            "this configuration's store is PostgreSQL (store.url / MCPGATE_STORE_URL); the CLI manages the \
+             SQLite store only so far (issue #13): pass --store FILE for a SQLite file"
+        );
+    }
     Ok(PathBuf::from(raw.store.path.unwrap_or_else(|| "mcpgate.db".into())))
 }
 
@@ -82,7 +90,11 @@ pub async fn check(args: &CheckArgs) -> Result<()> {
         UpstreamConfig::Embedded(_) => println!("  upstream: the service the layer wraps"),
     }
     println!("  allowed hosts: {}", cfg.http.allowed_hosts.join(", "));
-    println!("  store:    {}", cfg.store_path.display());
+    match &cfg.store_url {
+        // (Never the URL: it may hold a password.)
+        Some(_) => println!("  store:    PostgreSQL (store.url)"),
+        None => println!("  store:    {}", cfg.store_path.display()),
+    }
     println!("  policy:   {} rule(s)", cfg.policy.rules.len());
     println!("  auth:     {}", auth.methods().join(", "));
     if args.online && auth.jwt.is_some() {

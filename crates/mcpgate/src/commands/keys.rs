@@ -14,6 +14,8 @@ use mcpgate_store::KeyStore;
 use mcpgate_store::sqlite::SqliteStore;
 use std::sync::Arc;
 
+/// The embedded SQLite store (the CLI does not manage a PostgreSQL store yet: use a gateway's
+/// SQLite file, or the database's own tools).
 pub fn open_store(args: &StoreArgs) -> Result<SqliteStore> {
     let path = match &args.store {
         Some(p) => p.clone(),

@@ -31,6 +31,8 @@ mod grants;
 mod keys;
 mod oauth;
 mod replay;
+#[cfg(feature = "postgres-testing")]
+pub mod testing;
 mod users;
 
 use crate::{Result, StoreError};

@@ -22,8 +22,9 @@ use tower::ServiceExt;
 
 pub struct Gw {
     pub gw: Arc<Gateway>,
-    /// A second handle on the gateway's SQLite file, as the CLI would hold.
-    store: SqliteStore,
+    /// A second handle on the gateway's SQLite file, as the CLI would hold (none for a gateway on
+    /// another store: [`Gw::on`]).
+    store: Option<SqliteStore>,
     /// Set by `Setup::manual_clock`.
     pub clock: Option<Arc<ManualClock>>,
     pub upstream_url: String,
@@ -45,7 +46,7 @@ impl Gw {
     ) -> Gw {
         Gw {
             gw,
-            store,
+            store: Some(store),
             clock,
             upstream_url,
             next_id: AtomicU64::new(1),
@@ -63,7 +64,22 @@ impl Gw {
     }
 
     pub fn store(&self) -> &SqliteStore {
-        &self.store
+        self.store
+            .as_ref()
+            .expect("this gateway has no SQLite store (Gw::on): use its own store")
+    }
+
+    /// A gateway built elsewhere (another store, e.g. PostgreSQL), driven like the others.
+    pub fn on(gw: Arc<Gateway>, upstream_url: String) -> Gw {
+        Gw {
+            gw,
+            store: None,
+            clock: None,
+            upstream_url,
+            next_id: AtomicU64::new(1),
+            seen: Mutex::new(Vec::new()),
+            _dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn id(&self) -> u64 {
