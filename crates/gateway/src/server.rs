@@ -99,11 +99,21 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Everything in one SQLite file (the gateway's default, `store.path`).
-    #[cfg(feature = "sqlite")]
-    pub fn sqlite(path: &std::path::Path) -> Result<Stores, String> {
-        let store = Arc::new(SqliteStore::open(path).map_err(|e| e.to_string())?);
-        Ok(Stores {
+    /// Every durable kind of state in `store` (one backend implementing them all); rate-limit
+    /// counters and session ownership in this process (a shared store for them is Redis's job).
+    fn all_in<S>(store: Arc<S>) -> Stores
+    where
+        S: KeyStore
+            + CredentialStore
+            + AuditStore
+            + ClientStore
+            + GrantStore
+            + SigningKeyStore
+            + mcpgate_store::UserStore
+            + ReplayStore
+            + 'static,
+    {
+        Stores {
             keys: store.clone(),
             credentials: store.clone(),
             audit: store.clone(),
@@ -114,7 +124,15 @@ impl Stores {
             signing_keys: store.clone(),
             users: store.clone(),
             replay: store,
-        })
+        }
+    }
+
+    /// Everything in one SQLite file (the gateway's default, `store.path`).
+    #[cfg(feature = "sqlite")]
+    pub fn sqlite(path: &std::path::Path) -> Result<Stores, String> {
+        Ok(Stores::all_in(Arc::new(
+            SqliteStore::open(path).map_err(|e| e.to_string())?,
+        )))
     }
 
     /// The shared PostgreSQL store at `url` (`store.url`): keys, held credentials, audit, replay
@@ -123,23 +141,10 @@ impl Stores {
     /// job, not built yet). The URL never appears in an error.
     #[cfg(feature = "postgres")]
     pub async fn postgres(url: &str) -> Result<Stores, String> {
-        let store = Arc::new(
-            mcpgate_store::postgres::PostgresStore::connect(url)
-                .await
-                .map_err(|e| format!("store.url: {e}"))?,
-        );
-        Ok(Stores {
-            keys: store.clone(),
-            credentials: store.clone(),
-            audit: store.clone(),
-            limits: Arc::new(LocalLimiter::default()),
-            sessions: Arc::new(MemoryStore::new()),
-            clients: store.clone(),
-            grants: store.clone(),
-            signing_keys: store.clone(),
-            users: store.clone(),
-            replay: store,
-        })
+        let store = mcpgate_store::postgres::PostgresStore::connect(url)
+            .await
+            .map_err(|e| format!("store.url: {e}"))?;
+        Ok(Stores::all_in(Arc::new(store)))
     }
 
     /// Everything in this process's memory, gone when it exits (an embedded gateway whose keys
@@ -147,16 +152,8 @@ impl Stores {
     pub fn memory() -> Stores {
         let store = Arc::new(MemoryStore::new());
         Stores {
-            keys: store.clone(),
-            credentials: store.clone(),
-            audit: store.clone(),
-            limits: Arc::new(LocalLimiter::default()),
             sessions: store.clone(),
-            clients: store.clone(),
-            grants: store.clone(),
-            signing_keys: store.clone(),
-            users: store.clone(),
-            replay: store,
+            ..Stores::all_in(store)
         }
     }
 }
