@@ -48,8 +48,16 @@ struct Gcra {
     tat: i64,
 }
 
-const MINUTE_US: i64 = 60_000_000;
-const HOUR_US: i64 = 3_600_000_000;
+pub const MINUTE_US: i64 = 60_000_000;
+pub const HOUR_US: i64 = 3_600_000_000;
+
+/// What is left of a GCRA window of `limit` per `period_us` whose theoretical arrival time is
+/// `tat`, at `now` (µs): the one formula for every backend's `remaining`.
+pub fn gcra_remaining(tat: i64, limit: u32, period_us: i64, now: i64) -> u32 {
+    let t = period_us / i64::from(limit.max(1));
+    let used = (tat.max(now) - now + t - 1) / t;
+    (i64::from(limit) - used).clamp(0, i64::from(limit)) as u32
+}
 
 impl Gcra {
     /// Whether one more request fits; returns the new TAT or the wait in µs.
@@ -64,9 +72,7 @@ impl Gcra {
         }
     }
     fn remaining(&self, limit: u32, period_us: i64, now: i64) -> u32 {
-        let t = period_us / i64::from(limit.max(1));
-        let used = (self.tat.max(now) - now + t - 1) / t;
-        (i64::from(limit) - used).clamp(0, i64::from(limit)) as u32
+        gcra_remaining(self.tat, limit, period_us, now)
     }
 }
 
