@@ -28,6 +28,8 @@ pub mod memory;
 pub mod oauth;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod rules;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
