@@ -8,8 +8,9 @@ use crate::redact::Secret;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use subtle::ConstantTimeEq;
+
+mod index;
+pub use index::KeyIndex;
 
 pub const PREFIX: &str = "mcp_";
 
@@ -108,67 +109,6 @@ pub enum KeyError {
     Expired,
 }
 
-/// The in-memory index the request path reads: by keyId for generated keys, by hash for legacy
-/// ones. Rebuilt from its sources when they change.
-#[derive(Default, Clone)]
-pub struct KeyIndex {
-    by_id: HashMap<String, KeyRecord>,
-    by_hash: HashMap<String, String>,
-}
-
-impl KeyIndex {
-    pub fn new(records: impl IntoIterator<Item = KeyRecord>) -> KeyIndex {
-        let records = records.into_iter();
-        let n = records.size_hint().0;
-        let mut idx = KeyIndex {
-            by_id: HashMap::with_capacity(n),
-            by_hash: HashMap::with_capacity(n),
-        };
-        for r in records {
-            idx.by_hash.insert(r.hash.clone(), r.key_id.clone());
-            idx.by_id.insert(r.key_id.clone(), r);
-        }
-        idx
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
-
-    pub fn get(&self, key_id: &str) -> Option<&KeyRecord> {
-        self.by_id.get(key_id)
-    }
-
-    /// Verifies a presented key at time `now` (Unix seconds).
-    pub fn verify(&self, presented: &str, now: i64) -> Result<&KeyRecord, KeyError> {
-        let hash = hash_hex(presented);
-        let record = match key_id_of(presented).and_then(|id| self.by_id.get(id)) {
-            Some(r) => {
-                if !bool::from(r.hash.as_bytes().ct_eq(hash.as_bytes())) {
-                    return Err(KeyError::Unknown);
-                }
-                r
-            }
-            None => self
-                .by_hash
-                .get(&hash)
-                .and_then(|id| self.by_id.get(id))
-                .ok_or(KeyError::Unknown)?,
-        };
-        if record.revoked {
-            return Err(KeyError::Revoked);
-        }
-        if record.expires_at.is_some_and(|t| now >= t) {
-            return Err(KeyError::Expired);
-        }
-        Ok(record)
-    }
-}
-
 /// One entry of `MCP_API_KEYS` in seed 001's shape.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -263,43 +203,6 @@ pub fn parse_seed_keys(json: &str, source: &str, now: i64) -> Result<Vec<LoadedK
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(new: &NewKey) -> KeyRecord {
-        KeyRecord {
-            key_id: new.key_id.clone(),
-            hash: new.hash.clone(),
-            name: "t".into(),
-            user_id: "u".into(),
-            tenant: None,
-            role: Role::User,
-            permissions: vec!["read".into()],
-            limits: Limits::default(),
-            expires_at: Some(1000),
-            created_at: 0,
-            revoked: false,
-            source: "store".into(),
-        }
-    }
-
-    #[test]
-    fn generated_keys_verify_by_id_in_constant_time() {
-        let k = generate();
-        assert!(k.key.expose().starts_with("mcp_"));
-        assert_eq!(key_id_of(k.key.expose()), Some(k.key_id.as_str()));
-        assert!(k.key.expose().len() >= 4 + 12 + 1 + 43);
-        let idx = KeyIndex::new([record(&k)]);
-        assert!(idx.verify(k.key.expose(), 10).is_ok());
-        assert_eq!(idx.verify(k.key.expose(), 1000).unwrap_err(), KeyError::Expired);
-        let forged = format!("mcp_{}_AAAA", k.key_id);
-        assert_eq!(idx.verify(&forged, 10).unwrap_err(), KeyError::Unknown);
-        assert_eq!(idx.verify("mcp_nope_x", 10).unwrap_err(), KeyError::Unknown);
-        let mut revoked = record(&k);
-        revoked.revoked = true;
-        assert_eq!(
-            KeyIndex::new([revoked]).verify(k.key.expose(), 10).unwrap_err(),
-            KeyError::Revoked
-        );
-    }
 
     #[test]
     fn seed_001_json_loads() {

@@ -22,6 +22,7 @@ pub mod rebinding;
 pub mod refusal;
 pub mod server;
 pub mod sessions;
+pub mod shared;
 pub mod sse;
 pub mod upstream;
 

@@ -52,6 +52,8 @@ pub struct Gateway {
     pub entropy: Arc<dyn Entropy>,
     /// The authorization server, when `[oauth]` is on.
     pub oauth: Option<Arc<crate::oauth::OAuthServer>>,
+    /// What `/readyz` asks besides the upstream: the store, Redis.
+    pub dependencies: Vec<(&'static str, Arc<dyn crate::shared::Dependency>)>,
 }
 
 /// Where a gateway reads time and randomness: the system's, unless a test (or an embedder that
@@ -94,8 +96,15 @@ pub struct Stores {
     pub signing_keys: Arc<dyn SigningKeyStore>,
     /// People who signed in through a provider (first and last sign-in).
     pub users: Arc<dyn mcpgate_store::UserStore>,
-    /// Things used once across every replica: `private_key_jwt` assertion ids.
+    /// Things used once across every replica: `private_key_jwt` assertion ids, and HMAC
+    /// signatures when [`replicas`](Self::replicas) is set.
     pub replay: Arc<dyn ReplayStore>,
+    /// Several gateways share these stores (PostgreSQL, Redis): HMAC signatures are then claimed
+    /// in [`replay`](Self::replay), so a signature accepted by one replica is a replay at another
+    /// (alone, a gateway keeps them in its memory: no store write per signed request).
+    pub replicas: bool,
+    /// What `/readyz` asks, by name.
+    pub dependencies: Vec<(&'static str, Arc<dyn crate::shared::Dependency>)>,
 }
 
 impl Stores {
@@ -123,8 +132,32 @@ impl Stores {
             grants: store.clone(),
             signing_keys: store.clone(),
             users: store.clone(),
-            replay: store,
+            replay: store.clone(),
+            replicas: false,
+            dependencies: vec![("store", Arc::new(crate::shared::StoreDependency(store)))],
         }
+    }
+
+    /// Rate-limit counters, replay claims and session owners in the Redis `redis` names, shared by
+    /// every replica; limits counted on `clock`'s wall time, and when Redis cannot answer, as
+    /// `redis.on_error` says. Connects lazily: a gateway starts while Redis is down (`/readyz`
+    /// says so) and recovers when it is back.
+    #[cfg(feature = "redis")]
+    pub fn with_redis(self, redis: &crate::config::RedisConfig, clock: Arc<dyn Clock>) -> Result<Stores, String> {
+        let store = Arc::new(
+            mcpgate_store::redis::RedisStore::open(redis.url.expose(), &redis.prefix)
+                .map_err(|e| format!("redis.url: {e}"))?,
+        );
+        let mut dependencies = self.dependencies;
+        dependencies.push(("redis", store.clone()));
+        Ok(Stores {
+            limits: Arc::new(crate::shared::SharedLimits::new(store.clone(), redis.on_error, clock)),
+            sessions: store.clone(),
+            replay: store,
+            replicas: true,
+            dependencies,
+            ..self
+        })
     }
 
     /// Everything in one SQLite file (the gateway's default, `store.path`).
@@ -144,7 +177,10 @@ impl Stores {
         let store = mcpgate_store::postgres::PostgresStore::connect(url)
             .await
             .map_err(|e| format!("store.url: {e}"))?;
-        Ok(Stores::all_in(Arc::new(store)))
+        Ok(Stores {
+            replicas: true,
+            ..Stores::all_in(Arc::new(store))
+        })
     }
 
     /// Everything in this process's memory, gone when it exits (an embedded gateway whose keys
@@ -224,6 +260,13 @@ impl Gateway {
             Some(_) => return Err("store.url: this mcpgate was built without the postgres feature".into()),
             None => Stores::sqlite(&config.store_path)?,
         };
+        let stores = match &config.redis {
+            #[cfg(feature = "redis")]
+            Some(redis) => stores.with_redis(redis, clock.clone())?,
+            #[cfg(not(feature = "redis"))]
+            Some(_) => return Err("redis.url: this mcpgate was built without the redis feature".into()),
+            None => stores,
+        };
         Gateway::assemble(config, env, Sources::with_clock(clock), stores).await
     }
 
@@ -268,6 +311,9 @@ impl Gateway {
         tokio::spawn(keys.clone().watch());
         let resource = format!("{}/mcp", config.public_url);
         let mut auth = Auth::new(config.auth.clone(), keys, &resource, env, clock.clone())?;
+        if stores.replicas {
+            auth.hmac = auth.hmac.take().map(|h| h.with_replay_store(stores.replay.clone()));
+        }
         let oauth = match &config.oauth {
             Some(settings) => {
                 let o = crate::oauth::start(
@@ -340,6 +386,7 @@ impl Gateway {
             started: Instant::now(),
             auth,
             limiter: stores.limits.clone(),
+            dependencies: stores.dependencies.clone(),
             audit,
             delegation,
             config,
@@ -471,12 +518,42 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Reports the upstream and every dependency (the store; Redis when configured), each asked at
+/// once with a 2 s limit; the body names each one's state (`ok`, or why not — never a URL or a
+/// secret). 503 with `Retry-After` when the upstream does not answer; a shared dependency that
+/// is down is reported but does not take this replica out of rotation: every replica shares it,
+/// so failing them all would turn a degraded service (keys served from memory, limits per
+/// `redis.on_error`) into an outage at the load balancer.
 async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
-    if gw.upstream.ready().await {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "upstream not reachable").into_response()
+    const LIMIT: Duration = Duration::from_secs(2);
+    let upstream = async {
+        match tokio::time::timeout(LIMIT, gw.upstream.ready()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("not reachable".to_string()),
+            Err(_) => Err("no answer within 2 s".to_string()),
+        }
+    };
+    let others = futures_util::future::join_all(gw.dependencies.iter().map(|(name, d)| async move {
+        let state = match tokio::time::timeout(LIMIT, d.ready()).await {
+            Ok(r) => r,
+            Err(_) => Err("no answer within 2 s".to_string()),
+        };
+        (*name, state)
+    }));
+    let (upstream, others) = tokio::join!(upstream, others);
+    let ready = upstream.is_ok();
+    let mut body = serde_json::Map::new();
+    for (name, state) in std::iter::once(("upstream", upstream)).chain(others) {
+        body.insert(name.into(), state.err().unwrap_or_else(|| "ok".into()).into());
     }
+    body.insert("ready".into(), ready.into());
+    let mut r = axum::Json(serde_json::Value::Object(body)).into_response();
+    if !ready {
+        *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    r
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>, req: Request) -> Response {

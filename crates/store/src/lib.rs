@@ -73,8 +73,38 @@ pub trait KeyStore: Send + Sync {
     /// When the key was last used; `None` when never, or when there is no such key.
     async fn last_used(&self, key_id: &str) -> Result<Option<i64>>;
     /// A number that changes whenever a key or a held credential changes, so readers can reload
-    /// cheaply.
+    /// cheaply. It only grows; recording a key's use ([`touch_keys`](Self::touch_keys)) leaves it.
     async fn keys_version(&self) -> Result<i64>;
+    /// What changed after `version` (a value [`keys_version`](Self::keys_version) gave), so a
+    /// reader that holds every key as of `version` can catch up without reading them all again.
+    /// Consistent with the version it returns: every change up to it is included (one may also
+    /// be included again later: applying a change twice is harmless). `None` when the store
+    /// cannot say (the default, or `version` is one it never reached): the reader reads
+    /// everything again.
+    async fn key_changes_since(&self, version: i64) -> Result<Option<KeyChanges>> {
+        let _ = version;
+        Ok(None)
+    }
+}
+
+/// The keys and held credentials changed after a version, each once, as they are now (see
+/// [`KeyStore::key_changes_since`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyChanges {
+    /// The version these changes bring a reader to.
+    pub version: i64,
+    /// Keys added or changed (revoked, expiry set or cleared).
+    pub keys: Vec<KeyRecord>,
+    /// Keys no longer in the store (deleted by hand: the store's API never removes a key).
+    pub removed_keys: Vec<String>,
+    /// Held credentials set or replaced (`Some`), or removed (`None`).
+    pub credentials: Vec<(String, Option<SealedCredential>)>,
+}
+
+impl KeyChanges {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.removed_keys.is_empty() && self.credentials.is_empty()
+    }
 }
 
 /// A user's upstream credential, sealed (see `mcpgate_core::sealed`); the store never sees it
@@ -86,7 +116,8 @@ pub struct SealedCredential {
 }
 
 /// Upstream credentials the gateway holds per key (identity delegation). Changes bump
-/// [`KeyStore::keys_version`] so running gateways reload them.
+/// [`KeyStore::keys_version`] and are listed by [`KeyStore::key_changes_since`] of the same
+/// store, so running gateways follow them.
 #[async_trait]
 pub trait CredentialStore: Send + Sync {
     /// Sets or replaces the credential held for `key_id`.
@@ -105,6 +136,21 @@ pub trait AuditStore: Send + Sync {
     async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>>;
     /// Deletes records older than `before_ms`; returns how many.
     async fn prune(&self, before_ms: i64) -> Result<usize>;
+    /// Up to `limit` records appended after the one numbered `after` (0: from the first), in the
+    /// order they were appended, each with its number (increasing, not necessarily dense): how a
+    /// store is copied in pages (`mcpgate store copy`). The default reads every record through
+    /// [`query`](Self::query) and numbers them by position; a backend that numbers its records
+    /// reads just the page.
+    async fn page(&self, after: u64, limit: usize) -> Result<Vec<(u64, AuditRecord)>> {
+        let all = self
+            .query(&AuditQuery {
+                limit: usize::MAX,
+                ..AuditQuery::default()
+            })
+            .await?;
+        let skip = usize::try_from(after).unwrap_or(usize::MAX);
+        Ok((1u64..).zip(all).skip(skip).take(limit).collect())
+    }
 }
 
 /// Things that may be used once within a window: an HMAC signature, a `private_key_jwt` jti.

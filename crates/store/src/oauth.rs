@@ -148,6 +148,27 @@ pub struct ConsentRecord {
     pub given_at: i64,
 }
 
+/// A refresh token as a store keeps it — its hash, never the token — for copying a store
+/// (`mcpgate store copy`, [`GrantStore::refresh_tokens`], [`GrantStore::import_grant`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    /// SHA-256 (hex) of the token.
+    pub token_hash: String,
+    pub expires_at: i64,
+    /// When the next token of its family replaced it.
+    pub spent_at: Option<i64>,
+    /// Whether its one acceptance after being spent (a racing refresh) was used.
+    pub grace_used: bool,
+}
+
+/// What a backend without the copying methods answers (a test double need not have them; every
+/// backend of this crate does).
+fn cannot_copy<T>(what: &str) -> Result<T> {
+    Err(crate::StoreError::Backend(format!(
+        "this store cannot copy {what} (its backend does not implement it)"
+    )))
+}
+
 #[async_trait]
 pub trait ClientStore: Send + Sync {
     /// Adds a client; [`crate::StoreError::Duplicate`] when its id is taken.
@@ -211,6 +232,24 @@ pub trait GrantStore: Send + Sync {
     /// Forgets codes expired before `now`, and refresh tokens and grants that ended (expired, or
     /// revoked more than `keep_revoked_s` ago). Returns how many records went.
     async fn prune_grants(&self, now: i64, keep_revoked_s: i64) -> Result<usize>;
+
+    // Copying a store (`mcpgate store copy`): read each record out, write it back as it was.
+    // Codes are not copied: they live for seconds.
+
+    /// The refresh tokens of grant `grant_id`, spent ones too (presenting a spent one revokes the
+    /// grant, so the copy must know them), by hash.
+    async fn refresh_tokens(&self, _grant_id: &str) -> Result<Vec<RefreshTokenRecord>> {
+        cannot_copy("refresh tokens")
+    }
+    /// Adds a grant and its refresh tokens exactly as given (revocation, ends, spent and grace
+    /// state), all or none; [`crate::StoreError::Duplicate`] naming the grant id when it is taken.
+    async fn import_grant(&self, _grant: &GrantRecord, _tokens: &[RefreshTokenRecord]) -> Result<()> {
+        cannot_copy("grants")
+    }
+    /// Every remembered consent, by user then client.
+    async fn list_consents(&self) -> Result<Vec<ConsentRecord>> {
+        cannot_copy("consents")
+    }
 }
 
 /// A key mcpgate signs access tokens with.
@@ -275,4 +314,9 @@ pub trait UserStore: Send + Sync {
     async fn list_users(&self) -> Result<Vec<UserRecord>>;
     /// False when there was no such user.
     async fn remove_user(&self, user_id: &str) -> Result<bool>;
+    /// Adds a user exactly as given, first and last sign-in and count included (copying a store);
+    /// [`crate::StoreError::Duplicate`] when the id is taken.
+    async fn import_user(&self, _user: &UserRecord) -> Result<()> {
+        cannot_copy("users")
+    }
 }

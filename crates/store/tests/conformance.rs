@@ -72,6 +72,65 @@ async fn the_suite_catches_a_store_that_forgets_replays() {
     assert!(err.to_string().contains("replay was accepted"), "{err}");
 }
 
+/// The suite can fail: a store whose changes leave out removed credentials (a reader would go on
+/// using a credential its owner took back) is caught.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_catches_a_store_that_forgets_removed_credentials() {
+    use mcpgate_core::keys::KeyRecord;
+    use mcpgate_store::{CredentialStore, KeyChanges, KeyStore, Result, SealedCredential, async_trait};
+    struct Forgetful(MemoryStore);
+    #[async_trait]
+    impl KeyStore for Forgetful {
+        async fn list_keys(&self) -> Result<Vec<KeyRecord>> {
+            self.0.list_keys().await
+        }
+        async fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>> {
+            self.0.get_key(key_id).await
+        }
+        async fn insert_key(&self, record: &KeyRecord) -> Result<()> {
+            self.0.insert_key(record).await
+        }
+        async fn revoke_key(&self, key_id: &str) -> Result<bool> {
+            self.0.revoke_key(key_id).await
+        }
+        async fn set_key_expiry(&self, key_id: &str, expires_at: Option<i64>) -> Result<bool> {
+            self.0.set_key_expiry(key_id, expires_at).await
+        }
+        async fn touch_keys(&self, used: &[(String, i64)]) -> Result<()> {
+            self.0.touch_keys(used).await
+        }
+        async fn last_used(&self, key_id: &str) -> Result<Option<i64>> {
+            self.0.last_used(key_id).await
+        }
+        async fn keys_version(&self) -> Result<i64> {
+            self.0.keys_version().await
+        }
+        async fn key_changes_since(&self, version: i64) -> Result<Option<KeyChanges>> {
+            let mut changes = self.0.key_changes_since(version).await?;
+            if let Some(c) = &mut changes {
+                c.credentials.retain(|(_, sealed)| sealed.is_some());
+            }
+            Ok(changes)
+        }
+    }
+    #[async_trait]
+    impl CredentialStore for Forgetful {
+        async fn set_credential(&self, key_id: &str, sealed: &SealedCredential, now: i64) -> Result<()> {
+            self.0.set_credential(key_id, sealed, now).await
+        }
+        async fn remove_credential(&self, key_id: &str) -> Result<bool> {
+            self.0.remove_credential(key_id).await
+        }
+        async fn list_credentials(&self) -> Result<Vec<(String, SealedCredential)>> {
+            self.0.list_credentials().await
+        }
+    }
+    let err = conformance::key_changes(Arc::new(Forgetful(MemoryStore::new())))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("after a credential was removed"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_sessions_pass_the_suite() {
     conformance::sessions(Arc::new(MemoryStore::new())).await.unwrap();

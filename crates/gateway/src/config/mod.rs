@@ -35,10 +35,30 @@ pub struct Config {
     pub store_path: PathBuf,
     /// `store.url`: the shared PostgreSQL store (a secret: it may hold a password).
     pub store_url: Option<mcpgate_core::redact::Secret>,
+    /// `[redis]`: the shared counters, replay claims and session owners.
+    pub redis: Option<RedisConfig>,
     pub audit: AuditConfig,
     pub delegation: Option<DelegationConfig>,
     /// `[oauth]`: the authorization server, when on.
     pub oauth: Option<crate::oauth::OAuthSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// A secret: it may hold a password.
+    pub url: mcpgate_core::redact::Secret,
+    pub on_error: RedisOnError,
+    pub prefix: String,
+}
+
+/// What a rate-limit check does when Redis cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedisOnError {
+    /// Refuse the request (503, `Retry-After`): a limit is never exceeded.
+    Deny,
+    /// Count in this replica alone until Redis answers again (a limit may be exceeded up to
+    /// the number of replicas times over meanwhile).
+    AllowLocal,
 }
 
 #[derive(Debug, Clone)]
@@ -472,6 +492,40 @@ impl Config {
             // (Not echoed: it may hold a password.)
             Some(_) => return Err(err("store.url", "must be a postgres:// (or postgresql://) URL")),
         };
+        let redis = match raw.redis.url {
+            None => {
+                if raw.redis.on_error.is_some() || raw.redis.prefix.is_some() {
+                    return Err(err(
+                        "redis.url",
+                        "redis.on_error and redis.prefix need redis.url (or MCPGATE_REDIS_URL)",
+                    ));
+                }
+                None
+            }
+            Some(u) if u.starts_with("redis://") || u.starts_with("rediss://") => {
+                let on_error = match raw.redis.on_error.as_deref() {
+                    None | Some("deny") => RedisOnError::Deny,
+                    Some("allow_local") => RedisOnError::AllowLocal,
+                    Some(other) => {
+                        return Err(err(
+                            "redis.on_error",
+                            format!("{other:?}: give \"deny\" or \"allow_local\""),
+                        ));
+                    }
+                };
+                let prefix = raw.redis.prefix.unwrap_or_else(|| "mcpgate:".into());
+                if prefix.is_empty() || prefix.len() > 64 || prefix.chars().any(|c| c.is_control() || c == ' ') {
+                    return Err(err("redis.prefix", "give 1 to 64 characters without spaces"));
+                }
+                Some(RedisConfig {
+                    url: mcpgate_core::redact::Secret::new(u),
+                    on_error,
+                    prefix,
+                })
+            }
+            // (Not echoed: it may hold a password.)
+            Some(_) => return Err(err("redis.url", "must be a redis:// or rediss:// URL")),
+        };
         let audit = AuditConfig {
             store: raw.audit.store.unwrap_or(true),
             jsonl: raw.audit.jsonl.map(PathBuf::from),
@@ -489,6 +543,7 @@ impl Config {
             limits,
             store_path,
             store_url,
+            redis,
             audit,
             listen,
             public_url,

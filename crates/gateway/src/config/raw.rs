@@ -26,6 +26,9 @@ pub struct RawConfig {
     pub store: RawStore,
     #[serde(default)]
     pub audit: RawAudit,
+    /// `[redis]`: rate limits, replay claims and session owners shared by every replica.
+    #[serde(default)]
+    pub redis: RawRedis,
     #[serde(default)]
     pub metrics: RawMetrics,
     /// Identity delegation: the user's own credential toward the upstream (seed 003).
@@ -166,6 +169,21 @@ pub struct RawStore {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawRedis {
+    /// `redis://[user:password@]host:port[/db]` or `rediss://…` (TLS); `MCPGATE_REDIS_URL` sets it
+    /// without putting the password in a file. Unset: limits, replay claims and session owners
+    /// stay in this process.
+    pub url: Option<String>,
+    /// When Redis cannot answer a rate-limit check: `deny` (default: the request is refused with
+    /// 503 and `Retry-After`) or `allow_local` (counted by this replica alone until Redis is back).
+    /// Replay checks and session lookups always fail closed.
+    pub on_error: Option<String>,
+    /// Prefix of every key mcpgate writes (default `mcpgate:`), so deployments can share a Redis.
+    pub prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawAudit {
     /// Write audit records to the embedded store (default true).
     pub store: Option<bool>,
@@ -255,6 +273,7 @@ pub mod env {
     pub const REQUEST_TIMEOUT_MS: &str = "MCPGATE_REQUEST_TIMEOUT_MS";
     pub const STORE_PATH: &str = "MCPGATE_STORE";
     pub const STORE_URL: &str = "MCPGATE_STORE_URL";
+    pub const REDIS_URL: &str = "MCPGATE_REDIS_URL";
     pub const AUDIT_JSONL: &str = "MCPGATE_AUDIT_JSONL";
     /// Seed 001: the key registry as JSON.
     pub const MCP_API_KEYS: &str = "MCP_API_KEYS";
@@ -347,6 +366,9 @@ impl RawConfig {
         }
         if let Some(v) = get(env::STORE_URL).filter(|v| !v.is_empty()) {
             self.store.url = Some(v);
+        }
+        if let Some(v) = get(env::REDIS_URL).filter(|v| !v.is_empty()) {
+            self.redis.url = Some(v);
         }
         if let Some(v) = get(env::STORE_PATH) {
             self.store.path = Some(v);

@@ -6,6 +6,7 @@
 
 use crate::*;
 use mcpgate_gateway::Gateway;
+use mcpgate_gateway::clock::{Clock, ManualClock};
 use mcpgate_gateway::config::Config;
 use mcpgate_gateway::config::raw::{Overrides, RawConfig};
 use mcpgate_gateway::server::{Sources, Stores};
@@ -17,17 +18,30 @@ use std::time::Duration;
 
 const SEAL: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
+const HMAC_SECRET: &str = "SECRET-replicas-hmac-7c1e0b55d2";
+
 /// A gateway on the database at `url`, as `store.url` makes one.
 async fn replica(url: &str, upstream: &str) -> Gw {
-    let mut raw = RawConfig::from_toml(&format!("{TOML}signing_key_env = \"SEAL\"\n")).unwrap();
+    replica_with(url, upstream, "", Arc::new(mcpgate_gateway::clock::SystemClock)).await
+}
+
+/// A gateway on the database at `url` with `more` configuration (e.g. `[redis]`), on `clock`.
+async fn replica_with(url: &str, upstream: &str, more: &str, clock: Arc<dyn Clock>) -> Gw {
+    let mut raw = RawConfig::from_toml(&format!("{TOML}signing_key_env = \"SEAL\"\n{more}")).unwrap();
     raw.apply_overrides(&Overrides {
         upstream_url: Some(upstream.to_string()),
         ..Overrides::default()
     });
     let config = Config::validate(raw).unwrap();
-    let env = |k: &str| (k == "SEAL").then(|| SEAL.to_string());
-    let stores = Stores::postgres(url).await.unwrap();
-    let clock = Arc::new(mcpgate_gateway::clock::SystemClock);
+    let env = |k: &str| match k {
+        "SEAL" => Some(SEAL.to_string()),
+        "HMAC_SECRET" => Some(HMAC_SECRET.to_string()),
+        _ => None,
+    };
+    let mut stores = Stores::postgres(url).await.unwrap();
+    if let Some(redis) = &config.redis {
+        stores = stores.with_redis(redis, clock.clone()).unwrap();
+    }
     let gw = Gateway::assemble(config, &env, Sources::with_clock(clock), stores)
         .await
         .unwrap();
@@ -79,5 +93,142 @@ async fn two_gateways_on_one_postgres_agree() {
             refused,
             "gateway {name} still accepts a key revoked in the shared store"
         );
+    }
+}
+
+/// Two gateways on one PostgreSQL and one Redis (issue #13): a per-key limit is one limit under
+/// load split between them; a key revoked in the store is refused by the other within a second
+/// (the figure is printed); a refresh token rotated at A and then presented at B is a reuse that
+/// ends the family at both; an HMAC signature accepted at A is a replay at B; a session opened
+/// through A continues through B (HTTP upstream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_gateways_on_postgres_and_redis_agree() {
+    let test = "two_gateways_on_postgres_and_redis_agree";
+    let Some(pg) = mcpgate_store::postgres::testing::server(test) else {
+        return;
+    };
+    let Some(redis) = mcpgate_store::redis::testing::server(test) else {
+        return;
+    };
+    let url = pg.fresh_database().await;
+    let upstream = start_demo().await;
+    let store = mcpgate_store::postgres::PostgresStore::connect(&url).await.unwrap();
+    const LIMIT: u32 = 100;
+    let (limited, lim) = new_key(&key("lim").perms(&["*"]).limits(mcpgate_core::principal::Limits {
+        per_minute: Some(LIMIT),
+        ..Default::default()
+    }));
+    let (record, ana) = new_key(&key("ana").perms(&["*"]));
+    store.insert_key(&limited).await.unwrap();
+    store.insert_key(&record).await.unwrap();
+    // One frozen clock for both: the limit's count is then exact, not "within the refill".
+    let manual = Arc::new(ManualClock::starting_now());
+    let clock: Arc<dyn Clock> = manual.clone();
+    let more = format!(
+        "[redis]\nurl = \"{}\"\nprefix = \"{}\"\n[auth.hmac]\n[[auth.hmac.clients]]\nid = \"signer\"\n\
+         secret_env = \"HMAC_SECRET\"\npermissions = [\"*\"]\n",
+        redis.url(),
+        redis.fresh_prefix()
+    );
+    let a = replica_with(&url, &upstream, &more, clock.clone()).await;
+    let b = replica_with(&url, &upstream, &more, clock.clone()).await;
+
+    // The limit: 3 × LIMIT requests at once, alternating between A and B.
+    let h = [("x-api-key", lim.key.as_str())];
+    let calls = (0..3 * LIMIT).map(|i| {
+        let g = if i % 2 == 0 { &a } else { &b };
+        async move { g.call(&h, None, "whoami", serde_json::json!({})).await.status }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    let limited_n = statuses.iter().filter(|s| **s == 429).count();
+    println!(
+        "limit {LIMIT}/min across two replicas: {admitted} admitted, {limited_n} refused of {}",
+        3 * LIMIT
+    );
+    assert_eq!(admitted, LIMIT as usize, "statuses: {statuses:?}");
+    assert_eq!(limited_n, 2 * LIMIT as usize, "statuses: {statuses:?}");
+
+    // An HMAC signature accepted at A is a replay at B.
+    let body = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#.to_vec();
+    let ts = clock.unix_s().to_string();
+    let sig = mcpgate_core::hmac::sign(HMAC_SECRET.as_bytes(), &ts, &body);
+    let signed = [
+        ("x-api-key", "signer"),
+        ("x-timestamp", ts.as_str()),
+        ("x-signature", sig.as_str()),
+    ];
+    let first = a.post_raw("/mcp", &signed, body.clone()).await;
+    assert_eq!(first.status, 200, "a signed request was refused at A: {}", first.text);
+    let replayed = b.post_raw("/mcp", &signed, body.clone()).await;
+    assert_eq!(
+        replayed.status, 401,
+        "a signature accepted at A was accepted again at B: {}",
+        replayed.text
+    );
+    assert!(replayed.text.contains("already used"), "{}", replayed.text);
+
+    // A session opened through A continues through B (the HTTP upstream's session, shared owner).
+    let ha = [("x-api-key", ana.key.as_str())];
+    let session = a.initialize(&ha).await;
+    let through_b = b
+        .call(&ha, Some(&session), "echo", serde_json::json!({"text": "via B"}))
+        .await;
+    assert_eq!(
+        through_b.status, 200,
+        "a session opened at A is unknown at B: {}",
+        through_b.text
+    );
+    let lim_h = [("x-api-key", lim.key.as_str())];
+    let stolen = b
+        .call(&lim_h, Some(&session), "echo", serde_json::json!({"text": "x"}))
+        .await;
+    assert_ne!(
+        stolen.status, 200,
+        "another principal used ana's session through B: {}",
+        stolen.text
+    );
+
+    // Refresh: rotated at A, the old token presented at B is a reuse that ends the family.
+    let client = public_client(&a).await;
+    let code = code_for(&a, &client, &ana.key).await;
+    let t = exchange(&b, &client, &code, VERIFIER).await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    let first_refresh = t.body["refresh_token"].as_str().unwrap().to_string();
+    let rotated = refresh(&a, &client, &first_refresh).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let second_refresh = rotated.body["refresh_token"].as_str().unwrap().to_string();
+    manual.advance(Duration::from_secs(30));
+    let reused = refresh(&b, &client, &first_refresh).await;
+    oauth_error(&reused, 400, "invalid_grant");
+    let after = refresh(&a, &client, &second_refresh).await;
+    oauth_error(&after, 400, "invalid_grant");
+
+    // Revoked in the shared store: refused by both, and how soon.
+    let started = std::time::Instant::now();
+    assert!(store.revoke_key(&record.key_id).await.unwrap());
+    for (name, g) in [("A", &a), ("B", &b)] {
+        while g.call(&ha, None, "whoami", serde_json::json!({})).await.status != 401 {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "gateway {name} still accepts a key revoked in the shared store after 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let took = started.elapsed();
+    println!(
+        "revoked in the shared store → refused by both replicas in {} ms",
+        took.as_millis()
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "a revoke took {took:?} to reach both replicas"
+    );
+    // (The refresh tokens are in the token responses, where they belong.)
+    for secret in [lim.key.as_str(), ana.key.as_str(), HMAC_SECRET] {
+        for (name, g) in [("A", &a), ("B", &b)] {
+            assert!(!g.responses().contains(secret), "a secret in a response of {name}");
+        }
     }
 }

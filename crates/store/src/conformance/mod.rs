@@ -47,9 +47,11 @@ macro_rules! ensure {
     };
 }
 
+mod changes;
 mod limits;
 mod oauth;
 mod sessions;
+pub use changes::key_changes;
 pub use limits::limits;
 pub use oauth::{
     T0, all_oauth, clients, grants, hash, oauth_survives_reopen, sample_client, sample_code, sample_grant,
@@ -432,6 +434,7 @@ where
     S: KeyStore + CredentialStore + AuditStore + ReplayStore + 'static,
 {
     keys(store()).await?;
+    key_changes(store()).await?;
     credentials(store()).await?;
     audit(store()).await?;
     replay(store()).await

@@ -3,27 +3,17 @@
 //! owners (see [`crate::SessionStore`]), and for an authorization server whose grants may end
 //! with the process (see [`crate::oauth`]).
 
-use crate::{
-    AuditStore, CredentialStore, KeyStore, LimitStore, ReplayStore, Result, SealedCredential, StoreError, async_trait,
-};
+use crate::{AuditStore, LimitStore, ReplayStore, Result, async_trait};
 use mcpgate_core::audit::{AuditQuery, AuditRecord};
-use mcpgate_core::keys::KeyRecord;
 use mcpgate_core::principal::Limits;
 use mcpgate_core::ratelimit::{Limited, LocalLimiter, Now, RateLimiter, Remaining};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
+mod keys;
 mod oauth;
 mod sessions;
-
-#[derive(Default)]
-struct Keys {
-    keys: HashMap<String, KeyRecord>,
-    last_used: HashMap<String, i64>,
-    credentials: BTreeMap<String, SealedCredential>,
-    version: i64,
-}
 
 /// Replay entries, sharded so concurrent signed requests rarely share a lock.
 const SHARDS: usize = 16;
@@ -38,7 +28,7 @@ struct ReplayShard {
 
 #[derive(Default)]
 pub struct MemoryStore {
-    keys: Mutex<Keys>,
+    keys: Mutex<keys::Keys>,
     audit: Mutex<Vec<AuditRecord>>,
     replay: [Mutex<ReplayShard>; SHARDS],
     sessions: Mutex<sessions::Sessions>,
@@ -57,101 +47,6 @@ impl MemoryStore {
     /// Live replay entries (for tests and metrics).
     pub fn replay_len(&self) -> usize {
         self.replay.iter().map(|s| lock(s).live.len()).sum()
-    }
-}
-
-#[async_trait]
-impl KeyStore for MemoryStore {
-    async fn list_keys(&self) -> Result<Vec<KeyRecord>> {
-        let mut all: Vec<KeyRecord> = lock(&self.keys).keys.values().cloned().collect();
-        all.sort_by(|a, b| (a.created_at, &a.key_id).cmp(&(b.created_at, &b.key_id)));
-        Ok(all)
-    }
-
-    async fn all_keys(&self) -> Result<Vec<KeyRecord>> {
-        Ok(lock(&self.keys).keys.values().cloned().collect())
-    }
-
-    async fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>> {
-        Ok(lock(&self.keys).keys.get(key_id).cloned())
-    }
-
-    async fn insert_key(&self, record: &KeyRecord) -> Result<()> {
-        let mut k = lock(&self.keys);
-        if k.keys.contains_key(&record.key_id) {
-            return Err(StoreError::Duplicate(record.key_id.clone()));
-        }
-        let mut stored = record.clone();
-        stored.source = "store".into();
-        k.keys.insert(record.key_id.clone(), stored);
-        k.version += 1;
-        Ok(())
-    }
-
-    async fn revoke_key(&self, key_id: &str) -> Result<bool> {
-        let mut k = lock(&self.keys);
-        let Some(rec) = k.keys.get_mut(key_id) else {
-            return Ok(false);
-        };
-        rec.revoked = true;
-        k.version += 1;
-        Ok(true)
-    }
-
-    async fn set_key_expiry(&self, key_id: &str, expires_at: Option<i64>) -> Result<bool> {
-        let mut k = lock(&self.keys);
-        let Some(rec) = k.keys.get_mut(key_id) else {
-            return Ok(false);
-        };
-        rec.expires_at = expires_at;
-        k.version += 1;
-        Ok(true)
-    }
-
-    async fn touch_keys(&self, used: &[(String, i64)]) -> Result<()> {
-        let mut k = lock(&self.keys);
-        for (id, at) in used {
-            if k.keys.contains_key(id) {
-                let last = k.last_used.entry(id.clone()).or_insert(*at);
-                *last = (*last).max(*at);
-            }
-        }
-        Ok(())
-    }
-
-    async fn last_used(&self, key_id: &str) -> Result<Option<i64>> {
-        Ok(lock(&self.keys).last_used.get(key_id).copied())
-    }
-
-    async fn keys_version(&self) -> Result<i64> {
-        Ok(lock(&self.keys).version)
-    }
-}
-
-#[async_trait]
-impl CredentialStore for MemoryStore {
-    async fn set_credential(&self, key_id: &str, sealed: &SealedCredential, _now: i64) -> Result<()> {
-        let mut k = lock(&self.keys);
-        k.credentials.insert(key_id.to_string(), sealed.clone());
-        k.version += 1;
-        Ok(())
-    }
-
-    async fn remove_credential(&self, key_id: &str) -> Result<bool> {
-        let mut k = lock(&self.keys);
-        let removed = k.credentials.remove(key_id).is_some();
-        if removed {
-            k.version += 1;
-        }
-        Ok(removed)
-    }
-
-    async fn list_credentials(&self) -> Result<Vec<(String, SealedCredential)>> {
-        Ok(lock(&self.keys)
-            .credentials
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect())
     }
 }
 

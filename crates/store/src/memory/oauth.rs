@@ -5,8 +5,8 @@
 
 use super::{MemoryStore, lock};
 use crate::oauth::{
-    ClientRecord, ClientStore, CodeRecord, CodeTake, ConsentRecord, GrantRecord, GrantStore, Rotation,
-    SigningKeyRecord, SigningKeyStore, UserRecord, UserStore,
+    ClientRecord, ClientStore, CodeRecord, CodeTake, ConsentRecord, GrantRecord, GrantStore, RefreshTokenRecord,
+    Rotation, SigningKeyRecord, SigningKeyStore, UserRecord, UserStore,
 };
 use crate::rules::{self, Refresh, Step};
 use crate::{Result, StoreError, async_trait};
@@ -258,6 +258,57 @@ impl GrantStore for MemoryStore {
             .retain(|_, t| !rules::expired(t.expires_at, now) && !gone.contains(&t.grant_id));
         Ok(before - (o.codes.len() + o.refresh.len() + o.grants.len()))
     }
+
+    async fn refresh_tokens(&self, grant_id: &str) -> Result<Vec<RefreshTokenRecord>> {
+        let o = lock(&self.oauth);
+        let mut out: Vec<RefreshTokenRecord> = o
+            .refresh
+            .iter()
+            .filter(|(_, t)| t.grant_id == grant_id)
+            .map(|(hash, t)| RefreshTokenRecord {
+                token_hash: hash.clone(),
+                expires_at: t.expires_at,
+                spent_at: t.spent_at,
+                grace_used: t.grace_used,
+            })
+            .collect();
+        out.sort_by(|a, b| a.token_hash.cmp(&b.token_hash));
+        Ok(out)
+    }
+
+    async fn import_grant(&self, grant: &GrantRecord, tokens: &[RefreshTokenRecord]) -> Result<()> {
+        let mut o = lock(&self.oauth);
+        if o.grants.contains_key(&grant.grant_id) {
+            return Err(StoreError::Duplicate(grant.grant_id.clone()));
+        }
+        // All or none: every hash checked before anything is written.
+        let mut seen = HashSet::new();
+        if let Some(t) = tokens
+            .iter()
+            .find(|t| o.refresh.contains_key(&t.token_hash) || !seen.insert(t.token_hash.as_str()))
+        {
+            return Err(StoreError::Duplicate(t.token_hash.clone()));
+        }
+        for t in tokens {
+            o.refresh.insert(
+                t.token_hash.clone(),
+                Refresh {
+                    grant_id: grant.grant_id.clone(),
+                    expires_at: t.expires_at,
+                    spent_at: t.spent_at,
+                    grace_used: t.grace_used,
+                },
+            );
+        }
+        o.grants.insert(grant.grant_id.clone(), grant.clone());
+        Ok(())
+    }
+
+    async fn list_consents(&self) -> Result<Vec<ConsentRecord>> {
+        let mut all: Vec<ConsentRecord> = lock(&self.oauth).consents.values().cloned().collect();
+        all.sort_by(|a, b| (&a.user_id, &a.client_id).cmp(&(&b.user_id, &b.client_id)));
+        Ok(all)
+    }
 }
 
 #[async_trait]
@@ -325,5 +376,133 @@ impl UserStore for MemoryStore {
 
     async fn remove_user(&self, user_id: &str) -> Result<bool> {
         Ok(lock(&self.oauth).users.remove(user_id).is_some())
+    }
+
+    async fn import_user(&self, user: &UserRecord) -> Result<()> {
+        let mut o = lock(&self.oauth);
+        if o.users.contains_key(&user.user_id) {
+            return Err(StoreError::Duplicate(user.user_id.clone()));
+        }
+        o.users.insert(user.user_id.clone(), user.clone());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::AuditStore;
+    use crate::oauth::Subject;
+    use mcpgate_core::audit::AuditRecord;
+    use mcpgate_core::principal::Role;
+
+    fn grant(id: &str) -> GrantRecord {
+        GrantRecord {
+            grant_id: id.into(),
+            client_id: "c".into(),
+            subject: Subject {
+                user_id: "u".into(),
+                tenant: None,
+                role: Role::User,
+                permissions: vec!["read".into()],
+                via: "key:k".into(),
+            },
+            scopes: vec!["read".into()],
+            resource: "r".into(),
+            created_at: 1,
+            expires_at: 1000,
+            revoked_at: None,
+        }
+    }
+
+    /// What a copy reads out of one memory store goes into another as it was.
+    #[tokio::test]
+    async fn a_copy_reads_and_writes_every_record_as_it_was() {
+        let (src, dst) = (MemoryStore::new(), MemoryStore::new());
+        src.create_grant(&grant("g"), Some("h1"), 500).await.unwrap();
+        src.rotate_refresh("h1", "h2", 500, 10, 0).await.unwrap();
+        let tokens = src.refresh_tokens("g").await.unwrap();
+        assert_eq!(tokens.len(), 2);
+        assert_eq!(tokens[0].spent_at, Some(10), "h1 spent");
+        dst.import_grant(&grant("g"), &tokens).await.unwrap();
+        assert_eq!(dst.refresh_tokens("g").await.unwrap(), tokens);
+        assert_eq!(
+            dst.rotate_refresh("h1", "h3", 500, 20, 0).await.unwrap(),
+            Rotation::Reused { grant_id: "g".into() },
+            "a spent token stays spent"
+        );
+        assert!(matches!(
+            dst.import_grant(&grant("g"), &[]).await,
+            Err(StoreError::Duplicate(id)) if id == "g"
+        ));
+        // All or none: a taken token hash leaves no grant behind.
+        assert!(dst.import_grant(&grant("g2"), &tokens).await.is_err());
+        assert!(dst.get_grant("g2").await.unwrap().is_none());
+
+        for (user, client) in [("b", "c"), ("a", "d"), ("a", "c")] {
+            src.set_consent(&ConsentRecord {
+                user_id: user.into(),
+                client_id: client.into(),
+                scopes: vec![],
+                given_at: 1,
+            })
+            .await
+            .unwrap();
+        }
+        let order: Vec<(String, String)> = src
+            .list_consents()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.user_id, c.client_id))
+            .collect();
+        assert_eq!(
+            order,
+            [("a", "c"), ("a", "d"), ("b", "c")].map(|(u, c)| (u.into(), c.into()))
+        );
+
+        let user = UserRecord {
+            user_id: "ana".into(),
+            tenant: None,
+            role: Role::User,
+            via: "provider:x:1".into(),
+            email: None,
+            name: None,
+            first_sign_in: 5,
+            last_sign_in: 9,
+            sign_ins: 3,
+        };
+        dst.import_user(&user).await.unwrap();
+        assert_eq!(dst.get_user("ana").await.unwrap(), Some(user.clone()));
+        assert!(matches!(dst.import_user(&user).await, Err(StoreError::Duplicate(_))));
+
+        // The audit log in pages (the trait's default reading), in order.
+        let record = |i: i64| AuditRecord {
+            time_ms: i,
+            request_id: format!("r{i}"),
+            event: "call".into(),
+            principal: None,
+            key_id: None,
+            user_id: None,
+            tenant: None,
+            auth_method: None,
+            client_addr: None,
+            mcp_method: None,
+            tool: None,
+            decision: "allow".into(),
+            reason: String::new(),
+            status: 200,
+            latency_us: 0,
+            client_id: None,
+        };
+        src.append(&(0..5).map(record).collect::<Vec<_>>()).await.unwrap();
+        let first = src.page(0, 2).await.unwrap();
+        assert_eq!(
+            first.iter().map(|(n, r)| (*n, r.time_ms)).collect::<Vec<_>>(),
+            [(1, 0), (2, 1)]
+        );
+        let rest = src.page(2, 10).await.unwrap();
+        assert_eq!(rest.iter().map(|(_, r)| r.time_ms).collect::<Vec<_>>(), [2, 3, 4]);
+        assert!(src.page(5, 10).await.unwrap().is_empty());
     }
 }

@@ -119,4 +119,23 @@ impl AuditStore for PostgresStore {
         out.reverse();
         Ok(out)
     }
+
+    async fn page(&self, after: u64, limit: usize) -> Result<Vec<(u64, AuditRecord)>> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let c = self.client().await?;
+        query(
+            &c,
+            "SELECT * FROM audit WHERE id > $1 ORDER BY id LIMIT $2",
+            &[&after, &limit],
+        )
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|r| {
+            let id: i64 = col(r, "id")?;
+            Ok((u64::try_from(id).unwrap_or(0), record_from_row(r)?))
+        })
+        .collect()
+    }
 }

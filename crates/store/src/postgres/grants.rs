@@ -7,7 +7,7 @@
 
 use super::oauth::{list, subject_from_row, to_json};
 use super::{PostgresStore, backend, col, count, execute, insert_error, query, query_opt};
-use crate::oauth::{CodeRecord, CodeTake, ConsentRecord, GrantRecord, GrantStore, Rotation};
+use crate::oauth::{CodeRecord, CodeTake, ConsentRecord, GrantRecord, GrantStore, RefreshTokenRecord, Rotation};
 use crate::rules::{self, Refresh, Step};
 use crate::{Result, async_trait};
 use deadpool_postgres::{GenericClient, Transaction};
@@ -86,6 +86,42 @@ async fn add_refresh<C: GenericClient>(c: &C, hash: &str, grant: &GrantRecord, e
     )
     .await
     .map_err(|e| insert_error(e, hash))?;
+    Ok(())
+}
+
+fn consent_from_row(r: &Row) -> Result<ConsentRecord> {
+    Ok(ConsentRecord {
+        user_id: col(r, "user_id")?,
+        client_id: col(r, "client_id")?,
+        scopes: list(r, "scopes")?,
+        given_at: col(r, "given_at")?,
+    })
+}
+
+/// Adds the grant row (its revocation included); a taken id is a duplicate.
+async fn insert_grant<C: GenericClient>(c: &C, g: &GrantRecord) -> Result<()> {
+    let (permissions, scopes) = (to_json(&g.subject.permissions)?, to_json(&g.scopes)?);
+    execute(
+        c,
+        "INSERT INTO oauth_grants (grant_id, client_id, user_id, tenant, role, permissions, via, scopes, resource, created_at, expires_at, revoked_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        &[
+            &g.grant_id,
+            &g.client_id,
+            &g.subject.user_id,
+            &g.subject.tenant,
+            &g.subject.role.as_str(),
+            &permissions,
+            &g.subject.via,
+            &scopes,
+            &g.resource,
+            &g.created_at,
+            &g.expires_at,
+            &g.revoked_at,
+        ],
+    )
+    .await
+    .map_err(|e| insert_error(e, &g.grant_id))?;
     Ok(())
 }
 
@@ -218,30 +254,9 @@ impl GrantStore for PostgresStore {
     }
 
     async fn create_grant(&self, g: &GrantRecord, refresh_hash: Option<&str>, refresh_expires_at: i64) -> Result<()> {
-        let (permissions, scopes) = (to_json(&g.subject.permissions)?, to_json(&g.scopes)?);
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(backend)?;
-        execute(
-            &tx,
-            "INSERT INTO oauth_grants (grant_id, client_id, user_id, tenant, role, permissions, via, scopes, resource, created_at, expires_at, revoked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            &[
-                &g.grant_id,
-                &g.client_id,
-                &g.subject.user_id,
-                &g.subject.tenant,
-                &g.subject.role.as_str(),
-                &permissions,
-                &g.subject.via,
-                &scopes,
-                &g.resource,
-                &g.created_at,
-                &g.expires_at,
-                &g.revoked_at,
-            ],
-        )
-        .await
-        .map_err(|e| insert_error(e, &g.grant_id))?;
+        insert_grant(&tx, g).await?;
         if let Some(hash) = refresh_hash {
             add_refresh(&tx, hash, g, refresh_expires_at).await?;
         }
@@ -355,14 +370,8 @@ impl GrantStore for PostgresStore {
         )
         .await
         .map_err(backend)?
-        .map(|r| {
-            Ok(ConsentRecord {
-                user_id: col(&r, "user_id")?,
-                client_id: col(&r, "client_id")?,
-                scopes: list(&r, "scopes")?,
-                given_at: col(&r, "given_at")?,
-            })
-        })
+        .as_ref()
+        .map(consent_from_row)
         .transpose()
     }
 
@@ -415,5 +424,52 @@ impl GrantStore for PostgresStore {
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(count(codes + tokens + grants))
+    }
+
+    async fn refresh_tokens(&self, grant_id: &str) -> Result<Vec<RefreshTokenRecord>> {
+        let c = self.client().await?;
+        query(
+            &c,
+            "SELECT * FROM oauth_refresh WHERE grant_id = $1 ORDER BY token_hash",
+            &[&grant_id],
+        )
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|r| {
+            Ok(RefreshTokenRecord {
+                token_hash: col(r, "token_hash")?,
+                expires_at: col(r, "expires_at")?,
+                spent_at: col(r, "spent_at")?,
+                grace_used: col(r, "grace_used")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn import_grant(&self, g: &GrantRecord, tokens: &[RefreshTokenRecord]) -> Result<()> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(backend)?;
+        insert_grant(&tx, g).await?;
+        for t in tokens {
+            execute(
+                &tx,
+                "INSERT INTO oauth_refresh (token_hash, grant_id, expires_at, spent_at, grace_used) VALUES ($1, $2, $3, $4, $5)",
+                &[&t.token_hash, &g.grant_id, &t.expires_at, &t.spent_at, &t.grace_used],
+            )
+            .await
+            .map_err(|e| insert_error(e, &t.token_hash))?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn list_consents(&self) -> Result<Vec<ConsentRecord>> {
+        let c = self.client().await?;
+        query(&c, "SELECT * FROM oauth_consents ORDER BY user_id, client_id", &[])
+            .await
+            .map_err(backend)?
+            .iter()
+            .map(consent_from_row)
+            .collect()
     }
 }

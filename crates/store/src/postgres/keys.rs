@@ -1,10 +1,14 @@
-//! API keys and the upstream credentials held for them. Every change bumps the keys version in
-//! the same transaction, so a reader that sees the new version sees the change.
+//! API keys and the upstream credentials held for them. The schema's triggers (see `mod.rs`)
+//! bump the keys version on every change and record it on the row changed (or on a tombstone of
+//! a row removed), in the statement that makes the change: a reader that sees the new version
+//! sees the change, and nothing here bumps it by hand.
 
-use super::{PostgresStore, backend, bump, col, execute, insert_error, query, query_opt};
-use crate::{CredentialStore, KeyStore, Result, SealedCredential, StoreError, async_trait};
+use super::{PostgresStore, backend, col, execute, insert_error, query, query_opt};
+use crate::{CredentialStore, KeyChanges, KeyStore, Result, SealedCredential, StoreError, async_trait};
+use deadpool_postgres::GenericClient;
 use mcpgate_core::keys::KeyRecord;
 use mcpgate_core::principal::{Limits, Role};
+use tokio_postgres::IsolationLevel;
 use tokio_postgres::Row;
 
 fn key_from_row(r: &Row) -> Result<KeyRecord> {
@@ -31,6 +35,33 @@ fn key_from_row(r: &Row) -> Result<KeyRecord> {
         revoked: col(r, "revoked")?,
         source: "store".into(),
     })
+}
+
+fn sealed_from_row(r: &Row) -> Result<SealedCredential> {
+    Ok(SealedCredential {
+        nonce: col(r, "nonce")?,
+        ciphertext: col(r, "ciphertext")?,
+    })
+}
+
+async fn keys_version<C: GenericClient>(c: &C) -> Result<i64> {
+    match query_opt(c, "SELECT value FROM meta WHERE name = 'keys_version'", &[])
+        .await
+        .map_err(backend)?
+    {
+        Some(row) => col(&row, "value"),
+        None => Err(StoreError::Backend("the keys version is missing from meta".into())),
+    }
+}
+
+/// The ids a tombstone table (`sql`) holds for removals after `since`.
+async fn removed_since<C: GenericClient>(c: &C, sql: &str, since: i64) -> Result<Vec<String>> {
+    query(c, sql, &[&since])
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|r| col(r, "key_id"))
+        .collect()
 }
 
 impl PostgresStore {
@@ -74,10 +105,9 @@ impl KeyStore for PostgresStore {
             limit(k.limits.per_hour),
             limit(k.limits.per_day),
         );
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(backend)?;
+        let c = self.client().await?;
         execute(
-            &tx,
+            &c,
             "INSERT INTO api_keys (key_id, hash, name, user_id, tenant, role, permissions, per_minute, per_hour, per_day, expires_at, created_at, revoked)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             &[
@@ -98,37 +128,26 @@ impl KeyStore for PostgresStore {
         )
         .await
         .map_err(|e| insert_error(e, &k.key_id))?;
-        bump(&tx).await?;
-        tx.commit().await.map_err(backend)
+        Ok(())
     }
 
     async fn revoke_key(&self, key_id: &str) -> Result<bool> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(backend)?;
-        let n = execute(&tx, "UPDATE api_keys SET revoked = true WHERE key_id = $1", &[&key_id])
+        let c = self.client().await?;
+        let n = execute(&c, "UPDATE api_keys SET revoked = true WHERE key_id = $1", &[&key_id])
             .await
             .map_err(backend)?;
-        if n > 0 {
-            bump(&tx).await?;
-        }
-        tx.commit().await.map_err(backend)?;
         Ok(n > 0)
     }
 
     async fn set_key_expiry(&self, key_id: &str, expires_at: Option<i64>) -> Result<bool> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(backend)?;
+        let c = self.client().await?;
         let n = execute(
-            &tx,
+            &c,
             "UPDATE api_keys SET expires_at = $2 WHERE key_id = $1",
             &[&key_id, &expires_at],
         )
         .await
         .map_err(backend)?;
-        if n > 0 {
-            bump(&tx).await?;
-        }
-        tx.commit().await.map_err(backend)?;
         Ok(n > 0)
     }
 
@@ -177,44 +196,80 @@ impl KeyStore for PostgresStore {
     }
 
     async fn keys_version(&self) -> Result<i64> {
-        let c = self.client().await?;
-        match query_opt(&c, "SELECT value FROM meta WHERE name = 'keys_version'", &[])
+        keys_version(&self.client().await?).await
+    }
+
+    /// One REPEATABLE READ snapshot for the version and the rows. The triggers hold the counter
+    /// row from the bump to the commit, so versions are given in commit order: every change up
+    /// to the version the snapshot shows is in it, and none after.
+    async fn key_changes_since(&self, since: i64) -> Result<Option<KeyChanges>> {
+        let mut c = self.client().await?;
+        let tx = c
+            .build_transaction()
+            .isolation_level(IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(backend)?;
+        let version = keys_version(&tx).await?;
+        if since > version {
+            return Ok(None);
+        }
+        let keys = query(&tx, "SELECT * FROM api_keys WHERE changed_in > $1", &[&since])
             .await
             .map_err(backend)?
-        {
-            Some(row) => col(&row, "value"),
-            None => Err(StoreError::Backend("the keys version is missing from meta".into())),
-        }
+            .iter()
+            .map(key_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let removed_keys =
+            removed_since(&tx, "SELECT key_id FROM api_keys_removed WHERE changed_in > $1", since).await?;
+        let mut credentials = query(
+            &tx,
+            "SELECT key_id, nonce, ciphertext FROM upstream_credentials WHERE changed_in > $1",
+            &[&since],
+        )
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|r| Ok((col(r, "key_id")?, Some(sealed_from_row(r)?))))
+        .collect::<Result<Vec<_>>>()?;
+        let removed = removed_since(
+            &tx,
+            "SELECT key_id FROM upstream_credentials_removed WHERE changed_in > $1",
+            since,
+        )
+        .await?;
+        credentials.extend(removed.into_iter().map(|id| (id, None)));
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(KeyChanges {
+            version,
+            keys,
+            removed_keys,
+            credentials,
+        }))
     }
 }
 
 #[async_trait]
 impl CredentialStore for PostgresStore {
     async fn set_credential(&self, key_id: &str, sealed: &SealedCredential, now: i64) -> Result<()> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(backend)?;
+        let c = self.client().await?;
         execute(
-            &tx,
+            &c,
             "INSERT INTO upstream_credentials (key_id, nonce, ciphertext, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (key_id) DO UPDATE SET nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext, updated_at = EXCLUDED.updated_at",
             &[&key_id, &sealed.nonce, &sealed.ciphertext, &now],
         )
         .await
         .map_err(backend)?;
-        bump(&tx).await?;
-        tx.commit().await.map_err(backend)
+        Ok(())
     }
 
     async fn remove_credential(&self, key_id: &str) -> Result<bool> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(backend)?;
-        let n = execute(&tx, "DELETE FROM upstream_credentials WHERE key_id = $1", &[&key_id])
+        let c = self.client().await?;
+        let n = execute(&c, "DELETE FROM upstream_credentials WHERE key_id = $1", &[&key_id])
             .await
             .map_err(backend)?;
-        if n > 0 {
-            bump(&tx).await?;
-        }
-        tx.commit().await.map_err(backend)?;
         Ok(n > 0)
     }
 
@@ -228,15 +283,7 @@ impl CredentialStore for PostgresStore {
         .await
         .map_err(backend)?
         .iter()
-        .map(|r| {
-            Ok((
-                col(r, "key_id")?,
-                SealedCredential {
-                    nonce: col(r, "nonce")?,
-                    ciphertext: col(r, "ciphertext")?,
-                },
-            ))
-        })
+        .map(|r| Ok((col(r, "key_id")?, sealed_from_row(r)?)))
         .collect()
     }
 }

@@ -114,6 +114,58 @@ const MIGRATIONS: &[&str] = &[
         email TEXT, name TEXT, first_sign_in BIGINT NOT NULL, last_sign_in BIGINT NOT NULL,
         sign_ins BIGINT NOT NULL);
      CREATE INDEX users_first_sign_in ON users(first_sign_in, user_id);"#,
+    // Incremental key reload (see `keys.rs`, `KeyStore::key_changes_since`): each key and held
+    // credential records the keys version of its last change, and a removed one leaves a
+    // tombstone with it. Triggers bump the version and record it, whatever program writes (an
+    // older mcpgate during a rolling upgrade, or someone at the psql prompt), so no change is
+    // missed; recording a key's use (last_used_at) is no change. They run after the statement's
+    // rows are locked, so the counter row stays the last lock a writer takes, and it is held to
+    // the commit: versions are given in commit order, which is what lets a reader trust one
+    // snapshot (see `key_changes_since`). A column added to api_keys later belongs in the
+    // UPDATE OF list of api_keys_changed.
+    r#"ALTER TABLE api_keys ADD COLUMN changed_in BIGINT NOT NULL DEFAULT 0;
+     CREATE INDEX api_keys_changed ON api_keys(changed_in);
+     CREATE TABLE api_keys_removed (key_id TEXT COLLATE "C" PRIMARY KEY, changed_in BIGINT NOT NULL);
+     CREATE INDEX api_keys_removed_changed ON api_keys_removed(changed_in);
+     ALTER TABLE upstream_credentials ADD COLUMN changed_in BIGINT NOT NULL DEFAULT 0;
+     CREATE INDEX upstream_credentials_changed ON upstream_credentials(changed_in);
+     CREATE TABLE upstream_credentials_removed (
+        key_id TEXT COLLATE "C" PRIMARY KEY, changed_in BIGINT NOT NULL);
+     CREATE INDEX upstream_credentials_removed_changed ON upstream_credentials_removed(changed_in);
+     CREATE FUNCTION mcpgate_api_key_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+     DECLARE v BIGINT;
+     BEGIN
+        UPDATE meta SET value = value + 1 WHERE name = 'keys_version' RETURNING value INTO v;
+        IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.key_id <> NEW.key_id) THEN
+            INSERT INTO api_keys_removed (key_id, changed_in) VALUES (OLD.key_id, v)
+                ON CONFLICT (key_id) DO UPDATE SET changed_in = EXCLUDED.changed_in;
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            DELETE FROM api_keys_removed WHERE key_id = NEW.key_id;
+            UPDATE api_keys SET changed_in = v WHERE key_id = NEW.key_id;
+        END IF;
+        RETURN NULL;
+     END $$;
+     CREATE TRIGGER api_keys_changed AFTER INSERT OR DELETE OR UPDATE OF key_id, hash, name, user_id,
+        tenant, role, permissions, per_minute, per_hour, per_day, expires_at, created_at, revoked
+        ON api_keys FOR EACH ROW EXECUTE FUNCTION mcpgate_api_key_changed();
+     CREATE FUNCTION mcpgate_upstream_credential_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+     DECLARE v BIGINT;
+     BEGIN
+        UPDATE meta SET value = value + 1 WHERE name = 'keys_version' RETURNING value INTO v;
+        IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND OLD.key_id <> NEW.key_id) THEN
+            INSERT INTO upstream_credentials_removed (key_id, changed_in) VALUES (OLD.key_id, v)
+                ON CONFLICT (key_id) DO UPDATE SET changed_in = EXCLUDED.changed_in;
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            DELETE FROM upstream_credentials_removed WHERE key_id = NEW.key_id;
+            UPDATE upstream_credentials SET changed_in = v WHERE key_id = NEW.key_id;
+        END IF;
+        RETURN NULL;
+     END $$;
+     CREATE TRIGGER upstream_credentials_changed AFTER INSERT OR DELETE
+        OR UPDATE OF key_id, nonce, ciphertext, updated_at
+        ON upstream_credentials FOR EACH ROW EXECUTE FUNCTION mcpgate_upstream_credential_changed();"#,
 ];
 
 /// The advisory lock the migrations run under ("mcpgate" in ASCII): one per database.
@@ -211,16 +263,6 @@ pub(super) async fn execute<C: GenericClient>(
 /// A row count as the traits return it.
 pub(super) fn count(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
-}
-
-/// Keys or held credentials changed: running gateways reload. Called last in the transaction
-/// that made the change, so the counter row is always the last lock taken (no deadlock with
-/// another writer).
-pub(super) async fn bump<C: GenericClient>(c: &C) -> Result<()> {
-    execute(c, "UPDATE meta SET value = value + 1 WHERE name = 'keys_version'", &[])
-        .await
-        .map_err(backend)?;
-    Ok(())
 }
 
 impl PostgresStore {
@@ -351,4 +393,107 @@ fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
         .map_err(|e| StoreError::Backend(format!("cannot set up TLS for PostgreSQL: {e}")))?
         .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+#[cfg(all(test, feature = "postgres-testing"))]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::{CredentialStore, KeyStore, SealedCredential};
+
+    /// A database made by the release before incremental reload (a key, a held credential),
+    /// opened by this one: the migration adds what `key_changes_since` reads, and changes made
+    /// after it by any writer — this store, or plain SQL at the psql prompt — are listed; a key's
+    /// use is not.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_older_database_is_migrated_and_every_writer_is_followed() {
+        let Some(server) = testing::server("an_older_database_is_migrated_and_every_writer_is_followed") else {
+            return;
+        };
+        let url = server.fresh_database().await;
+        let (other, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let before = MIGRATIONS.len() - 1;
+        other
+            .batch_execute(
+                "CREATE TABLE mcpgate_migrations (
+                    version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+            )
+            .await
+            .unwrap();
+        for (i, sql) in MIGRATIONS[..before].iter().enumerate() {
+            other.batch_execute(sql).await.unwrap();
+            let version = i32::try_from(i + 1).unwrap();
+            other
+                .execute("INSERT INTO mcpgate_migrations (version) VALUES ($1)", &[&version])
+                .await
+                .unwrap();
+        }
+        other
+            .batch_execute(
+                "INSERT INTO api_keys (key_id, hash, name, user_id, role, permissions, created_at)
+                    VALUES ('old', 'h', 'n', 'u', 'user', '[]', 1);
+                 INSERT INTO upstream_credentials VALUES ('old', '\\x01', '\\x02', 1);
+                 UPDATE meta SET value = value + 2 WHERE name = 'keys_version';",
+            )
+            .await
+            .unwrap();
+        let store = PostgresStore::connect(&url).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), PostgresStore::migrations());
+        let v = store.keys_version().await.unwrap();
+        assert_eq!(v, 2, "the migration moved the keys version");
+        assert!(store.key_changes_since(v).await.unwrap().unwrap().is_empty());
+
+        store.revoke_key("old").await.unwrap();
+        let c = store.key_changes_since(v).await.unwrap().unwrap();
+        assert!(c.version > v);
+        assert_eq!((c.keys.len(), c.keys[0].revoked), (1, true));
+        let v = c.version;
+
+        other
+            .batch_execute("UPDATE api_keys SET last_used_at = 99 WHERE key_id = 'old'")
+            .await
+            .unwrap();
+        assert_eq!(store.keys_version().await.unwrap(), v, "a key's use moved the version");
+        other
+            .batch_execute("DELETE FROM upstream_credentials WHERE key_id = 'old'")
+            .await
+            .unwrap();
+        let c = store.key_changes_since(v).await.unwrap().unwrap();
+        assert_eq!(c.credentials, vec![("old".to_string(), None)]);
+        let v = c.version;
+        // As an older mcpgate writes: the change, then its own bump, in one transaction.
+        other
+            .batch_execute(
+                "BEGIN;
+                 INSERT INTO upstream_credentials VALUES ('old', '\\x03', '\\x04', 2);
+                 UPDATE api_keys SET expires_at = 5 WHERE key_id = 'old';
+                 UPDATE meta SET value = value + 1 WHERE name = 'keys_version';
+                 COMMIT;",
+            )
+            .await
+            .unwrap();
+        let c = store.key_changes_since(v).await.unwrap().unwrap();
+        let sealed = SealedCredential {
+            nonce: vec![3],
+            ciphertext: vec![4],
+        };
+        assert_eq!(c.credentials, vec![("old".to_string(), Some(sealed))]);
+        assert_eq!(c.keys.iter().map(|k| k.expires_at).collect::<Vec<_>>(), [Some(5)]);
+        let v = c.version;
+        other
+            .batch_execute("DELETE FROM api_keys WHERE key_id = 'old'")
+            .await
+            .unwrap();
+        let c = store.key_changes_since(v).await.unwrap().unwrap();
+        assert_eq!((c.keys.len(), c.removed_keys.clone()), (0, vec!["old".to_string()]));
+        store
+            .insert_key(&crate::conformance::sample_key("old", 3))
+            .await
+            .unwrap();
+        let c = store.key_changes_since(v).await.unwrap().unwrap();
+        assert_eq!((c.keys.len(), c.removed_keys.len()), (1, 0));
+        assert_eq!(store.list_credentials().await.unwrap().len(), 1);
+        assert!(store.key_changes_since(c.version + 1).await.unwrap().is_none());
+    }
 }

@@ -3,7 +3,7 @@
 //! on this replica or another — are each counted once.
 
 use super::oauth::role;
-use super::{PostgresStore, backend, codec, col, execute, query, query_opt};
+use super::{PostgresStore, backend, codec, col, execute, insert_error, query, query_opt};
 use crate::oauth::{UserRecord, UserStore};
 use crate::{Result, StoreError, async_trait};
 use tokio_postgres::Row;
@@ -74,5 +74,29 @@ impl UserStore for PostgresStore {
             .await
             .map_err(backend)?;
         Ok(n > 0)
+    }
+
+    async fn import_user(&self, u: &UserRecord) -> Result<()> {
+        let sign_ins = i64::try_from(u.sign_ins).unwrap_or(i64::MAX);
+        let c = self.client().await?;
+        execute(
+            &c,
+            "INSERT INTO users (user_id, tenant, role, via, email, name, first_sign_in, last_sign_in, sign_ins)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[
+                &u.user_id,
+                &u.tenant,
+                &u.role.as_str(),
+                &u.via,
+                &u.email,
+                &u.name,
+                &u.first_sign_in,
+                &u.last_sign_in,
+                &sign_ins,
+            ],
+        )
+        .await
+        .map_err(|e| insert_error(e, &u.user_id))?;
+        Ok(())
     }
 }

@@ -5,6 +5,27 @@ use crate::{AuditStore, Result, async_trait};
 use mcpgate_core::audit::{AuditQuery, AuditRecord};
 use rusqlite::params;
 
+fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        time_ms: r.get("time_ms")?,
+        request_id: r.get("request_id")?,
+        event: r.get("event")?,
+        principal: r.get("principal")?,
+        key_id: r.get("key_id")?,
+        user_id: r.get("user_id")?,
+        tenant: r.get("tenant")?,
+        auth_method: r.get("auth_method")?,
+        client_addr: r.get("client_addr")?,
+        mcp_method: r.get("mcp_method")?,
+        tool: r.get("tool")?,
+        decision: r.get("decision")?,
+        reason: r.get("reason")?,
+        status: r.get("status")?,
+        latency_us: r.get::<_, i64>("latency_us")?.max(0) as u64,
+        client_id: r.get("client_id")?,
+    })
+}
+
 #[async_trait]
 impl AuditStore for SqliteStore {
     async fn prune(&self, before_ms: i64) -> Result<usize> {
@@ -64,31 +85,51 @@ impl AuditStore for SqliteStore {
                 .map_err(backend)?;
             let limit = i64::try_from(if q.limit == 0 { 100 } else { q.limit }).unwrap_or(i64::MAX);
             let rows = st
-                .query_map(params![q.since_ms, q.user, q.tool, q.decision, limit], |r| {
-                    Ok(AuditRecord {
-                        time_ms: r.get("time_ms")?,
-                        request_id: r.get("request_id")?,
-                        event: r.get("event")?,
-                        principal: r.get("principal")?,
-                        key_id: r.get("key_id")?,
-                        user_id: r.get("user_id")?,
-                        tenant: r.get("tenant")?,
-                        auth_method: r.get("auth_method")?,
-                        client_addr: r.get("client_addr")?,
-                        mcp_method: r.get("mcp_method")?,
-                        tool: r.get("tool")?,
-                        decision: r.get("decision")?,
-                        reason: r.get("reason")?,
-                        status: r.get("status")?,
-                        latency_us: r.get::<_, i64>("latency_us")?.max(0) as u64,
-                        client_id: r.get("client_id")?,
-                    })
-                })
+                .query_map(params![q.since_ms, q.user, q.tool, q.decision, limit], record_from_row)
                 .map_err(backend)?;
             let mut out = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)?;
             out.reverse();
             Ok(out)
         })
         .await
+    }
+
+    async fn page(&self, after: u64, limit: usize) -> Result<Vec<(u64, AuditRecord)>> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT * FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2")
+                .map_err(backend)?;
+            let rows = st
+                .query_map(params![after, limit], |r| {
+                    let id: i64 = r.get("id")?;
+                    Ok((id.max(0) as u64, record_from_row(r)?))
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+}
+
+// (This belongs in `mod.rs`, beside `MIGRATIONS`; it sits here while `mod.rs` changes for the
+// keys schema.)
+impl SqliteStore {
+    /// How many of the migrations the file has had (`PRAGMA user_version`).
+    pub async fn schema_version(&self) -> Result<usize> {
+        self.run(|c| {
+            let v = c
+                .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+                .map_err(backend)?;
+            Ok(usize::try_from(v).unwrap_or(0))
+        })
+        .await
+    }
+
+    /// How many migrations this build knows: [`schema_version`](Self::schema_version) once
+    /// opened.
+    pub fn migrations() -> usize {
+        super::MIGRATIONS.len()
     }
 }

@@ -6,7 +6,7 @@
 
 use super::oauth::{List, immediate, insert_error, subject_from_row, to_json};
 use super::{SqliteStore, backend};
-use crate::oauth::{CodeRecord, CodeTake, ConsentRecord, GrantRecord, GrantStore, Rotation};
+use crate::oauth::{CodeRecord, CodeTake, ConsentRecord, GrantRecord, GrantStore, RefreshTokenRecord, Rotation};
 use crate::rules::{self, Refresh, Step};
 use crate::{Result, async_trait};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -64,6 +64,39 @@ fn add_refresh(conn: &Connection, hash: &str, grant: &GrantRecord, expires_at: i
         params![hash, grant.grant_id, rules::capped(expires_at, grant)],
     )
     .map_err(|e| insert_error(e, hash))?;
+    Ok(())
+}
+
+fn consent_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConsentRecord> {
+    Ok(ConsentRecord {
+        user_id: r.get("user_id")?,
+        client_id: r.get("client_id")?,
+        scopes: r.get::<_, List>("scopes")?.0,
+        given_at: r.get("given_at")?,
+    })
+}
+
+/// Adds the grant row (its revocation included); a taken id is a duplicate.
+fn insert_grant(conn: &Connection, g: &GrantRecord) -> Result<()> {
+    conn.execute(
+        "INSERT INTO oauth_grants (grant_id, client_id, user_id, tenant, role, permissions, via, scopes, resource, created_at, expires_at, revoked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            g.grant_id,
+            g.client_id,
+            g.subject.user_id,
+            g.subject.tenant,
+            g.subject.role.as_str(),
+            to_json(&g.subject.permissions)?,
+            g.subject.via,
+            to_json(&g.scopes)?,
+            g.resource,
+            g.created_at,
+            g.expires_at,
+            g.revoked_at
+        ],
+    )
+    .map_err(|e| insert_error(e, &g.grant_id))?;
     Ok(())
 }
 
@@ -188,25 +221,7 @@ impl GrantStore for SqliteStore {
         let (g, refresh_hash) = (grant.clone(), refresh_hash.map(str::to_string));
         self.run(move |c| {
             let tx = immediate(c)?;
-            tx.execute(
-                "INSERT INTO oauth_grants (grant_id, client_id, user_id, tenant, role, permissions, via, scopes, resource, created_at, expires_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    g.grant_id,
-                    g.client_id,
-                    g.subject.user_id,
-                    g.subject.tenant,
-                    g.subject.role.as_str(),
-                    to_json(&g.subject.permissions)?,
-                    g.subject.via,
-                    to_json(&g.scopes)?,
-                    g.resource,
-                    g.created_at,
-                    g.expires_at,
-                    g.revoked_at
-                ],
-            )
-            .map_err(|e| insert_error(e, &g.grant_id))?;
+            insert_grant(&tx, &g)?;
             if let Some(hash) = &refresh_hash {
                 add_refresh(&tx, hash, &g, refresh_expires_at)?;
             }
@@ -317,14 +332,7 @@ impl GrantStore for SqliteStore {
             c.query_row(
                 "SELECT * FROM oauth_consents WHERE user_id = ?1 AND client_id = ?2",
                 [user_id, client_id],
-                |r| {
-                    Ok(ConsentRecord {
-                        user_id: r.get("user_id")?,
-                        client_id: r.get("client_id")?,
-                        scopes: r.get::<_, List>("scopes")?.0,
-                        given_at: r.get("given_at")?,
-                    })
-                },
+                consent_from_row,
             )
             .optional()
             .map_err(backend)
@@ -369,6 +377,55 @@ impl GrantStore for SqliteStore {
                 .map_err(backend)?;
             tx.commit().map_err(backend)?;
             Ok(codes + tokens + grants)
+        })
+        .await
+    }
+
+    async fn refresh_tokens(&self, grant_id: &str) -> Result<Vec<RefreshTokenRecord>> {
+        let grant_id = grant_id.to_string();
+        self.run(move |c| {
+            let mut st = c
+                .prepare("SELECT * FROM oauth_refresh WHERE grant_id = ?1 ORDER BY token_hash")
+                .map_err(backend)?;
+            let rows = st
+                .query_map([grant_id], |r| {
+                    Ok(RefreshTokenRecord {
+                        token_hash: r.get("token_hash")?,
+                        expires_at: r.get("expires_at")?,
+                        spent_at: r.get("spent_at")?,
+                        grace_used: r.get("grace_used")?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn import_grant(&self, grant: &GrantRecord, tokens: &[RefreshTokenRecord]) -> Result<()> {
+        let (g, tokens) = (grant.clone(), tokens.to_vec());
+        self.run(move |c| {
+            let tx = immediate(c)?;
+            insert_grant(&tx, &g)?;
+            for t in &tokens {
+                tx.execute(
+                    "INSERT INTO oauth_refresh (token_hash, grant_id, expires_at, spent_at, grace_used) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![t.token_hash, g.grant_id, t.expires_at, t.spent_at, t.grace_used],
+                )
+                .map_err(|e| insert_error(e, &t.token_hash))?;
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn list_consents(&self) -> Result<Vec<ConsentRecord>> {
+        self.run(|c| {
+            let mut st = c
+                .prepare("SELECT * FROM oauth_consents ORDER BY user_id, client_id")
+                .map_err(backend)?;
+            let rows = st.query_map([], consent_from_row).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
         })
         .await
     }

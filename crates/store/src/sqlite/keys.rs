@@ -1,15 +1,28 @@
-//! API keys and the upstream credentials held for them.
+//! API keys and the upstream credentials held for them. The schema's triggers (see `mod.rs`)
+//! bump the keys version on every change and record it on the row changed (or on a tombstone of
+//! a row removed), in the statement that makes the change: nothing here bumps it by hand.
 
-use super::{SqliteStore, backend, bump};
-use crate::{CredentialStore, KeyStore, Result, SealedCredential, StoreError, async_trait};
+use super::{SqliteStore, backend};
+use crate::{CredentialStore, KeyChanges, KeyStore, Result, SealedCredential, StoreError, async_trait};
 use mcpgate_core::keys::KeyRecord;
 use mcpgate_core::principal::{Limits, Role};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Params, params};
 
-fn select_keys(conn: &Connection, sql: &str) -> Result<Vec<KeyRecord>> {
+fn select_keys(conn: &Connection, sql: &str, p: impl Params) -> Result<Vec<KeyRecord>> {
     let mut st = conn.prepare(sql).map_err(backend)?;
-    let rows = st.query_map([], key_from_row).map_err(backend)?;
+    let rows = st.query_map(p, key_from_row).map_err(backend)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
+fn select_ids(conn: &Connection, sql: &str, since: i64) -> Result<Vec<String>> {
+    let mut st = conn.prepare(sql).map_err(backend)?;
+    let rows = st.query_map([since], |r| r.get(0)).map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
+fn keys_version(conn: &Connection) -> Result<i64> {
+    conn.query_row("SELECT value FROM meta WHERE name = 'keys_version'", [], |r| r.get(0))
+        .map_err(backend)
 }
 
 fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
@@ -42,12 +55,12 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRecord> {
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn list_keys(&self) -> Result<Vec<KeyRecord>> {
-        self.run(|c| select_keys(c, "SELECT * FROM api_keys ORDER BY created_at, key_id"))
+        self.run(|c| select_keys(c, "SELECT * FROM api_keys ORDER BY created_at, key_id", []))
             .await
     }
 
     async fn all_keys(&self) -> Result<Vec<KeyRecord>> {
-        self.run(|c| select_keys(c, "SELECT * FROM api_keys")).await
+        self.run(|c| select_keys(c, "SELECT * FROM api_keys", [])).await
     }
 
     async fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>> {
@@ -73,7 +86,7 @@ impl KeyStore for SqliteStore {
                 ],
             );
             match res {
-                Ok(_) => bump(c),
+                Ok(_) => Ok(()),
                 Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
                     Err(StoreError::Duplicate(k.key_id.clone()))
                 }
@@ -89,9 +102,6 @@ impl KeyStore for SqliteStore {
             let n = c
                 .execute("UPDATE api_keys SET revoked = 1 WHERE key_id = ?1", [key_id])
                 .map_err(backend)?;
-            if n > 0 {
-                bump(c)?;
-            }
             Ok(n > 0)
         })
         .await
@@ -106,9 +116,6 @@ impl KeyStore for SqliteStore {
                     params![key_id, expires_at],
                 )
                 .map_err(backend)?;
-            if n > 0 {
-                bump(c)?;
-            }
             Ok(n > 0)
         })
         .await
@@ -144,9 +151,47 @@ impl KeyStore for SqliteStore {
     }
 
     async fn keys_version(&self) -> Result<i64> {
-        self.run(|c| {
-            c.query_row("SELECT value FROM meta WHERE name = 'keys_version'", [], |r| r.get(0))
-                .map_err(backend)
+        self.run(|c| keys_version(c)).await
+    }
+
+    async fn key_changes_since(&self, since: i64) -> Result<Option<KeyChanges>> {
+        self.run(move |c| {
+            // One read transaction: in WAL mode, one snapshot for the version and the rows.
+            let tx = c.transaction().map_err(backend)?;
+            let version = keys_version(&tx)?;
+            if since > version {
+                return Ok(None);
+            }
+            let keys = select_keys(&tx, "SELECT * FROM api_keys WHERE changed_in > ?1", [since])?;
+            let removed_keys = select_ids(&tx, "SELECT key_id FROM api_keys_removed WHERE changed_in > ?1", since)?;
+            let mut credentials = {
+                let mut st = tx
+                    .prepare("SELECT key_id, nonce, ciphertext FROM upstream_credentials WHERE changed_in > ?1")
+                    .map_err(backend)?;
+                let rows = st
+                    .query_map([since], |r| {
+                        let sealed = SealedCredential {
+                            nonce: r.get(1)?,
+                            ciphertext: r.get(2)?,
+                        };
+                        Ok((r.get::<_, String>(0)?, Some(sealed)))
+                    })
+                    .map_err(backend)?;
+                rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)?
+            };
+            let removed = select_ids(
+                &tx,
+                "SELECT key_id FROM upstream_credentials_removed WHERE changed_in > ?1",
+                since,
+            )?;
+            credentials.extend(removed.into_iter().map(|id| (id, None)));
+            tx.commit().map_err(backend)?;
+            Ok(Some(KeyChanges {
+                version,
+                keys,
+                removed_keys,
+                credentials,
+            }))
         })
         .await
     }
@@ -163,7 +208,7 @@ impl CredentialStore for SqliteStore {
                 params![key_id, sealed.nonce, sealed.ciphertext, now],
             )
             .map_err(backend)?;
-            bump(c)
+            Ok(())
         })
         .await
     }
@@ -174,9 +219,6 @@ impl CredentialStore for SqliteStore {
             let n = c
                 .execute("DELETE FROM upstream_credentials WHERE key_id = ?1", [key_id])
                 .map_err(backend)?;
-            if n > 0 {
-                bump(c)?;
-            }
             Ok(n > 0)
         })
         .await

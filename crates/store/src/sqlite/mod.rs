@@ -75,6 +75,60 @@ const MIGRATIONS: &[&str] = &[
         name TEXT, first_sign_in INTEGER NOT NULL, last_sign_in INTEGER NOT NULL,
         sign_ins INTEGER NOT NULL);
      CREATE INDEX users_first_sign_in ON users(first_sign_in, user_id);",
+    // Incremental key reload (see `keys.rs`, `KeyStore::key_changes_since`): each key and held
+    // credential records the keys version of its last change, and a removed one leaves a
+    // tombstone with it. Triggers bump the version and record it, whatever program writes (an
+    // older mcpgate, or someone at the sqlite3 prompt), so no change is ever missed; recording a
+    // key's use (last_used_at) is no change. A column added to api_keys later belongs in the
+    // UPDATE OF list of api_keys_changed.
+    "ALTER TABLE api_keys ADD COLUMN changed_in INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX api_keys_changed ON api_keys(changed_in);
+     CREATE TABLE api_keys_removed (key_id TEXT PRIMARY KEY, changed_in INTEGER NOT NULL);
+     CREATE INDEX api_keys_removed_changed ON api_keys_removed(changed_in);
+     ALTER TABLE upstream_credentials ADD COLUMN changed_in INTEGER NOT NULL DEFAULT 0;
+     CREATE INDEX upstream_credentials_changed ON upstream_credentials(changed_in);
+     CREATE TABLE upstream_credentials_removed (key_id TEXT PRIMARY KEY, changed_in INTEGER NOT NULL);
+     CREATE INDEX upstream_credentials_removed_changed ON upstream_credentials_removed(changed_in);
+     CREATE TRIGGER api_keys_inserted AFTER INSERT ON api_keys BEGIN
+        UPDATE meta SET value = value + 1 WHERE name = 'keys_version';
+        UPDATE api_keys SET changed_in = (SELECT value FROM meta WHERE name = 'keys_version')
+         WHERE key_id = NEW.key_id;
+        DELETE FROM api_keys_removed WHERE key_id = NEW.key_id;
+     END;
+     CREATE TRIGGER api_keys_changed AFTER UPDATE OF key_id, hash, name, user_id, tenant, role,
+        permissions, per_minute, per_hour, per_day, expires_at, created_at, revoked ON api_keys BEGIN
+        UPDATE meta SET value = value + 1 WHERE name = 'keys_version';
+        UPDATE api_keys SET changed_in = (SELECT value FROM meta WHERE name = 'keys_version')
+         WHERE key_id = NEW.key_id;
+        DELETE FROM api_keys_removed WHERE key_id = NEW.key_id;
+        INSERT OR REPLACE INTO api_keys_removed (key_id, changed_in)
+         SELECT OLD.key_id, value FROM meta WHERE name = 'keys_version' AND OLD.key_id <> NEW.key_id;
+     END;
+     CREATE TRIGGER api_keys_deleted AFTER DELETE ON api_keys BEGIN
+        UPDATE meta SET value = value + 1 WHERE name = 'keys_version';
+        INSERT OR REPLACE INTO api_keys_removed (key_id, changed_in)
+         SELECT OLD.key_id, value FROM meta WHERE name = 'keys_version';
+     END;
+     CREATE TRIGGER upstream_credentials_inserted AFTER INSERT ON upstream_credentials BEGIN
+        UPDATE meta SET value = value + 1 WHERE name = 'keys_version';
+        UPDATE upstream_credentials SET changed_in = (SELECT value FROM meta WHERE name = 'keys_version')
+         WHERE key_id = NEW.key_id;
+        DELETE FROM upstream_credentials_removed WHERE key_id = NEW.key_id;
+     END;
+     CREATE TRIGGER upstream_credentials_changed AFTER UPDATE OF key_id, nonce, ciphertext, updated_at
+        ON upstream_credentials BEGIN
+        UPDATE meta SET value = value + 1 WHERE name = 'keys_version';
+        UPDATE upstream_credentials SET changed_in = (SELECT value FROM meta WHERE name = 'keys_version')
+         WHERE key_id = NEW.key_id;
+        DELETE FROM upstream_credentials_removed WHERE key_id = NEW.key_id;
+        INSERT OR REPLACE INTO upstream_credentials_removed (key_id, changed_in)
+         SELECT OLD.key_id, value FROM meta WHERE name = 'keys_version' AND OLD.key_id <> NEW.key_id;
+     END;
+     CREATE TRIGGER upstream_credentials_deleted AFTER DELETE ON upstream_credentials BEGIN
+        UPDATE meta SET value = value + 1 WHERE name = 'keys_version';
+        INSERT OR REPLACE INTO upstream_credentials_removed (key_id, changed_in)
+         SELECT OLD.key_id, value FROM meta WHERE name = 'keys_version';
+     END;",
 ];
 
 /// One SQLite file. Cloning shares the connection.
@@ -133,9 +187,84 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-/// Keys or held credentials changed: running gateways reload.
-fn bump(conn: &Connection) -> Result<()> {
-    conn.execute("UPDATE meta SET value = value + 1 WHERE name = 'keys_version'", [])
-        .map_err(backend)?;
-    Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CredentialStore, KeyStore, SealedCredential};
+
+    /// A file made by the release before incremental reload (a key, a held credential), opened by
+    /// this one: the migration adds what `key_changes_since` reads, and changes made after it by
+    /// any writer — this store, or plain SQL at the sqlite3 prompt — are listed; a key's use is not.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_older_file_is_migrated_and_every_writer_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let before = MIGRATIONS.len() - 1;
+        {
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..before] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(&format!(
+                "PRAGMA user_version = {before};
+                 INSERT INTO api_keys (key_id, hash, name, user_id, role, permissions, created_at)
+                    VALUES ('old', 'h', 'n', 'u', 'user', '[]', 1);
+                 INSERT INTO upstream_credentials VALUES ('old', x'01', x'02', 1);
+                 UPDATE meta SET value = value + 2 WHERE name = 'keys_version';"
+            ))
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let v = store.keys_version().await.unwrap();
+        assert_eq!(v, 2, "the migration moved the keys version");
+        assert!(store.key_changes_since(v).await.unwrap().unwrap().is_empty());
+
+        store.revoke_key("old").await.unwrap();
+        let c = store.key_changes_since(v).await.unwrap().unwrap();
+        assert!(c.version > v);
+        assert_eq!((c.keys.len(), c.keys[0].revoked), (1, true));
+        let v = c.version;
+
+        // Plain SQL, as another program would write.
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch("UPDATE api_keys SET last_used_at = 99 WHERE key_id = 'old'")
+            .unwrap();
+        assert_eq!(store.keys_version().await.unwrap(), v, "a key's use moved the version");
+        other
+            .execute_batch("DELETE FROM upstream_credentials WHERE key_id = 'old'")
+            .unwrap();
+        let c = store.key_changes_since(v).await.unwrap().unwrap();
+        assert_eq!(c.credentials, vec![("old".to_string(), None)]);
+        let v = c.version;
+        other
+            .execute_batch(
+                "INSERT INTO upstream_credentials (key_id, nonce, ciphertext, updated_at)
+                    VALUES ('old', x'03', x'04', 2);
+                 UPDATE api_keys SET expires_at = 5 WHERE key_id = 'old';",
+            )
+            .unwrap();
+        let c = store.key_changes_since(v).await.unwrap().unwrap();
+        let sealed = SealedCredential {
+            nonce: vec![3],
+            ciphertext: vec![4],
+        };
+        assert_eq!(c.credentials, vec![("old".to_string(), Some(sealed))]);
+        assert_eq!(c.keys.iter().map(|k| k.expires_at).collect::<Vec<_>>(), [Some(5)]);
+        let v = c.version;
+        other
+            .execute_batch("DELETE FROM api_keys WHERE key_id = 'old'")
+            .unwrap();
+        let c = store.key_changes_since(v).await.unwrap().unwrap();
+        assert_eq!((c.keys.len(), c.removed_keys.clone()), (0, vec!["old".to_string()]));
+        // Inserted again: a key, no longer a removal.
+        store
+            .insert_key(&crate::conformance::sample_key("old", 3))
+            .await
+            .unwrap();
+        let c = store.key_changes_since(v).await.unwrap().unwrap();
+        assert_eq!((c.keys.len(), c.removed_keys.len()), (1, 0));
+        assert_eq!(store.list_credentials().await.unwrap().len(), 1);
+        assert!(store.key_changes_since(c.version + 1).await.unwrap().is_none());
+    }
 }

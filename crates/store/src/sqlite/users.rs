@@ -2,7 +2,7 @@
 //! statement: it adds the user or counts one more sign-in in a single step, so racing sign-ins —
 //! in this process or another on the same file — are each counted once.
 
-use super::oauth::RoleColumn;
+use super::oauth::{RoleColumn, insert_error};
 use super::{SqliteStore, backend};
 use crate::oauth::{UserRecord, UserStore};
 use crate::{Result, async_trait};
@@ -83,6 +83,31 @@ impl UserStore for SqliteStore {
                 .execute("DELETE FROM users WHERE user_id = ?1", [user_id])
                 .map_err(backend)?;
             Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn import_user(&self, user: &UserRecord) -> Result<()> {
+        let u = user.clone();
+        self.run(move |c| {
+            let sign_ins = i64::try_from(u.sign_ins).unwrap_or(i64::MAX);
+            c.execute(
+                "INSERT INTO users (user_id, tenant, role, via, email, name, first_sign_in, last_sign_in, sign_ins)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    u.user_id,
+                    u.tenant,
+                    u.role.as_str(),
+                    u.via,
+                    u.email,
+                    u.name,
+                    u.first_sign_in,
+                    u.last_sign_in,
+                    sign_ins
+                ],
+            )
+            .map_err(|e| insert_error(e, &u.user_id))?;
+            Ok(())
         })
         .await
     }
