@@ -212,6 +212,18 @@ ensure_postgres() {
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null
 }
 
+# redis-server for the Redis store's tests, which start a throwaway server themselves
+# (mcpgate_store::redis::testing); Debian's redis-server installed with apt-get when it is not on
+# PATH. The service the package may start is stopped again (nothing here uses port 6379).
+# Returns 1 if that fails.
+ensure_redis() {
+  if command -v redis-server >/dev/null; then return 0; fi
+  apt_install redis-server || return 1
+  if command -v systemctl >/dev/null; then systemctl stop redis-server >/dev/null 2>&1 || true; fi
+  if command -v service >/dev/null; then service redis-server stop >/dev/null 2>&1 || true; fi
+  command -v redis-server >/dev/null
+}
+
 # Sets CHROMIUM_BIN: $MCPGATE_CHROMIUM, else Debian's chromium, installed with apt-get when it is
 # missing (as root, or by passwordless sudo; no recommends; quiet, output in
 # $CACHE/apt-chromium.log; the package lists are refreshed only if the install fails without

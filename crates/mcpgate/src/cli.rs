@@ -33,7 +33,7 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Create, list, show, revoke and rotate API keys in the embedded store.
+    /// Create, list, show, revoke and rotate API keys in the store.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
@@ -55,6 +55,12 @@ pub enum Command {
     },
     /// Query the audit log.
     Audit(AuditArgs),
+    /// The store itself: bring its schema up to date, or copy one store into another
+    /// (SQLite to PostgreSQL, or back).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Test tokens for trying a setup.
     Token {
         #[command(subcommand)]
@@ -65,13 +71,55 @@ pub enum Command {
     DemoUpstream,
 }
 
+/// Which store a command works on: the one the configuration names — the SQLite file
+/// `store.path` (default mcpgate.db), or the PostgreSQL database `store.url` /
+/// `MCPGATE_STORE_URL` — unless `--store` names a SQLite file.
 #[derive(Args, Debug, Clone, Default)]
 pub struct StoreArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// SQLite store file (default: store.path from the config, else mcpgate.db).
+    /// A SQLite store file, instead of the store the configuration names (store.path, or
+    /// PostgreSQL's store.url / MCPGATE_STORE_URL).
     #[arg(long, env = "MCPGATE_STORE")]
     pub store: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Open the store, bringing its schema up to date, and print its schema version.
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The store to migrate instead of the configured one: sqlite://PATH or postgres://…
+        /// (a URL here is visible to other local users; MCPGATE_STORE_URL is not).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Copy every record of one store into another (SQLite to PostgreSQL, or back).
+    ///
+    /// Keys (revoked, expiry and last use kept), held credentials, OAuth clients, grants with
+    /// their refresh tokens, consents, signing keys, users and the audit log, as they are: sealed
+    /// records stay sealed. Authorization codes and replay entries are not copied: they live for
+    /// minutes.
+    Copy(CopyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// The store to copy from: sqlite://PATH or postgres://user:password@host/database.
+    #[arg(long)]
+    pub from: String,
+    /// The store to copy into: sqlite://PATH or postgres://… (default: the configured store —
+    /// store.path, or store.url / MCPGATE_STORE_URL, which keeps a password off the command line).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Add to a destination that already holds keys, clients, grants or users: records whose id
+    /// it already has are skipped (and counted). Audit records are appended, so a second run
+    /// appends them again.
+    #[arg(long)]
+    pub merge: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 #[derive(Subcommand, Debug)]

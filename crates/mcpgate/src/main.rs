@@ -60,6 +60,7 @@ fn main() -> std::process::ExitCode {
             Command::Grants { command } => commands::oauth::grants(command).await,
             Command::Users { command } => commands::oauth::users(command).await,
             Command::Audit(args) => commands::audit::run(args).await,
+            Command::Store { command } => commands::store::run(command).await,
             Command::Token {
                 command: cli::TokenCommand::Mint(args),
             } => commands::token::mint(args),

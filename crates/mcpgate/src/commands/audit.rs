@@ -1,13 +1,13 @@
-//! `mcpgate audit`: reads the audit log from the embedded store.
+//! `mcpgate audit`: reads the audit log from the store the configuration names (SQLite or
+//! PostgreSQL).
 
 use crate::cli::AuditArgs;
 use anyhow::{Context, Result};
 use mcpgate_core::audit::AuditQuery;
 use mcpgate_core::time::{format_rfc3339, parse_rfc3339};
-use mcpgate_store::AuditStore;
 
 pub async fn run(a: AuditArgs) -> Result<()> {
-    let store = super::keys::open_store(&a.store)?;
+    let store = super::store::open(&a.store).await?;
     let since_ms = match &a.since {
         None => None,
         Some(s) => Some(match parse_rfc3339(s) {
@@ -25,7 +25,7 @@ pub async fn run(a: AuditArgs) -> Result<()> {
         decision: a.outcome,
         limit: a.limit,
     };
-    let rows = store.query(&q).await?;
+    let rows = store.audit.query(&q).await?;
     if a.json {
         for r in &rows {
             println!("{}", serde_json::to_string(r)?);

@@ -2,6 +2,7 @@
 //! environment, then flags, then validation. A relative store path is taken relative to the
 //! config file, so the store sits next to the config that names it.
 
+use super::store::Location;
 use crate::cli::{CheckArgs, ConfigArgs};
 use anyhow::{Context, Result};
 use mcpgate_gateway::auth::Auth;
@@ -39,19 +40,17 @@ pub fn load(args: &ConfigArgs, overrides: &Overrides) -> Result<Config> {
     Config::validate(raw).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
 }
 
-/// The store path the configuration names, without requiring the rest to be complete (the
+/// The store the configuration names — `store.url` / `MCPGATE_STORE_URL` (PostgreSQL), else
+/// `store.path` (SQLite, default mcpgate.db) — without requiring the rest to be complete (the
 /// key and audit commands need no upstream).
-pub fn load_store_path(args: &ConfigArgs) -> Result<PathBuf> {
+pub fn load_store(args: &ConfigArgs) -> Result<Location> {
     let raw = read_raw(args)?;
-    // A revoke written to a SQLite file the gateways do not read would look done and change
-    // nothing: refuse rather than guess.
-    if raw.store.url.is_some() || std::env::var_os("MCPGATE_STORE_URL").is_some_and(|v| !v.is_empty()) {
-        anyhow::bail!(
-            "this configuration's store is PostgreSQL (store.url / MCPGATE_STORE_URL); the CLI manages the \
-             SQLite store only so far (issue #13): pass --store FILE for a SQLite file"
-        );
+    match raw.store.url.filter(|u| !u.is_empty()) {
+        Some(url) => Location::postgres(url, "store.url"),
+        None => Ok(Location::Sqlite(PathBuf::from(
+            raw.store.path.unwrap_or_else(|| "mcpgate.db".into()),
+        ))),
     }
-    Ok(PathBuf::from(raw.store.path.unwrap_or_else(|| "mcpgate.db".into())))
 }
 
 /// Validates every section — including `[auth.jwt]`, `[auth.hmac]`, `[auth.introspection]` and

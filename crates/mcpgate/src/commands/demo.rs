@@ -1,11 +1,12 @@
 //! `serve --demo`: the built-in demo upstream, a policy that shows what keys can and cannot do,
 //! and two keys created on first run — an admin key and a read-only key.
 
+use super::store::Location;
 use anyhow::Result;
 use mcpgate_core::policy::Rule;
 use mcpgate_core::principal::{Limits, Role};
+use mcpgate_gateway::config::Config;
 use mcpgate_gateway::key_service::NewKey;
-use mcpgate_store::sqlite::SqliteStore;
 use std::io::Write;
 use std::path::Path;
 
@@ -25,11 +26,15 @@ pub fn rules() -> Vec<Rule> {
     ]
 }
 
-/// Creates the demo keys if the store has none named so; writes them (0600) beside the store so
-/// later runs can show them again. Returns the lines to print.
-pub async fn ensure_keys(store_path: &Path) -> Result<Vec<String>> {
-    let keys_file = store_path.with_extension("demo-keys.txt");
-    let svc = super::keys::service(SqliteStore::open(store_path)?);
+/// Creates the demo keys in the store the gateway will use if it has none named so; writes them
+/// (0600) beside `store.path` so later runs can show them again. Returns the lines to print.
+pub async fn ensure_keys(config: &Config) -> Result<Vec<String>> {
+    let keys_file = config.store_path.with_extension("demo-keys.txt");
+    let location = match &config.store_url {
+        Some(url) => Location::postgres(url.expose().to_string(), "store.url")?,
+        None => Location::Sqlite(config.store_path.clone()),
+    };
+    let svc = super::keys::service(&location.open().await?);
     let existing = svc.keys().list_keys().await?;
     if existing.iter().any(|k| k.name == "demo admin" && !k.revoked) && keys_file.exists() {
         let text = std::fs::read_to_string(&keys_file)?;

@@ -1,6 +1,6 @@
 //! `mcpgate keys …`: a thin adapter over the key service (`mcpgate_gateway::key_service`) on the
-//! embedded store. A key is printed once, at creation or rotation; afterwards only its id and
-//! hash exist.
+//! store the configuration names (SQLite or PostgreSQL). A key is printed once, at creation or
+//! rotation; afterwards only its id and hash exist.
 
 use crate::cli::{CreateKey, KeysCommand, StoreArgs};
 use anyhow::{Context, Result};
@@ -10,36 +10,24 @@ use mcpgate_core::redact::Secret;
 use mcpgate_core::time::{format_rfc3339, parse_rfc3339};
 use mcpgate_gateway::clock::unix_s;
 use mcpgate_gateway::key_service::{KeyService, NewKey, state};
+use mcpgate_gateway::server::Stores;
 use mcpgate_store::KeyStore;
-use mcpgate_store::sqlite::SqliteStore;
-use std::sync::Arc;
 
-/// The embedded SQLite store (the CLI does not manage a PostgreSQL store yet: use a gateway's
-/// SQLite file, or the database's own tools).
-pub fn open_store(args: &StoreArgs) -> Result<SqliteStore> {
-    let path = match &args.store {
-        Some(p) => p.clone(),
-        None => super::config::load_store_path(&args.config)?,
-    };
-    SqliteStore::open(&path).with_context(|| format!("cannot open the store at {}", path.display()))
+/// The key service over `stores` (revoking a key also ends the OAuth grants signed in with it).
+pub fn service(stores: &Stores) -> KeyService {
+    KeyService::new(stores.keys.clone(), stores.credentials.clone()).with_grants(stores.grants.clone())
 }
 
-/// The key service over the embedded store.
-pub fn service(store: SqliteStore) -> KeyService {
-    let store = Arc::new(store);
-    KeyService::new(store.clone(), store.clone()).with_grants(store)
-}
-
-fn open(args: &StoreArgs) -> Result<KeyService> {
-    Ok(service(open_store(args)?))
+async fn open(args: &StoreArgs) -> Result<KeyService> {
+    Ok(service(&super::store::open(args).await?))
 }
 
 pub async fn run(cmd: KeysCommand) -> Result<()> {
     match cmd {
         KeysCommand::Create(c) => create(c).await,
-        KeysCommand::List { store, json } => list(&open(&store)?, json).await,
+        KeysCommand::List { store, json } => list(&open(&store).await?, json).await,
         KeysCommand::Show { key_id, store } => {
-            let svc = open(&store)?;
+            let svc = open(&store).await?;
             let k = svc.get(&key_id).await?;
             println!(
                 "{}",
@@ -48,7 +36,7 @@ pub async fn run(cmd: KeysCommand) -> Result<()> {
             Ok(())
         }
         KeysCommand::Revoke { key_id, store } => {
-            let ended = open(&store)?.revoke(&key_id, unix_s()).await?;
+            let ended = open(&store).await?.revoke(&key_id, unix_s()).await?;
             match ended {
                 0 => println!("revoked {key_id}"),
                 n => println!("revoked {key_id}, and {n} OAuth grant(s) signed in with it"),
@@ -56,7 +44,8 @@ pub async fn run(cmd: KeysCommand) -> Result<()> {
             Ok(())
         }
         KeysCommand::Rotate { key_id, overlap, store } => {
-            let r = open(&store)?
+            let r = open(&store)
+                .await?
                 .rotate(&key_id, super::parse_duration(&overlap)?, unix_s())
                 .await?;
             println!("{}", r.minted.key.expose());
@@ -72,9 +61,9 @@ pub async fn run(cmd: KeysCommand) -> Result<()> {
             from_env,
             encryption_key_env,
             store,
-        } => set_credential(&open(&store)?, &key_id, from_env.as_deref(), &encryption_key_env).await,
+        } => set_credential(&open(&store).await?, &key_id, from_env.as_deref(), &encryption_key_env).await,
         KeysCommand::ClearUpstreamCredential { key_id, store } => {
-            open(&store)?.clear_credential(&key_id).await?;
+            open(&store).await?.clear_credential(&key_id).await?;
             println!("cleared the upstream credential of {key_id}");
             Ok(())
         }
@@ -86,7 +75,7 @@ pub async fn run(cmd: KeysCommand) -> Result<()> {
 }
 
 async fn create(c: CreateKey) -> Result<()> {
-    let svc = open(&c.store)?;
+    let svc = open(&c.store).await?;
     let role =
         Role::parse(&c.role).with_context(|| format!("--role {:?}: use guest, user, developer or admin", c.role))?;
     let now = unix_s();

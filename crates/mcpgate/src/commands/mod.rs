@@ -6,6 +6,7 @@ pub mod demo;
 pub mod keys;
 pub mod oauth;
 pub mod serve;
+pub mod store;
 pub mod token;
 
 /// Parses `90s`, `15m`, `24h`, `7d` into seconds.

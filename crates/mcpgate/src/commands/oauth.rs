@@ -1,5 +1,5 @@
 //! `mcpgate clients …`, `mcpgate grants …` and `mcpgate users …`: the authorization server's records in the
-//! embedded store, with the same rules as dynamic registration (`oauth::register::NewClient`).
+//! store the configuration names (SQLite or PostgreSQL), with the same rules as dynamic registration (`oauth::register::NewClient`).
 //! A client secret is printed once; only its hash is kept. A running gateway sees a removed
 //! client or a revoked grant within a second.
 
@@ -9,8 +9,8 @@ use mcpgate_core::entropy::OsEntropy;
 use mcpgate_core::time::format_rfc3339;
 use mcpgate_gateway::clock::unix_s;
 use mcpgate_gateway::oauth::register::NewClient;
-use mcpgate_store::oauth::{ClientKind, ClientRecord, ClientStore, GrantRecord, GrantStore};
-use mcpgate_store::{StoreError, UserRecord, UserStore};
+use mcpgate_store::oauth::{ClientKind, ClientRecord, GrantRecord};
+use mcpgate_store::{StoreError, UserRecord};
 use serde_json::{Value, json};
 
 fn client_view(c: &ClientRecord) -> Value {
@@ -62,7 +62,7 @@ fn user_view(u: &UserRecord) -> Value {
 pub async fn users(cmd: UsersCommand) -> Result<()> {
     match cmd {
         UsersCommand::List { store, json } => {
-            let all = super::keys::open_store(&store)?.list_users().await?;
+            let all = super::store::open(&store).await?.users.list_users().await?;
             if json {
                 let rows: Vec<Value> = all.iter().map(user_view).collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -89,11 +89,12 @@ pub async fn users(cmd: UsersCommand) -> Result<()> {
             Ok(())
         }
         UsersCommand::Show { user_id, store } => {
-            let store = super::keys::open_store(&store)?;
-            let Some(u) = store.get_user(&user_id).await? else {
+            let store = super::store::open(&store).await?;
+            let Some(u) = store.users.get_user(&user_id).await? else {
                 bail!("no user {user_id:?} has signed in through a provider");
             };
             let grants: Vec<Value> = store
+                .grants
                 .list_grants(Some(&user_id), None)
                 .await?
                 .iter()
@@ -118,7 +119,7 @@ pub async fn clients(cmd: ClientsCommand) -> Result<()> {
             store,
             json,
         } => {
-            let store = super::keys::open_store(&store)?;
+            let store = super::store::open(&store).await?;
             let new = NewClient {
                 kind: ClientKind::Configured,
                 name: Some(name),
@@ -131,7 +132,7 @@ pub async fn clients(cmd: ClientsCommand) -> Result<()> {
                 Ok(made) => made,
                 Err((_, why)) => bail!("{why}"),
             };
-            store.insert_client(&client).await?;
+            store.clients.insert_client(&client).await?;
             if json {
                 let mut v = client_view(&client);
                 v["client_secret"] = json!(secret);
@@ -147,7 +148,7 @@ pub async fn clients(cmd: ClientsCommand) -> Result<()> {
             Ok(())
         }
         ClientsCommand::List { store, json } => {
-            let all = super::keys::open_store(&store)?.list_clients().await?;
+            let all = super::store::open(&store).await?.clients.list_clients().await?;
             if json {
                 let rows: Vec<Value> = all.iter().map(client_view).collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -170,14 +171,16 @@ pub async fn clients(cmd: ClientsCommand) -> Result<()> {
             Ok(())
         }
         ClientsCommand::Show { client_id, store } => {
-            match super::keys::open_store(&store)?.get_client(&client_id).await? {
+            match super::store::open(&store).await?.clients.get_client(&client_id).await? {
                 Some(c) => println!("{}", serde_json::to_string_pretty(&client_view(&c))?),
                 None => bail!("no client {client_id}"),
             }
             Ok(())
         }
         ClientsCommand::Remove { client_id, store } => {
-            if !super::keys::open_store(&store)?
+            if !super::store::open(&store)
+                .await?
+                .clients
                 .remove_client(&client_id, unix_s())
                 .await?
             {
@@ -197,7 +200,9 @@ pub async fn grants(cmd: GrantsCommand) -> Result<()> {
             store,
             json,
         } => {
-            let all = super::keys::open_store(&store)?
+            let all = super::store::open(&store)
+                .await?
+                .grants
                 .list_grants(user.as_deref(), client.as_deref())
                 .await?;
             if json {
@@ -233,11 +238,12 @@ pub async fn grants(cmd: GrantsCommand) -> Result<()> {
             client,
             store,
         } => {
-            let store = super::keys::open_store(&store)?;
+            let store = super::store::open(&store).await?;
             let now = unix_s();
             let grants: Vec<_> = match (grant_id, user) {
-                (Some(id), None) => store.get_grant(&id).await?.into_iter().collect(),
+                (Some(id), None) => store.grants.get_grant(&id).await?.into_iter().collect(),
                 (None, Some(u)) => store
+                    .grants
                     .list_grants(Some(&u), client.as_deref())
                     .await?
                     .into_iter()
@@ -248,19 +254,19 @@ pub async fn grants(cmd: GrantsCommand) -> Result<()> {
             let mut ended = 0;
             let mut forgotten = 0;
             for g in &grants {
-                match store.revoke_grant(&g.grant_id, now).await {
+                match store.grants.revoke_grant(&g.grant_id, now).await {
                     Ok(true) => ended += 1,
                     Ok(false) => {}
                     Err(StoreError::Backend(e)) => bail!("{e}"),
                     Err(e) => return Err(e.into()),
                 }
                 // The remembered consent goes too: the next sign-in asks again.
-                if store.remove_consent(&g.subject.user_id, &g.client_id).await? {
+                if store.grants.remove_consent(&g.subject.user_id, &g.client_id).await? {
                     forgotten += 1;
                 }
                 // And a provider token held for that sign-in (delegation.source = provider:…).
                 if g.subject.via.starts_with("provider:") {
-                    mcpgate_store::CredentialStore::remove_credential(&store, &g.subject.via).await?;
+                    store.credentials.remove_credential(&g.subject.via).await?;
                 }
             }
             if ended == 0 {

@@ -27,7 +27,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     }
     let mut config = super::config::load(&args.config, &overrides)?;
     let demo_keys = if args.demo {
-        super::demo::ensure_keys(&config.store_path).await?
+        super::demo::ensure_keys(&config).await?
     } else {
         Vec::new()
     };
