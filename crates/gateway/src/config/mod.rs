@@ -170,11 +170,31 @@ pub struct HttpUpstreamConfig {
     pub request_timeout: Duration,
 }
 
+/// What a stdio upstream inherits from the gateway's environment by default: enough to run a
+/// program, none of the gateway's secrets.
+pub const DEFAULT_INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "SYSTEMROOT",
+];
+
 #[derive(Debug, Clone)]
 pub struct StdioConfig {
     pub program: String,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
+    /// Variables of the gateway's environment the child inherits (`upstream.inherit_env`);
+    /// `["*"]`: all of them.
+    pub inherit_env: Vec<String>,
     pub cwd: Option<PathBuf>,
     pub request_timeout: Duration,
     pub idle_timeout: Duration,
@@ -393,6 +413,29 @@ impl Config {
                     program,
                     args: words,
                     env: up.env,
+                    inherit_env: match up.inherit_env {
+                        None => DEFAULT_INHERITED_ENV.iter().map(|v| v.to_string()).collect(),
+                        Some(list) => {
+                            if list.iter().any(|v| v == "*") {
+                                if list.len() > 1 {
+                                    return Err(err("upstream.inherit_env", "\"*\" stands alone"));
+                                }
+                                tracing::warn!(
+                                    "upstream.inherit_env = [\"*\"]: the stdio upstream inherits the gateway's whole \
+                                     environment, secrets included (store URL, encryption key, API keys)"
+                                );
+                            } else if let Some(bad) = list
+                                .iter()
+                                .find(|v| v.is_empty() || v.contains('=') || v.contains('\0'))
+                            {
+                                return Err(err(
+                                    "upstream.inherit_env",
+                                    format!("{bad:?} is not an environment variable name"),
+                                ));
+                            }
+                            list
+                        }
+                    },
                     cwd: up.cwd.map(PathBuf::from),
                     request_timeout,
                     idle_timeout: session_idle_timeout,

@@ -210,6 +210,12 @@ pub struct RawUpstream {
     /// Environment for the child process (added to the gateway's own).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Variables of the gateway's own environment the child inherits (besides `env`). Unset: a
+    /// short list that programs need to run and nothing else (`PATH`, `HOME`, `USER`, `LOGNAME`,
+    /// `SHELL`, `TERM`, `LANG`, `LC_ALL`, `LC_CTYPE`, `TZ`, `TMPDIR`, `SYSTEMROOT`) — never the
+    /// gateway's secrets (`MCPGATE_STORE_URL`, `MCPGATE_ENCRYPTION_KEY`, `MCP_API_KEYS`,
+    /// `JWT_SECRET`, …). `["*"]` passes everything (logged as a warning).
+    pub inherit_env: Option<Vec<String>>,
     /// Working directory for the child process.
     pub cwd: Option<String>,
     pub connect_timeout_ms: Option<u64>,

@@ -232,3 +232,127 @@ async fn two_gateways_on_postgres_and_redis_agree() {
         }
     }
 }
+
+/// Redis stopped under a running gateway, then started again: with `on_error = "deny"` a limited
+/// call is refused with 503 and `Retry-After`, with `"allow_local"` it is counted here and goes
+/// through; a signed (HMAC) request is refused with 503 either way (replay checks fail closed);
+/// `/readyz` names Redis as down and stays 200 (the upstream answers); once Redis is back, the
+/// same gateway counts in it again — no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_survives_redis_stopping_and_recovers_when_it_returns() {
+    let test = "a_gateway_survives_redis_stopping";
+    let Some(redis) = mcpgate_store::redis::testing::Server::start_own(test) else {
+        return;
+    };
+    let upstream = start_demo().await;
+    for on_error in ["deny", "allow_local"] {
+        let more = format!(
+            "[redis]\nurl = \"{}\"\non_error = \"{on_error}\"\nprefix = \"{on_error}:\"\n[auth.hmac]\n\
+             [[auth.hmac.clients]]\nid = \"signer\"\nsecret_env = \"HMAC_SECRET\"\npermissions = [\"*\"]\n",
+            redis.url()
+        );
+        let mut raw = RawConfig::from_toml(&format!("{TOML}signing_key_env = \"SEAL\"\n{more}")).unwrap();
+        raw.apply_overrides(&Overrides {
+            upstream_url: Some(upstream.clone()),
+            ..Overrides::default()
+        });
+        let config = Config::validate(raw).unwrap();
+        let env = |k: &str| match k {
+            "SEAL" => Some(SEAL.to_string()),
+            "HMAC_SECRET" => Some(HMAC_SECRET.to_string()),
+            _ => None,
+        };
+        let clock: Arc<dyn Clock> = Arc::new(mcpgate_gateway::clock::SystemClock);
+        let stores = Stores::memory();
+        let (record, k) = new_key(&key("lim").perms(&["*"]).limits(mcpgate_core::principal::Limits {
+            per_minute: Some(1000),
+            ..Default::default()
+        }));
+        stores.keys.insert_key(&record).await.unwrap();
+        let stores = stores
+            .with_redis(config.redis.as_ref().unwrap(), clock.clone())
+            .unwrap();
+        let gw = Gateway::assemble(config, &env, Sources::with_clock(clock.clone()), stores)
+            .await
+            .unwrap();
+        let g = Gw::on(gw, upstream.clone());
+        let h = [("x-api-key", k.key.as_str())];
+        let whoami = || g.call(&h, None, "whoami", serde_json::json!({}));
+        assert_eq!(whoami().await.status, 200, "{on_error}: before the outage");
+
+        redis.stop();
+        let r = whoami().await;
+        match on_error {
+            "deny" => {
+                assert_eq!(r.status, 503, "deny: a limited call while Redis is down: {}", r.text);
+                assert!(r.headers.get("retry-after").is_some(), "deny: no Retry-After");
+            }
+            _ => assert_eq!(
+                r.status, 200,
+                "allow_local: a limited call while Redis is down: {}",
+                r.text
+            ),
+        }
+        let body =
+            br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#.to_vec();
+        let ts = clock.unix_s().to_string();
+        let sig = mcpgate_core::hmac::sign(HMAC_SECRET.as_bytes(), &ts, &body);
+        let signed = [
+            ("x-api-key", "signer"),
+            ("x-timestamp", ts.as_str()),
+            ("x-signature", sig.as_str()),
+        ];
+        let s = g.post_raw("/mcp", &signed, body.clone()).await;
+        assert_eq!(
+            s.status, 503,
+            "{on_error}: a signed request while Redis is down: {}",
+            s.text
+        );
+        let ready = get(&g, "/readyz", &[]).await;
+        assert_eq!(
+            ready.status, 200,
+            "{on_error}: /readyz with the upstream up: {}",
+            ready.text
+        );
+        assert_eq!(ready.body["upstream"], "ok", "{}", ready.text);
+        assert_ne!(ready.body["redis"], "ok", "{}", ready.text);
+        assert!(
+            !ready.text.contains("127.0.0.1"),
+            "/readyz names the Redis address: {}",
+            ready.text
+        );
+
+        redis.restart();
+        let started = std::time::Instant::now();
+        while whoami().await.status != 200 {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{on_error}: the gateway did not recover after Redis came back"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        println!(
+            "{on_error}: limited calls through Redis again {} ms after it restarted",
+            started.elapsed().as_millis()
+        );
+        let ready = get(&g, "/readyz", &[]).await;
+        assert_eq!(ready.body["redis"], "ok", "{}", ready.text);
+        // Counted in Redis again: the state is there.
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+        use std::io::{Read, Write};
+        c.write_all(format!("EXISTS {on_error}:l:key:{}\r\n", record.key_id).as_bytes())
+            .unwrap();
+        let mut buf = [0u8; 16];
+        let n = c.read(&mut buf).unwrap();
+        assert_eq!(
+            &buf[..n],
+            b":1\r\n",
+            "{on_error}: no counter in Redis after it came back"
+        );
+        let s = g.post_raw("/mcp", &signed, body).await;
+        assert_ne!(
+            s.status, 503,
+            "{on_error}: signed requests still refused after Redis came back"
+        );
+    }
+}

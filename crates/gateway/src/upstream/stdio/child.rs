@@ -21,6 +21,15 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 
 pub fn spawn(cfg: &StdioConfig) -> std::io::Result<Child> {
     let mut cmd = Command::new(&cfg.program);
+    // The gateway's environment holds its secrets: the child gets only what it is allowed.
+    if !cfg.inherit_env.iter().any(|v| v == "*") {
+        cmd.env_clear();
+        for name in &cfg.inherit_env {
+            if let Some(value) = std::env::var_os(name) {
+                cmd.env(name, value);
+            }
+        }
+    }
     cmd.args(&cfg.args)
         .envs(&cfg.env)
         .stdin(Stdio::piped())
@@ -156,5 +165,53 @@ async fn log_stderr(session_id: String, stderr: tokio::process::ChildStderr) {
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         tracing::info!(target: "mcpgate::upstream::stderr", session = %short(&session_id), "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `sh -c 'echo …'` started as a stdio upstream sees of `var` and of `PATH`.
+    async fn seen(inherit_env: Vec<String>, var: &str) -> String {
+        let cfg = StdioConfig {
+            program: "sh".into(),
+            args: vec![
+                "-c".into(),
+                format!("echo \"${{{var}:-unset}}|${{PATH:+path}}|$GIVEN\""),
+            ],
+            env: [("GIVEN".to_string(), "given".to_string())].into(),
+            inherit_env,
+            cwd: None,
+            request_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            max_sessions: 1,
+            restart_backoff_max: Duration::from_secs(1),
+        };
+        let out = spawn(&cfg).unwrap().wait_with_output().await.unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A stdio child inherits only the allowed variables (cargo sets `CARGO_MANIFEST_DIR` for
+    /// this test process: it stands in for a gateway secret such as `MCPGATE_STORE_URL`).
+    #[tokio::test]
+    async fn a_stdio_child_inherits_only_what_it_is_allowed() {
+        let var = "CARGO_MANIFEST_DIR";
+        let Some(value) = std::env::var(var).ok() else {
+            eprintln!("{var} is not set: nothing to check");
+            return;
+        };
+        let defaults = crate::config::DEFAULT_INHERITED_ENV
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        assert_eq!(seen(defaults, var).await, "unset|path|given");
+        // (sh sets a PATH of its own when it inherits none.)
+        let named = seen(vec![var.into()], var).await;
+        assert!(
+            named.starts_with(&format!("{value}|")) && named.ends_with("|given"),
+            "{named}"
+        );
+        assert_eq!(seen(vec!["*".into()], var).await, format!("{value}|path|given"));
     }
 }
