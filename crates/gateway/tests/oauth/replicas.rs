@@ -19,6 +19,9 @@ use std::time::Duration;
 const SEAL: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 const HMAC_SECRET: &str = "SECRET-replicas-hmac-7c1e0b55d2";
+/// One HMAC client, `signer`, whose secret is [`HMAC_SECRET`].
+const HMAC_TOML: &str =
+    "[auth.hmac]\n[[auth.hmac.clients]]\nid = \"signer\"\nsecret_env = \"HMAC_SECRET\"\npermissions = [\"*\"]\n";
 
 /// A gateway on the database at `url`, as `store.url` makes one.
 async fn replica(url: &str, upstream: &str) -> Gw {
@@ -27,18 +30,26 @@ async fn replica(url: &str, upstream: &str) -> Gw {
 
 /// A gateway on the database at `url` with `more` configuration (e.g. `[redis]`), on `clock`.
 async fn replica_with(url: &str, upstream: &str, more: &str, clock: Arc<dyn Clock>) -> Gw {
+    replica_on(Stores::postgres(url).await.unwrap(), upstream, more, clock).await
+}
+
+/// A gateway on `stores` (plus Redis when `more` has a `[redis]` section), on `clock`, in front of
+/// the HTTP `upstream` (or of the stdio command `more` names when `upstream` is not a URL).
+async fn replica_on(mut stores: Stores, upstream: &str, more: &str, clock: Arc<dyn Clock>) -> Gw {
     let mut raw = RawConfig::from_toml(&format!("{TOML}signing_key_env = \"SEAL\"\n{more}")).unwrap();
-    raw.apply_overrides(&Overrides {
-        upstream_url: Some(upstream.to_string()),
-        ..Overrides::default()
-    });
+    // (An `upstream` that is not a URL: `more` names a stdio command.)
+    if upstream.starts_with("http") {
+        raw.apply_overrides(&Overrides {
+            upstream_url: Some(upstream.to_string()),
+            ..Overrides::default()
+        });
+    }
     let config = Config::validate(raw).unwrap();
     let env = |k: &str| match k {
         "SEAL" => Some(SEAL.to_string()),
         "HMAC_SECRET" => Some(HMAC_SECRET.to_string()),
         _ => None,
     };
-    let mut stores = Stores::postgres(url).await.unwrap();
     if let Some(redis) = &config.redis {
         stores = stores.with_redis(redis, clock.clone()).unwrap();
     }
@@ -125,8 +136,7 @@ async fn two_gateways_on_postgres_and_redis_agree() {
     let manual = Arc::new(ManualClock::starting_now());
     let clock: Arc<dyn Clock> = manual.clone();
     let more = format!(
-        "[redis]\nurl = \"{}\"\nprefix = \"{}\"\n[auth.hmac]\n[[auth.hmac.clients]]\nid = \"signer\"\n\
-         secret_env = \"HMAC_SECRET\"\npermissions = [\"*\"]\n",
+        "[redis]\nurl = \"{}\"\nprefix = \"{}\"\n{HMAC_TOML}",
         redis.url(),
         redis.fresh_prefix()
     );
@@ -247,21 +257,9 @@ async fn a_gateway_survives_redis_stopping_and_recovers_when_it_returns() {
     let upstream = start_demo().await;
     for on_error in ["deny", "allow_local"] {
         let more = format!(
-            "[redis]\nurl = \"{}\"\non_error = \"{on_error}\"\nprefix = \"{on_error}:\"\n[auth.hmac]\n\
-             [[auth.hmac.clients]]\nid = \"signer\"\nsecret_env = \"HMAC_SECRET\"\npermissions = [\"*\"]\n",
+            "[redis]\nurl = \"{}\"\non_error = \"{on_error}\"\nprefix = \"{on_error}:\"\n{HMAC_TOML}",
             redis.url()
         );
-        let mut raw = RawConfig::from_toml(&format!("{TOML}signing_key_env = \"SEAL\"\n{more}")).unwrap();
-        raw.apply_overrides(&Overrides {
-            upstream_url: Some(upstream.clone()),
-            ..Overrides::default()
-        });
-        let config = Config::validate(raw).unwrap();
-        let env = |k: &str| match k {
-            "SEAL" => Some(SEAL.to_string()),
-            "HMAC_SECRET" => Some(HMAC_SECRET.to_string()),
-            _ => None,
-        };
         let clock: Arc<dyn Clock> = Arc::new(mcpgate_gateway::clock::SystemClock);
         let stores = Stores::memory();
         let (record, k) = new_key(&key("lim").perms(&["*"]).limits(mcpgate_core::principal::Limits {
@@ -269,13 +267,7 @@ async fn a_gateway_survives_redis_stopping_and_recovers_when_it_returns() {
             ..Default::default()
         }));
         stores.keys.insert_key(&record).await.unwrap();
-        let stores = stores
-            .with_redis(config.redis.as_ref().unwrap(), clock.clone())
-            .unwrap();
-        let gw = Gateway::assemble(config, &env, Sources::with_clock(clock.clone()), stores)
-            .await
-            .unwrap();
-        let g = Gw::on(gw, upstream.clone());
+        let g = replica_on(stores, &upstream, &more, clock.clone()).await;
         let h = [("x-api-key", k.key.as_str())];
         let whoami = || g.call(&h, None, "whoami", serde_json::json!({}));
         assert_eq!(whoami().await.status, 200, "{on_error}: before the outage");
@@ -355,4 +347,43 @@ async fn a_gateway_survives_redis_stopping_and_recovers_when_it_returns() {
             "{on_error}: signed requests still refused after Redis came back"
         );
     }
+}
+
+/// A stdio session lives in the replica that spawned its child. Another replica knows its owner
+/// (Redis) but not its child: it answers 404 — the specification's "initialize again" — rather
+/// than a stale success or another child's state; a session initialized there works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stdio_session_on_another_replica_is_answered_404() {
+    let Some(redis) = mcpgate_store::redis::testing::server("a_stdio_session_on_another_replica") else {
+        return;
+    };
+    let command = format!(
+        "{} --stdio --profile demo",
+        mcpgate_testkit::process::example_bin().display()
+    );
+    let more = format!(
+        "[redis]\nurl = \"{}\"\nprefix = \"{}\"\n[upstream]\ncommand = {}\n",
+        redis.url(),
+        redis.fresh_prefix(),
+        serde_json::Value::String(command)
+    );
+    let (record, k) = new_key(&key("ana").perms(&["*"]));
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let stores = Stores::memory();
+        stores.keys.insert_key(&record).await.unwrap();
+        replicas.push(replica_on(stores, "stdio", &more, Arc::new(mcpgate_gateway::clock::SystemClock)).await);
+    }
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let h = [("x-api-key", k.key.as_str())];
+    let session = a.initialize(&h).await;
+    let echo = serde_json::json!({"text": "hello"});
+    let at_a = a.call(&h, Some(&session), "echo", echo.clone()).await;
+    assert_eq!(at_a.status, 200, "{}", at_a.text);
+    let at_b = b.call(&h, Some(&session), "echo", echo.clone()).await;
+    assert_eq!(at_b.status, 404, "a stdio session of A answered at B: {}", at_b.text);
+    assert!(at_b.text.contains("initialize again"), "{}", at_b.text);
+    let fresh = b.initialize(&h).await;
+    let again = b.call(&h, Some(&fresh), "echo", echo).await;
+    assert_eq!(again.status, 200, "{}", again.text);
 }
