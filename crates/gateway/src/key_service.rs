@@ -1,7 +1,10 @@
 //! The rules for managing API keys, in one place: create (the key is returned once), rotate with
 //! an overlap, revoke, hold or clear a sealed upstream credential. `mcpgate keys …` is a thin
-//! adapter over this; the admin API will be another. Works on any store backend.
+//! adapter over this; the admin API will be another. Works on any store backend. Each change,
+//! once in the store, is announced through a [`Broadcast`] when one is given (with Redis, every
+//! replica then re-reads its keys at once rather than at its next poll).
 
+use crate::shared::{Broadcast, Change};
 use mcpgate_core::entropy::{Entropy, OsEntropy};
 use mcpgate_core::keys::{self, KeyRecord};
 use mcpgate_core::principal::{Limits, Role};
@@ -59,6 +62,8 @@ pub struct KeyService {
     entropy: Arc<dyn Entropy>,
     /// The authorization server's grants: revoking a key ends the grants signed in with it.
     grants: Option<Arc<dyn GrantStore>>,
+    /// Where changes are announced (none: the replicas see them at their next poll).
+    broadcast: Option<Arc<Broadcast>>,
 }
 
 impl KeyService {
@@ -69,6 +74,27 @@ impl KeyService {
             credentials,
             entropy: Arc::new(OsEntropy),
             grants: None,
+            broadcast: None,
+        }
+    }
+
+    /// On a gateway's stores: its keys, held credentials and grants, announcing each change
+    /// through its broadcast (Redis, when `[redis]` is set).
+    pub fn for_stores(stores: &crate::server::Stores) -> KeyService {
+        KeyService::new(stores.keys.clone(), stores.credentials.clone())
+            .with_grants(stores.grants.clone())
+            .with_broadcast(stores.broadcast.clone())
+    }
+
+    /// Announces every change through `broadcast` once the store has it.
+    pub fn with_broadcast(mut self, broadcast: Arc<Broadcast>) -> KeyService {
+        self.broadcast = Some(broadcast);
+        self
+    }
+
+    fn announce(&self, change: Change) {
+        if let Some(b) = &self.broadcast {
+            b.announce(change);
         }
     }
 
@@ -104,7 +130,9 @@ impl KeyService {
             revoked: false,
             source: "store".into(),
         };
-        self.mint(record).await
+        let minted = self.mint(record).await?;
+        self.announce(Change::Keys);
+        Ok(minted)
     }
 
     async fn mint(&self, template: KeyRecord) -> Result<Minted> {
@@ -139,6 +167,7 @@ impl KeyService {
         if !self.keys.set_key_expiry(key_id, Some(until)).await? {
             return Err(KeyServiceError::NotFound(key_id.into()));
         }
+        self.announce(Change::Keys);
         Ok(Rotated {
             minted,
             old_valid_until: until,
@@ -146,15 +175,22 @@ impl KeyService {
     }
 
     /// Revokes the key, and every OAuth grant signed in with it (their refresh tokens at once,
-    /// their access tokens within about a second); returns how many grants ended.
+    /// their access tokens at the next read of the revoked grants: at once when announced);
+    /// returns how many grants ended.
     pub async fn revoke(&self, key_id: &str, now: i64) -> Result<usize> {
         if !self.keys.revoke_key(key_id).await? {
             return Err(KeyServiceError::NotFound(key_id.into()));
         }
-        match &self.grants {
-            Some(g) => Ok(g.revoke_grants_via(&format!("key:{key_id}"), now).await?),
-            None => Ok(0),
+        // The key first: it alone refuses the key and its grants' tokens everywhere.
+        self.announce(Change::Keys);
+        let ended = match &self.grants {
+            Some(g) => g.revoke_grants_via(&format!("key:{key_id}"), now).await?,
+            None => 0,
+        };
+        if ended > 0 {
+            self.announce(Change::Grants);
         }
+        Ok(ended)
     }
 
     pub async fn get(&self, key_id: &str) -> Result<KeyRecord> {
@@ -184,11 +220,13 @@ impl KeyService {
             ciphertext,
         };
         self.credentials.set_credential(key_id, &sealed, now).await?;
+        self.announce(Change::Keys);
         Ok(())
     }
 
     pub async fn clear_credential(&self, key_id: &str) -> Result<()> {
         if self.credentials.remove_credential(key_id).await? {
+            self.announce(Change::Keys);
             Ok(())
         } else {
             Err(KeyServiceError::NoCredential(key_id.into()))
@@ -330,6 +368,32 @@ mod tests {
         assert_eq!(store.get_grant("ga").await.unwrap().unwrap().revoked_at, Some(200));
         assert_eq!(store.get_grant("gb").await.unwrap().unwrap().revoked_at, None);
         assert_eq!(store.revoked_since(200).await.unwrap(), vec!["ga".to_string()]);
+    }
+
+    /// Every change is announced once it is in the store; a failed one is not.
+    #[tokio::test]
+    async fn changes_are_announced_after_the_store_has_them() {
+        let (svc, store) = service();
+        let b = Broadcast::local();
+        let svc = svc.with_grants(store.clone()).with_broadcast(b.clone());
+        let (keys, grants) = (b.keys(), b.grants());
+        let rung = |n: &Arc<tokio::sync::Notify>| {
+            let n = n.clone();
+            async move {
+                tokio::time::timeout(std::time::Duration::from_millis(50), n.notified())
+                    .await
+                    .is_ok()
+            }
+        };
+        let id = svc.create(new_key(), 100).await.unwrap().record.key_id;
+        assert!(rung(&keys).await, "create");
+        svc.rotate(&id, 60, 100).await.unwrap();
+        assert!(rung(&keys).await, "rotate");
+        assert!(svc.revoke("nope", 100).await.is_err());
+        assert!(!rung(&keys).await, "a failed revoke was announced");
+        svc.revoke(&id, 100).await.unwrap();
+        assert!(rung(&keys).await, "revoke");
+        assert!(!rung(&grants).await, "no grant ended, yet grants were announced");
     }
 
     #[tokio::test]

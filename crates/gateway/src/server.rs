@@ -105,6 +105,9 @@ pub struct Stores {
     pub replicas: bool,
     /// What `/readyz` asks, by name.
     pub dependencies: Vec<(&'static str, Arc<dyn crate::shared::Dependency>)>,
+    /// Where revocations are announced to every replica and heard from them (Redis pub/sub
+    /// with [`with_redis`](Self::with_redis); else this process alone).
+    pub broadcast: Arc<crate::shared::Broadcast>,
 }
 
 impl Stores {
@@ -135,13 +138,15 @@ impl Stores {
             replay: store.clone(),
             replicas: false,
             dependencies: vec![("store", Arc::new(crate::shared::StoreDependency(store)))],
+            broadcast: crate::shared::Broadcast::local(),
         }
     }
 
     /// Rate-limit counters, replay claims and session owners in the Redis `redis` names, shared by
     /// every replica; limits counted on `clock`'s wall time, and when Redis cannot answer, as
-    /// `redis.on_error` says. Connects lazily: a gateway starts while Redis is down (`/readyz`
-    /// says so) and recovers when it is back.
+    /// `redis.on_error` says; revocations announced on its `{prefix}changes` channel. Connects
+    /// lazily: a gateway starts while Redis is down (`/readyz` says so; the polls carry
+    /// revocations meanwhile) and recovers when it is back.
     #[cfg(feature = "redis")]
     pub fn with_redis(self, redis: &crate::config::RedisConfig, clock: Arc<dyn Clock>) -> Result<Stores, String> {
         let store = Arc::new(
@@ -153,6 +158,7 @@ impl Stores {
         Ok(Stores {
             limits: Arc::new(crate::shared::SharedLimits::new(store.clone(), redis.on_error, clock)),
             sessions: store.clone(),
+            broadcast: crate::shared::Broadcast::redis((*store).clone()),
             replay: store,
             replicas: true,
             dependencies,
@@ -308,7 +314,8 @@ impl Gateway {
             delegation.sign_in = sign_in;
             delegation
         });
-        tokio::spawn(keys.clone().watch());
+        stores.broadcast.listen();
+        tokio::spawn(keys.clone().watch(config.reload_interval, stores.broadcast.keys()));
         let resource = format!("{}/mcp", config.public_url);
         let mut auth = Auth::new(config.auth.clone(), keys, &resource, env, clock.clone())?;
         if stores.replicas {
@@ -546,6 +553,14 @@ async fn readyz(State(gw): State<Arc<Gateway>>) -> Response {
     for (name, state) in std::iter::once(("upstream", upstream)).chain(others) {
         body.insert(name.into(), state.err().unwrap_or_else(|| "ok".into()).into());
     }
+    // Records the audit writer keeps in memory because the store cannot take them now.
+    let waiting = gw.audit.buffered.load(std::sync::atomic::Ordering::Relaxed);
+    let audit = if waiting == 0 {
+        "ok".to_string()
+    } else {
+        format!("{waiting} records wait for the store")
+    };
+    body.insert("audit".into(), audit.into());
     body.insert("ready".into(), ready.into());
     let mut r = axum::Json(serde_json::Value::Object(body)).into_response();
     if !ready {

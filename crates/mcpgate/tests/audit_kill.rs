@@ -11,19 +11,16 @@
 
 mod common;
 
-use common::gateway_bin;
+use common::{Received, gateway_bin, join, kill_9, spawn_load};
 use mcpgate_core::audit::AuditQuery;
 use mcpgate_store::AuditStore;
 use mcpgate_store::sqlite::SqliteStore;
 use mcpgate_testkit::process::*;
-use mcpgate_testkit::raw::ACCEPT_BOTH;
 use mcpgate_testkit::time::*;
-use serde_json::json;
 use std::collections::{HashMap, HashSet};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Concurrent clients, each on its own MCP session.
 const CONNECTIONS: usize = 16;
@@ -35,12 +32,6 @@ const DEFAULT_WINDOW: Duration = Duration::from_millis(50);
 /// Every this many requests a client sends a made-up key, so refusals (`auth` records, answered
 /// by the gateway itself) are under the same rule as calls that went upstream.
 const BAD_KEY_EVERY: u64 = 7;
-
-/// A response the client received: its request id and when its headers arrived.
-struct Received {
-    id: String,
-    at: Instant,
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_no_record_of_an_answered_request() {
@@ -80,86 +71,21 @@ async fn kill_9_under_load(commit_before_response: bool, window: Duration) {
     }
 
     let stop = Arc::new(AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for (c, session) in sessions.into_iter().enumerate() {
-        let raw = raw.clone();
-        let stop = stop.clone();
-        let run = run.clone();
-        clients.push(tokio::spawn(async move {
-            let mut received = Vec::new();
-            let mut sent = Vec::new();
-            let mut n: u64 = 0;
-            let mut failed = None;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let id = format!("ak-{run}-{c}-{n}");
-                let msg = json!({
-                    "jsonrpc": "2.0", "id": n, "method": "tools/call",
-                    "params": { "name": "echo", "arguments": { "text": id } }
-                });
-                let key = if n.is_multiple_of(BAD_KEY_EVERY) {
-                    new_key()
-                } else {
-                    raw.key.clone().expect("the stack's key")
-                };
-                let rb = raw
-                    .http
-                    .post(&raw.url)
-                    .header("content-type", "application/json")
-                    .header("accept", ACCEPT_BOTH)
-                    .header("x-api-key", key)
-                    .header("mcp-session-id", &session)
-                    .header("mcp-protocol-version", "2025-11-25")
-                    .header("x-request-id", &id)
-                    .body(msg.to_string());
-                sent.push(id.clone());
-                // The response counts as received once its status line and headers are here:
-                // by then the gateway has released it.
-                let resp = match rb.send().await {
-                    Ok(r) => r,
-                    // Expected once the gateway is killed; before, it would mean the load was
-                    // not what this test says (checked below).
-                    Err(e) => {
-                        failed = Some((Instant::now(), e.to_string()));
-                        break;
-                    }
-                };
-                let at = Instant::now();
-                let echoed = resp.headers().get("x-request-id").and_then(|v| v.to_str().ok());
-                assert_eq!(echoed, Some(id.as_str()), "the gateway echoes the request id");
-                let status = resp.status().as_u16();
-                received.push((Received { id, at }, status));
-                // A body cut short by the kill is fine: the response was already released.
-                let _ = resp.bytes().await;
-            }
-            (received, sent, failed)
-        }));
-    }
+    let clients = spawn_load(&raw, sessions, &format!("ak-{run}-"), BAD_KEY_EVERY, stop.clone());
 
     tokio::time::sleep(LOAD).await;
-    let pid = stack.gw.pid().to_string();
-    // Taken before the signal is sent: anything later happened after the kill began.
-    let killed_at = Instant::now();
-    let killed = Command::new("kill")
-        .args(["-KILL", &pid])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run kill");
-    assert!(killed.success(), "kill -KILL {pid} failed");
+    let killed_at = kill_9(stack.gw.pid());
     stop.store(true, Ordering::Relaxed);
 
     let mut received = Vec::new();
     let mut sent = HashSet::new();
-    for client in clients {
-        let (r, s, failed) = within(STEP, "a client stops after the kill", client)
-            .await
-            .expect("client task");
-        if let Some((at, e)) = failed {
+    for client in join(clients, "a client stops after the kill").await {
+        if let Some((at, e)) = client.failed {
+            // Before the kill, a failure would mean the load was not what this test says.
             assert!(at >= killed_at, "a request failed before the kill: {e}");
         }
-        received.extend(r);
-        sent.extend(s);
+        received.extend(client.received);
+        sent.extend(client.sent);
     }
     poll_until(STEP, "the killed gateway is gone", || {
         let gone = !stack.gw.is_running();
@@ -185,20 +111,20 @@ async fn kill_9_under_load(commit_before_response: bool, window: Duration) {
 
     // Exempt: responses released within the stated window before the kill. None when the window
     // is zero: whatever a client received, even from the socket after the kill, was released.
-    let must_have: Vec<&(Received, u16)> = received
+    let must_have: Vec<&Received> = received
         .iter()
-        .filter(|(r, _)| window.is_zero() || r.at + window <= killed_at)
+        .filter(|r| window.is_zero() || r.at + window <= killed_at)
         .collect();
-    let missing: Vec<&(Received, u16)> = must_have
+    let missing: Vec<&Received> = must_have
         .iter()
         .copied()
-        .filter(|(r, _)| !recorded.contains_key(r.id.as_str()))
+        .filter(|r| !recorded.contains_key(r.id.as_str()))
         .collect();
-    let answered: HashSet<&str> = received.iter().map(|(r, _)| r.id.as_str()).collect();
+    let answered: HashSet<&str> = received.iter().map(|r| r.id.as_str()).collect();
     // Requests in flight at the kill whose record was committed but whose answer never arrived.
     let unanswered = recorded.keys().filter(|id| !answered.contains(*id)).count();
-    let refused = received.iter().filter(|(_, s)| *s == 401).count();
-    let newest = received.iter().map(|(r, _)| r.at).max();
+    let refused = received.iter().filter(|r| r.status == 401).count();
+    let newest = received.iter().map(|r| r.at).max();
     println!(
         "audit_kill: responses={} (refusals {refused}) records={} missing={} window={}ms; \
          sent={} records_without_a_received_response={unanswered}; last response {:?} before the kill",
@@ -218,7 +144,7 @@ async fn kill_9_under_load(commit_before_response: bool, window: Duration) {
     );
     assert!(refused > 0, "no refusal among the responses");
     assert!(
-        received.iter().any(|(_, s)| *s == 200),
+        received.iter().any(|r| r.status == 200),
         "no call succeeded before the kill"
     );
     // No record invented: each one belongs to a request this test sent.
@@ -226,18 +152,23 @@ async fn kill_9_under_load(commit_before_response: bool, window: Duration) {
         assert!(sent.contains(*id), "a record for a request never sent: {id}");
     }
     // Each record says what its response said.
-    for (r, status) in &received {
+    for r in &received {
         if let Some(s) = recorded.get(r.id.as_str()) {
-            assert_eq!(s, status, "the record of {} has another status than its response", r.id);
+            assert_eq!(
+                *s, r.status,
+                "the record of {} has another status than its response",
+                r.id
+            );
         }
     }
     let examples: Vec<String> = missing
         .iter()
         .take(5)
-        .map(|(r, s)| {
+        .map(|r| {
             format!(
-                "{} ({s}, {:?} before the kill)",
+                "{} ({}, {:?} before the kill)",
                 r.id,
+                r.status,
                 killed_at.saturating_duration_since(r.at)
             )
         })

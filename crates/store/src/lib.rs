@@ -48,6 +48,11 @@ pub enum StoreError {
     Backend(String),
     #[error("a key with id {0} already exists")]
     Duplicate(String),
+    /// The backend could not be reached: no connection could be had, the one in use was lost, or
+    /// the server is shutting down. Nothing was refused: the same call may succeed once it is
+    /// back (the audit writer keeps such records and writes them then).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;

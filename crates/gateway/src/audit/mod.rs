@@ -19,7 +19,11 @@
 //!
 //! A store that cannot commit must not stop the gateway: a response waits at most [`CEILING`]
 //! for its record, then is released and counted in `late` (the record is still written when the
-//! store recovers); a record the store refused is logged and counted in `dropped`.
+//! store recovers). A store that is unreachable (PostgreSQL down: `StoreError::Unavailable`)
+//! gets its records later: the writer keeps them in memory, in order, up to [`MAX_BUFFERED`],
+//! tries again after 100 ms doubling to 2 s, and writes them first once it answers. A record the
+//! store refused (it answered no) is logged and counted in `dropped`, as are records past the
+//! buffer and those still buffered at shutdown.
 
 mod writer;
 
@@ -47,6 +51,13 @@ const MIN_GAP: Duration = Duration::from_millis(1);
 /// at most 100 commits a second at any rate up to ~50k req/s, instead of one per
 /// [`MIN_GAP`] and a writer woken for nearly every record.
 const LINGER: Duration = Duration::from_millis(10);
+/// Records kept in memory at most while the store is unavailable (about 50 MB of typical
+/// records); beyond, records are dropped and counted.
+const MAX_BUFFERED: usize = 100_000;
+/// The first pause before the store is tried again after it was unavailable; it doubles up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
 /// The longest a response waits for its record to be committed.
 const CEILING: Duration = Duration::from_secs(1);
 /// At most one warning about late records per this many milliseconds.
@@ -67,6 +78,8 @@ pub struct AuditSink {
     pub dropped: Arc<AtomicU64>,
     /// Responses released before their record was committed (the store took over [`CEILING`]).
     pub late: AtomicU64,
+    /// Records kept in memory because the store is unavailable (0 when it answers).
+    pub buffered: Arc<AtomicU64>,
     last_warn_ms: AtomicI64,
     clock: Arc<dyn Clock>,
     ceiling: Duration,
@@ -105,6 +118,7 @@ impl AuditSink {
             tokio::spawn(prune_loop(Arc::downgrade(&store), keep, clock.clone(), stop.clone()));
         }
         let dropped = Arc::new(AtomicU64::new(0));
+        let buffered = Arc::new(AtomicU64::new(0));
         let tx = if store.is_some() || file.is_some() {
             let (tx, rx) = std::sync::mpsc::sync_channel(CAPACITY);
             let writer = writer::Writer {
@@ -113,6 +127,8 @@ impl AuditSink {
                     .map_err(|_| "the audit writer must start inside a Tokio runtime".to_string())?,
                 file,
                 dropped: dropped.clone(),
+                buffered: buffered.clone(),
+                outage: writer::Outage::default(),
             };
             // A thread of its own, not the runtime's blocking pool: it blocks on the queue and
             // on SQLite, and a hand-off per commit would cost more than the commit's bookkeeping.
@@ -128,6 +144,7 @@ impl AuditSink {
             tx,
             dropped,
             late: AtomicU64::new(0),
+            buffered,
             last_warn_ms: AtomicI64::new(i64::MIN),
             clock,
             ceiling,

@@ -13,6 +13,10 @@ struct Mem {
     appends: AtomicU64,
     hold: Mutex<()>,
     fail: AtomicBool,
+    /// Unreachable (PostgreSQL stopped): every append fails as unavailable.
+    down: AtomicBool,
+    /// A record with this id is refused (with any others in its batch).
+    poison: Mutex<Option<String>>,
     /// The boundaries `prune` was called with.
     pruned_before: Mutex<Vec<i64>>,
 }
@@ -30,6 +34,14 @@ impl AuditStore for Mem {
         let _held = self.hold.lock().unwrap();
         if self.fail.load(Ordering::SeqCst) {
             return Err(mcpgate_store::StoreError::Backend("disk full".into()));
+        }
+        if self.down.load(Ordering::SeqCst) {
+            return Err(mcpgate_store::StoreError::Unavailable("connection refused".into()));
+        }
+        if let Some(bad) = self.poison.lock().unwrap().as_deref()
+            && records.iter().any(|r| r.request_id == bad)
+        {
+            return Err(mcpgate_store::StoreError::Backend("invalid byte sequence".into()));
         }
         self.appends.fetch_add(1, Ordering::SeqCst);
         self.records.lock().unwrap().extend_from_slice(records);
@@ -246,4 +258,117 @@ async fn retention_prunes_at_start_before_the_injected_clock_minus_the_period() 
         vec![1_000_000_000_000 - 7 * 86_400 * 1000]
     );
     sink.close().await;
+}
+
+async fn wait_for(mem: &Mem, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mem.ids().len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The store unreachable (PostgreSQL stopped): records are kept, responses waiting for them are
+/// released at the ceiling, and once it answers every record is written, in order, without a
+/// restart and without traffic to trigger it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_wait_in_memory_while_the_store_is_unavailable_and_are_written_in_order_after() {
+    let mem = Arc::new(Mem::default());
+    let sink = sink(&mem, Duration::from_millis(100));
+    sink.record(rec("before")).await;
+    assert_eq!(mem.ids(), ["before"]);
+    mem.down.store(true, Ordering::SeqCst);
+    let started = Instant::now();
+    sink.record(rec("d0")).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(100),
+        "released before the ceiling"
+    );
+    for i in 1..1500 {
+        sink.queue(rec(&format!("d{i}")));
+    }
+    // Every record reached the writer and waits there; none written, none dropped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.buffered.load(Ordering::SeqCst) < 1500 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(sink.buffered.load(Ordering::SeqCst), 1500);
+    assert_eq!(mem.ids(), ["before"]);
+    assert_eq!(sink.dropped.load(Ordering::SeqCst), 0);
+    assert_eq!(sink.late.load(Ordering::SeqCst), 1);
+    mem.down.store(false, Ordering::SeqCst);
+    // No new record: the writer's own retry writes them.
+    wait_for(&mem, 1501).await;
+    let mut expected = vec!["before".to_string()];
+    expected.extend((0..1500).map(|i| format!("d{i}")));
+    assert_eq!(mem.ids(), expected, "all written, in the order they came");
+    assert_eq!(sink.buffered.load(Ordering::SeqCst), 0);
+    assert_eq!(sink.dropped.load(Ordering::SeqCst), 0);
+    // And the writer is back to normal: a record waited for is committed before release.
+    sink.record(rec("after")).await;
+    assert_eq!(mem.ids().last().map(String::as_str), Some("after"));
+    assert_eq!(sink.late.load(Ordering::SeqCst), 1);
+}
+
+/// The buffer is bounded: past it records are dropped and counted, never memory without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_buffer_is_bounded_and_what_it_cannot_hold_is_counted() {
+    let mem = Arc::new(Mem::default());
+    mem.down.store(true, Ordering::SeqCst);
+    let sink = sink(&mem, Duration::from_millis(100));
+    let total = MAX_BUFFERED + 5_000;
+    for i in 0..total {
+        sink.queue(rec(&format!("b{i}")));
+        if i % 1000 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (sink.buffered.load(Ordering::SeqCst) + sink.dropped.load(Ordering::SeqCst)) < total as u64
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(sink.buffered.load(Ordering::SeqCst), MAX_BUFFERED as u64);
+    assert_eq!(sink.dropped.load(Ordering::SeqCst), 5_000);
+    mem.down.store(false, Ordering::SeqCst);
+    wait_for(&mem, MAX_BUFFERED).await;
+    let ids = mem.ids();
+    assert_eq!(ids.len(), MAX_BUFFERED);
+    // The oldest were kept.
+    assert_eq!(ids.first().map(String::as_str), Some("b0"));
+    assert_eq!(ids.last().cloned(), Some(format!("b{}", MAX_BUFFERED - 1)));
+}
+
+/// A record the store refuses (it answered: not unreachable) costs only itself, not its batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_record_does_not_take_its_batch_with_it() {
+    let mem = Arc::new(Mem::default());
+    *mem.poison.lock().unwrap() = Some("bad".into());
+    let sink = sink(&mem, Duration::from_secs(30));
+    for i in 0..50 {
+        sink.queue(rec(&format!("p{i}")));
+    }
+    sink.queue(rec("bad"));
+    for i in 50..100 {
+        sink.queue(rec(&format!("p{i}")));
+    }
+    sink.close().await;
+    let expected: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+    assert_eq!(mem.ids(), expected);
+    assert_eq!(sink.dropped.load(Ordering::SeqCst), 1);
+}
+
+/// Unavailable at shutdown: one last try, then what is left is counted as lost (not hidden).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_still_waiting_at_shutdown_are_counted_as_dropped() {
+    let mem = Arc::new(Mem::default());
+    mem.down.store(true, Ordering::SeqCst);
+    let sink = sink(&mem, Duration::from_millis(50));
+    for i in 0..10 {
+        sink.queue(rec(&format!("s{i}")));
+    }
+    sink.close().await;
+    assert!(mem.ids().is_empty());
+    assert_eq!(sink.dropped.load(Ordering::SeqCst), 10);
+    assert_eq!(sink.buffered.load(Ordering::SeqCst), 0);
 }

@@ -1,9 +1,12 @@
 //! API-key authentication: the key registry the request path reads — keys from `MCP_API_KEYS`, from a keys file and from
-//! the store, merged into one in-memory index. The store's version is polled every 250 ms; when it
-//! has moved, only what changed since is read, and a new index is made that shares all of the old
-//! one but the few shards the changes touch (see [`KeyIndex`]), so `mcpgate keys revoke` takes
-//! effect on every running gateway within about a quarter of a second, whatever the number of
-//! keys. The whole store is read again only at start-up, or when the store cannot list its changes.
+//! the store, merged into one in-memory index. The store's version is polled every
+//! `store.reload_interval_ms` (default 250 ms), and at once when a revocation notice wakes the
+//! poller (`shared::Broadcast`: Redis pub/sub between replicas); when it has moved, only what
+//! changed since is read, and a new index is made that shares all of the old one but the few
+//! shards the changes touch (see [`KeyIndex`]), so `mcpgate keys revoke` takes effect on every
+//! running gateway within about a quarter of a second, and a revocation announced through Redis
+//! within a few milliseconds, whatever the number of keys. The whole store is read again only at
+//! start-up, or when the store cannot list its changes.
 
 use mcpgate_core::keys::{KeyError, KeyIndex, KeyRecord};
 use mcpgate_core::redact::Secret;
@@ -13,11 +16,15 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
+use tokio::sync::Notify;
 
-/// How often the store's version is read (one row).
-const POLL: Duration = Duration::from_millis(250);
+/// How often the store's version is read (one row) by default (`store.reload_interval_ms`).
+pub const POLL: Duration = Duration::from_millis(250);
 /// How often last-used times are written.
 const FLUSH: Duration = Duration::from_secs(10);
+/// The shortest time between two reads a wake-up causes: a flood of notices is a few reads a
+/// second (the same as `shared::WAKE_GAP`, which this module may not import).
+const WAKE_GAP: Duration = Duration::from_millis(50);
 
 pub struct KeyRegistry {
     index: RwLock<Arc<KeyIndex>>,
@@ -223,28 +230,46 @@ impl KeyRegistry {
         Ok(record)
     }
 
-    /// Follows the store's changes (its version read every 250 ms) and flushes last-used times
-    /// every 10 s.
-    pub async fn watch(self: Arc<Self>) {
+    /// Follows the store's changes — its version read every `every`, and at once when `wake` is
+    /// rung (a revocation notice; many rings before a read count once, and wake-ups cause at
+    /// most one read per 50 ms) — and flushes last-used times every 10 s.
+    pub async fn watch(self: Arc<Self>, every: Duration, wake: Arc<Notify>) {
         let Some(store) = self.store.clone() else { return };
-        let mut tick = tokio::time::interval(POLL);
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut flushed = tokio::time::Instant::now();
+        let mut flush = tokio::time::interval_at(tokio::time::Instant::now() + FLUSH, FLUSH);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_read = tokio::time::Instant::now();
         loop {
-            tick.tick().await;
-            match store.keys_version().await {
-                Ok(v) if v != self.version.load(Ordering::Relaxed) => {
-                    if let Err(e) = self.catch_up(store.as_ref()).await {
-                        tracing::warn!("cannot follow the key store: {e}");
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = wake.notified() => {
+                    let since = last_read.elapsed();
+                    if since < WAKE_GAP {
+                        tokio::time::sleep(WAKE_GAP - since).await;
                     }
+                    tick.reset();
                 }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("cannot read the key store: {e}"),
+                _ = flush.tick() => {
+                    self.flush_used_now().await;
+                    continue;
+                }
             }
-            if flushed.elapsed() >= FLUSH {
-                flushed = tokio::time::Instant::now();
-                self.flush_used_now().await;
+            last_read = tokio::time::Instant::now();
+            self.follow(store.as_ref()).await;
+        }
+    }
+
+    /// One look at the store: catches up when its version has moved.
+    async fn follow(self: &Arc<Self>, store: &dyn KeyStore) {
+        match store.keys_version().await {
+            Ok(v) if v != self.version.load(Ordering::Relaxed) => {
+                if let Err(e) = self.catch_up(store).await {
+                    tracing::warn!("cannot follow the key store: {e}");
+                }
             }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot read the key store: {e}"),
         }
     }
 
@@ -490,6 +515,91 @@ mod tests {
         reg.catch_up(store.as_ref()).await.unwrap();
         assert_eq!(err(reg.verify(keys[0].key.expose(), 10)), Some(KeyError::Revoked));
         assert_eq!(reg.snapshot().shards_shared_with(&base), 0, "not built anew");
+    }
+
+    /// A store that counts how often its version is read.
+    struct Counted {
+        inner: MemoryStore,
+        version_reads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[mcpgate_store::async_trait]
+    impl KeyStore for Counted {
+        async fn list_keys(&self) -> mcpgate_store::Result<Vec<KeyRecord>> {
+            self.inner.list_keys().await
+        }
+        async fn get_key(&self, key_id: &str) -> mcpgate_store::Result<Option<KeyRecord>> {
+            self.inner.get_key(key_id).await
+        }
+        async fn insert_key(&self, record: &KeyRecord) -> mcpgate_store::Result<()> {
+            self.inner.insert_key(record).await
+        }
+        async fn revoke_key(&self, key_id: &str) -> mcpgate_store::Result<bool> {
+            self.inner.revoke_key(key_id).await
+        }
+        async fn set_key_expiry(&self, key_id: &str, expires_at: Option<i64>) -> mcpgate_store::Result<bool> {
+            self.inner.set_key_expiry(key_id, expires_at).await
+        }
+        async fn touch_keys(&self, used: &[(String, i64)]) -> mcpgate_store::Result<()> {
+            self.inner.touch_keys(used).await
+        }
+        async fn last_used(&self, key_id: &str) -> mcpgate_store::Result<Option<i64>> {
+            self.inner.last_used(key_id).await
+        }
+        async fn keys_version(&self) -> mcpgate_store::Result<i64> {
+            self.version_reads.fetch_add(1, Ordering::Relaxed);
+            self.inner.keys_version().await
+        }
+        async fn key_changes_since(&self, version: i64) -> mcpgate_store::Result<Option<KeyChanges>> {
+            self.inner.key_changes_since(version).await
+        }
+    }
+
+    /// With a one-minute poll, a wake-up alone brings a revocation in at once; ten thousand
+    /// wake-ups in a second (a notice flood) are a handful of reads, not ten thousand.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn wake_ups_read_at_once_and_a_flood_is_coalesced() {
+        let store = Arc::new(Counted {
+            inner: MemoryStore::new(),
+            version_reads: Default::default(),
+        });
+        let k = generate();
+        store.insert_key(&stored(&k)).await.unwrap();
+        let reg = KeyRegistry::new(Vec::new(), Some(store.clone()), None).await.unwrap();
+        let wake = Arc::new(Notify::new());
+        let watcher = tokio::spawn(reg.clone().watch(Duration::from_secs(60), wake.clone()));
+        // (The interval's first tick is at once.)
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        store.revoke_key(&k.key_id).await.unwrap();
+        let started = std::time::Instant::now();
+        wake.notify_one();
+        while reg.verify(k.key.expose(), 10).is_ok() {
+            assert!(started.elapsed() < Duration::from_secs(2), "a wake-up was not followed");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(200), "a wake-up took {took:?}");
+
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let before = store.version_reads.load(Ordering::Relaxed);
+        let flood = std::time::Instant::now();
+        for _ in 0..1000 {
+            for _ in 0..10 {
+                wake.notify_one();
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let spent = flood.elapsed();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let reads = store.version_reads.load(Ordering::Relaxed) - before;
+        // One read per WAKE_GAP at most (the gap is measured from the last read), plus slack.
+        let most =
+            usize::try_from((spent + Duration::from_millis(100)).as_millis() / WAKE_GAP.as_millis()).unwrap() + 5;
+        println!("10000 wake-ups in {spent:?}: {reads} version reads (at most {most})");
+        assert!(reads <= most, "{reads} reads for 10000 wake-ups in {spent:?}");
+        assert!(reads >= 2, "the flood was not followed at all");
+        watcher.abort();
     }
 
     /// A gateway started with one key that the store then gives thousands: the index grows its

@@ -37,6 +37,10 @@ pub struct Config {
     pub store_url: Option<mcpgate_core::redact::Secret>,
     /// `[redis]`: the shared counters, replay claims and session owners.
     pub redis: Option<RedisConfig>,
+    /// `store.reload_interval_ms`: how often the store is read for keys changed elsewhere (and,
+    /// at least every second, for revoked grants). Revocations announced through Redis are read
+    /// at once whatever it is.
+    pub reload_interval: Duration,
     pub audit: AuditConfig,
     pub delegation: Option<DelegationConfig>,
     /// `[oauth]`: the authorization server, when on.
@@ -527,6 +531,7 @@ impl Config {
             ));
         }
         let store_path = PathBuf::from(raw.store.path.unwrap_or_else(|| "mcpgate.db".into()));
+        let reload_interval = reload_interval(raw.store.reload_interval_ms)?;
         let store_url = match raw.store.url {
             None => None,
             Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
@@ -587,6 +592,7 @@ impl Config {
             store_path,
             store_url,
             redis,
+            reload_interval,
             audit,
             listen,
             public_url,
@@ -596,6 +602,24 @@ impl Config {
             max_sessions_per_principal,
             metrics,
         })
+    }
+}
+
+/// `store.reload_interval_ms`: 50 ms (a read of one row twenty times a second per gateway) to
+/// 10 minutes (longer leaves a change made without Redis unseen for too long); default 250 ms.
+fn reload_interval(ms: Option<u64>) -> Result<Duration, ConfigError> {
+    const BOUNDS: std::ops::RangeInclusive<u64> = 50..=600_000;
+    match ms {
+        None => Ok(crate::auth::api_keys::POLL),
+        Some(ms) if BOUNDS.contains(&ms) => Ok(Duration::from_millis(ms)),
+        Some(ms) => Err(err(
+            "store.reload_interval_ms",
+            format!(
+                "{ms} is out of bounds: give 50 to 600000 milliseconds (default 250; with Redis, revocations made \
+                 through a gateway reach the others at once, so a longer interval such as 5000 only delays changes \
+                 made by the CLI or by hand)"
+            ),
+        )),
     }
 }
 
@@ -622,3 +646,34 @@ fn validate_policy(rules: Vec<Rule>) -> Result<Policy, ConfigError> {
 
 #[cfg(test)]
 mod tests;
+
+/// `store.reload_interval_ms` (beside the other validation tests, which are another's to edit).
+#[cfg(test)]
+mod reload_interval_tests {
+    use super::*;
+
+    fn check(store: &str) -> Result<Config, String> {
+        let toml = format!("[upstream]\nurl = \"http://127.0.0.1:9/mcp\"\n[store]\n{store}");
+        Config::validate(RawConfig::from_toml(&toml)?).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_reload_interval_has_a_default_and_bounds() {
+        assert_eq!(check("").unwrap().reload_interval, Duration::from_millis(250));
+        for ms in [50, 5000, 600_000] {
+            assert_eq!(
+                check(&format!("reload_interval_ms = {ms}")).unwrap().reload_interval,
+                Duration::from_millis(ms)
+            );
+        }
+        for ms in [0, 49, 600_001] {
+            let e = check(&format!("reload_interval_ms = {ms}")).unwrap_err();
+            assert!(
+                e.contains("store.reload_interval_ms") && e.contains("50 to 600000"),
+                "{e}"
+            );
+        }
+        assert!(check("reload_interval_ms = -1").is_err());
+        assert!(check("reload_interval_ms = \"250\"").is_err());
+    }
+}

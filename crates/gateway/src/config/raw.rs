@@ -165,6 +165,11 @@ pub struct RawStore {
     /// A shared PostgreSQL store instead (`postgres://user:password@host/db`, several gateways
     /// on one database); `MCPGATE_STORE_URL` sets it without putting the password in a file.
     pub url: Option<String>,
+    /// How often each gateway reads the store's keys version (default 250 ms; 50 to 600000) and
+    /// the revoked grants (the same, but at least every second), to pick up changes others made.
+    /// With Redis, revocations made through a gateway reach every replica at once, so this is
+    /// only the backstop for writers that announce nothing (the CLI, psql) and may be longer.
+    pub reload_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -32,6 +32,11 @@ pub use settings::{OAuthSettings, RawOAuth};
 use signer::Signer;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The shortest time between two revocation reads a wake-up causes (`shared::WAKE_GAP`).
+const WAKE_GAP: Duration = crate::shared::WAKE_GAP;
 
 /// The authorization server's state: settings, records, keys.
 pub struct OAuthServer {
@@ -61,6 +66,9 @@ pub struct OAuthServer {
     pub keys: Option<Arc<crate::auth::api_keys::KeyRegistry>>,
     /// Sign-in through GitHub, Google or OIDC providers, when configured.
     pub providers: Option<providers::Providers>,
+    /// Where a revocation made here is announced, so every replica drops the grant's access
+    /// tokens at once (this process alone until `start` sets the gateway's).
+    pub broadcast: Arc<crate::shared::Broadcast>,
 }
 
 /// What became of the credential a grant was signed in with.
@@ -108,6 +116,7 @@ impl OAuthServer {
             jwks_cache: assertion::JwksCache::default(),
             keys: None,
             providers: None,
+            broadcast: crate::shared::Broadcast::local(),
         }
     }
 
@@ -174,52 +183,95 @@ impl OAuthServer {
             .insert(grant_id.to_string(), now);
     }
 
-    /// Every second, reads the grants revoked while their access tokens may still be alive, so a
-    /// revocation through any replica (or `mcpgate grants revoke`) ends its access tokens within
-    /// about a second everywhere. Runs while `this` lives.
+    /// Tells every replica that a grant was revoked in the store (after the write): they read
+    /// the revoked grants at once instead of at their next poll. Never fails (see
+    /// `Broadcast::announce`).
+    pub fn announce_revocation(&self) {
+        self.broadcast.announce(crate::shared::Change::Grants);
+    }
+
+    /// Reads the grants revoked while their access tokens may still be alive every `every`
+    /// (`store.reload_interval_ms`, at least a second), and at once when `wake` is rung (a
+    /// revocation notice; many rings before a read count once, and wake-ups cause at most one
+    /// read per 50 ms), so a revocation through any replica ends its access tokens everywhere —
+    /// within a few milliseconds when it is announced, within `every` when it is not
+    /// (`mcpgate grants revoke`). Runs while `this` lives.
     ///
-    /// Once an hour it also forgets expired codes and ended grants (revoked ones a day after
-    /// their revocation, so every replica has read it).
-    pub async fn watch_revocations(this: std::sync::Weak<OAuthServer>) {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    /// Every minute it also reads the signing keys again, and once an hour it forgets expired
+    /// codes and ended grants (revoked ones a day after their revocation, so every replica has
+    /// read it).
+    pub async fn watch_revocations(this: std::sync::Weak<OAuthServer>, every: Duration, wake: Arc<Notify>) {
+        // Housekeeping counts seconds; the revocation reads come every `every_s` of them.
+        let every_s = every.as_secs().max(1);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks: u64 = 0;
+        let mut next_read: u64 = 0;
+        let mut last_read = tokio::time::Instant::now();
         loop {
-            tick.tick().await;
+            let woken = tokio::select! {
+                _ = tick.tick() => false,
+                _ = wake.notified() => true,
+            };
+            if woken {
+                let since = last_read.elapsed();
+                if since < WAKE_GAP {
+                    tokio::time::sleep(WAKE_GAP - since).await;
+                }
+            }
             let Some(s) = this.upgrade() else { return };
-            ticks += 1;
-            if ticks.is_multiple_of(signer::RELOAD_EVERY_S) {
-                // Its own task: a slow store must not hold up the revocation reads below.
-                let ring = this.clone();
-                tokio::spawn(async move {
-                    if let Some(s) = ring.upgrade()
-                        && let Err(e) = s.reload_signing_keys().await
-                    {
-                        tracing::warn!(error = %e, "could not read the signing keys; signing with the ones in hand");
-                    }
-                });
-            }
-            if ticks % 3600 == 1 {
-                match s.grants.prune_grants(s.clock.unix_s(), 86_400).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(records = n, "forgot expired codes and ended grants"),
-                    Err(e) => tracing::warn!(error = %e, "could not prune the authorization server's records"),
+            if !woken {
+                ticks += 1;
+                s.housekeeping(&this, ticks).await;
+                if ticks < next_read {
+                    continue;
                 }
             }
-            let life = i64::try_from(s.settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX);
-            let since = s.clock.unix_s().saturating_sub(life.saturating_add(60));
-            match s.grants.revoked_since(since).await {
-                Ok(ids) => {
-                    let now = s.clock.unix_s();
-                    let mut set = s.revoked.write().unwrap_or_else(|e| e.into_inner());
-                    // Added to, never replaced: a revocation made here while the store was
-                    // being read is not lost.
-                    for id in ids {
-                        set.entry(id).or_insert(now);
-                    }
-                    set.retain(|_, seen| *seen >= since);
+            next_read = ticks + every_s;
+            last_read = tokio::time::Instant::now();
+            s.read_revocations().await;
+        }
+    }
+
+    /// The signing keys every minute, the prune every hour (`ticks` seconds since the start).
+    async fn housekeeping(&self, this: &std::sync::Weak<OAuthServer>, ticks: u64) {
+        if ticks.is_multiple_of(signer::RELOAD_EVERY_S) {
+            // Its own task: a slow store must not hold up the revocation reads.
+            let ring = this.clone();
+            tokio::spawn(async move {
+                if let Some(s) = ring.upgrade()
+                    && let Err(e) = s.reload_signing_keys().await
+                {
+                    tracing::warn!(error = %e, "could not read the signing keys; signing with the ones in hand");
                 }
-                Err(e) => tracing::warn!(error = %e, "could not read revoked grants; retrying"),
+            });
+        }
+        if ticks % 3600 == 1 {
+            match self.grants.prune_grants(self.clock.unix_s(), 86_400).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(records = n, "forgot expired codes and ended grants"),
+                Err(e) => tracing::warn!(error = %e, "could not prune the authorization server's records"),
             }
+        }
+    }
+
+    /// Adds the grants revoked while their access tokens may still be alive to the set the
+    /// request path reads.
+    async fn read_revocations(&self) {
+        let life = i64::try_from(self.settings.access_token_ttl.as_secs()).unwrap_or(i64::MAX);
+        let since = self.clock.unix_s().saturating_sub(life.saturating_add(60));
+        match self.grants.revoked_since(since).await {
+            Ok(ids) => {
+                let now = self.clock.unix_s();
+                let mut set = self.revoked.write().unwrap_or_else(|e| e.into_inner());
+                // Added to, never replaced: a revocation made here while the store was
+                // being read is not lost.
+                for id in ids {
+                    set.entry(id).or_insert(now);
+                }
+                set.retain(|_, seen| *seen >= since);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read revoked grants; retrying"),
         }
     }
 
@@ -298,6 +350,11 @@ impl IntoResponse for OAuthError {
         let body = serde_json::json!({"error": self.code, "error_description": self.description});
         let mut r = (self.status, axum::Json(body)).into_response();
         no_store(&mut r);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // RFC 9110 §10.2.3: when to try again (the store is usually back within seconds).
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if self.basic_challenge {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -442,6 +499,7 @@ pub async fn start(
     );
     server.keys = Some(keys);
     server.users = Some(stores.users.clone());
+    server.broadcast = stores.broadcast.clone();
     if !settings.providers.is_empty() {
         let mut ps = providers::Providers::start(
             &settings.providers,
@@ -477,7 +535,11 @@ pub async fn start(
         };
         tokio::spawn(refresher.run(Arc::downgrade(&o)));
     }
-    tokio::spawn(OAuthServer::watch_revocations(Arc::downgrade(&o)));
+    tokio::spawn(OAuthServer::watch_revocations(
+        Arc::downgrade(&o),
+        config.reload_interval,
+        stores.broadcast.grants(),
+    ));
     tracing::info!(issuer = %settings.issuer, "authorization server on");
     Ok(o)
 }

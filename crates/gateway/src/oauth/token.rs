@@ -4,7 +4,8 @@
 //! rotate on every use; presenting one already replaced revokes the whole grant, except once
 //! within `oauth.refresh_grace_s` of its use (a client racing itself). Access tokens are ES256
 //! JWTs with `aud` = the MCP URL, lasting `oauth.access_token_ttl_s`; revoking a grant ends its
-//! access tokens within about a second on every gateway (`OAuthServer::watch_revocations`).
+//! access tokens on every gateway at once when Redis carries the notice, else at their next read
+//! of the revoked grants (`OAuthServer::watch_revocations`, about a second by default).
 
 use super::form::Form;
 use super::signer::ACCESS_TOKEN_TYP;
@@ -111,7 +112,10 @@ fn s256(verifier: &str) -> String {
 async fn revoke_grant(o: &OAuthServer, grant_id: &str, why: &str) {
     o.forget_grant(grant_id);
     match o.grants.revoke_grant(grant_id, o.clock.unix_s()).await {
-        Ok(_) => tracing::warn!(grant_id, "{why}: the grant is revoked"),
+        Ok(_) => {
+            o.announce_revocation();
+            tracing::warn!(grant_id, "{why}: the grant is revoked");
+        }
         Err(e) => tracing::error!(error = %e, grant_id, "{why}, and the grant could not be revoked"),
     }
 }
@@ -491,6 +495,7 @@ pub async fn revoke(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Respo
                 .revoke_grant(&id, o.clock.unix_s())
                 .await
                 .map_err(OAuthError::store)?;
+            o.announce_revocation();
             tracing::info!(grant_id = %id, client_id = %client.client_id, "grant revoked by its client");
         }
         let mut r = StatusCode::OK.into_response();

@@ -7,6 +7,7 @@
 
 mod attack;
 mod cimd;
+mod faults;
 mod flows;
 mod providers;
 mod replicas;

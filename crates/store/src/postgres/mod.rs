@@ -208,7 +208,34 @@ fn describe(e: &tokio_postgres::Error) -> String {
 }
 
 pub(super) fn backend(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(describe(&e))
+    if unreachable(&e) {
+        StoreError::Unavailable(describe(&e))
+    } else {
+        StoreError::Backend(describe(&e))
+    }
+}
+
+/// Whether `e` says the server could not be used (the connection closed or broke, a connection
+/// exception, the server shutting down or not yet accepting) rather than that it refused the
+/// statement or its data.
+fn unreachable(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        // Class 08: connection exception; 57P01-57P03: shut down by the administrator, crash
+        // shutdown, cannot connect now.
+        let code = code.code();
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if c.is::<std::io::Error>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// An insert's error: a taken unique key is [`StoreError::Duplicate`] naming `id`.
@@ -315,6 +342,9 @@ impl PostgresStore {
             (StoreError::Backend(text), Some(secret)) if text.contains(secret.as_ref()) => {
                 StoreError::Backend(text.replace(secret.as_ref(), "********"))
             }
+            (StoreError::Unavailable(text), Some(secret)) if text.contains(secret.as_ref()) => {
+                StoreError::Unavailable(text.replace(secret.as_ref(), "********"))
+            }
             (e, _) => e,
         }
     }
@@ -327,7 +357,7 @@ impl PostgresStore {
                 PoolError::Timeout(_) => "timed out waiting for a PostgreSQL connection".to_string(),
                 other => format!("cannot connect to PostgreSQL: {other}"),
             };
-            self.redact(StoreError::Backend(text))
+            self.redact(StoreError::Unavailable(text))
         })
     }
 

@@ -173,29 +173,7 @@ impl Server {
         let mut last_error = String::new();
         for _ in 0..3 {
             server.port = free_port();
-            let options = format!(
-                "-k {} -p {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off",
-                server.dir.path().display(),
-                server.port
-            );
-            let log = server.dir.path().join("postgres.log");
-            let started = server.run(
-                "pg_ctl",
-                &[
-                    s("-D"),
-                    server.data().into_os_string(),
-                    s("-l"),
-                    log.into_os_string(),
-                    s("-w"),
-                    s("-t"),
-                    s("60"),
-                    s("-o"),
-                    s(&options),
-                    s("start"),
-                ],
-            );
-            match started {
+            match server.pg_ctl_start() {
                 Ok(()) => {
                     server.wait_until_accepting();
                     return server;
@@ -207,6 +185,70 @@ impl Server {
             "a throwaway PostgreSQL did not start: {last_error}\nits log:\n{}",
             server.log()
         );
+    }
+
+    /// `pg_ctl start` on `self.port`, waiting until it is up.
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        let s = |v: &str| OsString::from(v);
+        let options = format!(
+            "-k {} -p {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off",
+            self.dir.path().display(),
+            self.port
+        );
+        let log = self.dir.path().join("postgres.log");
+        self.run(
+            "pg_ctl",
+            &[
+                s("-D"),
+                self.data().into_os_string(),
+                s("-l"),
+                log.into_os_string(),
+                s("-w"),
+                s("-t"),
+                s("60"),
+                s("-o"),
+                s(&options),
+                s("start"),
+            ],
+        )
+    }
+
+    /// A server of this test's own (not shared), for tests that stop and restart it; `None` as
+    /// [`server`] says.
+    pub fn start_own(test: &str) -> Option<Server> {
+        let Some(bin) = find_binaries() else {
+            if std::env::var("MCPGATE_TEST_NO_POSTGRES").as_deref() == Ok("1") {
+                eprintln!("{test}: skipped: no PostgreSQL binaries found and MCPGATE_TEST_NO_POSTGRES=1");
+                return None;
+            }
+            panic!("{test}: no PostgreSQL binaries (initdb, pg_ctl); see mcpgate_store::postgres::testing");
+        };
+        Some(Server::start(bin))
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: every connection cut, open transactions rolled
+    /// back); [`Server::restart`] brings it back on the same port with its data. Not `immediate`:
+    /// this throwaway server runs with `fsync` and `synchronous_commit` off, so a crash would
+    /// lose transactions it had reported committed, which a production server does not.
+    pub fn stop(&self) {
+        let args = [
+            OsString::from("-D"),
+            self.data().into_os_string(),
+            OsString::from("-m"),
+            OsString::from("fast"),
+            OsString::from("-w"),
+            OsString::from("stop"),
+        ];
+        self.run("pg_ctl", &args)
+            .unwrap_or_else(|e| panic!("stopping the throwaway PostgreSQL: {e}"));
+    }
+
+    /// Starts the stopped server again, on the same port, and waits until it accepts connections.
+    pub fn restart(&self) {
+        self.pg_ctl_start()
+            .unwrap_or_else(|e| panic!("restarting the throwaway PostgreSQL: {e}\n{}", self.log()));
+        self.wait_until_accepting();
     }
 
     fn wait_until_accepting(&self) {

@@ -14,7 +14,12 @@
 //! Redis comes back; a command that cannot be answered within [`RESPONSE_TIMEOUT`] fails (the
 //! gateway then applies `redis.on_error`). Keys live under a prefix (default `mcpgate:`) so
 //! several deployments can share one Redis. Errors never contain the URL (it may hold a password).
+//!
+//! Beside the state, a channel: [`changes`] publishes and listens for change notices (one word,
+//! on `{prefix}changes`) so that a revocation through one replica wakes every replica's key and
+//! grant pollers at once.
 
+pub mod changes;
 mod limits;
 mod replay;
 mod sessions;
@@ -34,6 +39,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
+    /// For the change listener's own connection (a subscribed connection can do nothing else).
+    client: ::redis::Client,
     prefix: String,
 }
 
@@ -75,9 +82,11 @@ impl RedisStore {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|e| failed("connect", &e))?;
+        let conn =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|e| failed("connect", &e))?;
         Ok(RedisStore {
             conn,
+            client,
             prefix: prefix.to_string(),
         })
     }
