@@ -232,16 +232,21 @@ impl Server {
     /// this throwaway server runs with `fsync` and `synchronous_commit` off, so a crash would
     /// lose transactions it had reported committed, which a production server does not.
     pub fn stop(&self) {
+        self.pg_ctl_stop("fast")
+            .unwrap_or_else(|e| panic!("stopping the throwaway PostgreSQL: {e}"));
+    }
+
+    /// `pg_ctl stop -m MODE`, waiting until it is down.
+    fn pg_ctl_stop(&self, mode: &str) -> Result<(), String> {
         let args = [
             OsString::from("-D"),
             self.data().into_os_string(),
             OsString::from("-m"),
-            OsString::from("fast"),
+            OsString::from(mode),
             OsString::from("-w"),
             OsString::from("stop"),
         ];
         self.run("pg_ctl", &args)
-            .unwrap_or_else(|e| panic!("stopping the throwaway PostgreSQL: {e}"));
     }
 
     /// Starts the stopped server again, on the same port, and waits until it accepts connections.
@@ -288,15 +293,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let args = [
-            OsString::from("-D"),
-            self.data().into_os_string(),
-            OsString::from("-m"),
-            OsString::from("immediate"),
-            OsString::from("-w"),
-            OsString::from("stop"),
-        ];
-        if let Err(e) = self.run("pg_ctl", &args) {
+        if let Err(e) = self.pg_ctl_stop("immediate") {
             eprintln!("stopping the throwaway PostgreSQL: {e}");
         }
     }
