@@ -28,6 +28,10 @@ pub struct Opts {
     pub payload: usize,
     pub timeout: Duration,
     pub cpu_pids: Vec<(String, u32)>,
+    /// CPU of a process and all its descendants (e.g. PostgreSQL's postmaster and backends).
+    pub cpu_trees: Vec<(String, u32)>,
+    /// A Redis (host:port) whose `INFO commandstats` is read at the edges of the window.
+    pub redis: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -56,7 +60,26 @@ pub struct Report {
     /// Cores spent in interrupt context (irq + softirq) in the window: mostly the loopback TCP
     /// traffic of the benchmark itself, which no process is charged for.
     pub irq_cores: Option<f64>,
+    /// Commands the Redis given with `--redis` ran in the measured window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisWindow>,
     pub error_samples: Vec<String>,
+}
+
+/// `INFO commandstats` differences over the measured window (the `INFO` calls left out).
+#[derive(Serialize, Clone)]
+pub struct RedisWindow {
+    /// Calls per command in the window.
+    pub calls: BTreeMap<String, u64>,
+    /// Calls per successful request, per command, and in all. Redis counts the commands a script
+    /// runs (`redis.call`) as calls of their own, besides the script's `EVALSHA`.
+    pub per_req: BTreeMap<String, f64>,
+    pub calls_per_req: Option<f64>,
+    /// Scripts (`EVAL`, `EVALSHA`, `FCALL` and their `_RO` forms) per successful request: each is
+    /// one round trip the client made.
+    pub scripts_per_req: Option<f64>,
+    /// Time Redis spent executing commands (commandstats `usec`) per successful request.
+    pub exec_us_per_req: Option<f64>,
 }
 
 #[derive(Serialize, Clone)]
@@ -130,14 +153,17 @@ pub async fn run(o: Opts) -> Result<Report> {
     let t0 = *shared.t0.get_or_init(Instant::now);
     let (t_warm, t_end) = (t0 + o.warmup, t0 + o.warmup + o.duration);
     tokio::time::sleep_until(t_warm.into()).await;
-    let read = |pids: &[(String, u32)]| {
+    let read = |pids: &[(String, u32)], trees: &[(String, u32)]| {
         let mut m: Vec<(String, Option<u32>, Option<u64>)> = vec![("loadgen".into(), None, stats::cpu_us(None))];
         m.extend(pids.iter().map(|(n, p)| (n.clone(), Some(*p), stats::cpu_us(Some(*p)))));
+        m.extend(trees.iter().map(|(n, p)| (n.clone(), Some(*p), stats::cpu_tree_us(*p))));
         (Instant::now(), m, stats::system_cpu())
     };
-    let (w0, before, sys0) = read(&o.cpu_pids);
+    let redis0 = o.redis.as_deref().and_then(stats::redis_commandstats);
+    let (w0, before, sys0) = read(&o.cpu_pids, &o.cpu_trees);
     tokio::time::sleep_until(t_end.into()).await;
-    let (w1, after, sys1) = read(&o.cpu_pids);
+    let (w1, after, sys1) = read(&o.cpu_pids, &o.cpu_trees);
+    let redis1 = o.redis.as_deref().and_then(stats::redis_commandstats);
     let wall = (w1 - w0).as_secs_f64();
 
     let mut total = Tally::default();
@@ -175,6 +201,10 @@ pub async fn run(o: Opts) -> Result<Report> {
         }
     }
     let cores = |us: u64| (us as f64 / 1e6 / wall * 100.0).round() / 100.0;
+    let redis = match (redis0, redis1) {
+        (Some(a), Some(b)) => Some(redis_window(&a, &b, total.ok)),
+        _ => None,
+    };
     let (background_cores, irq_cores) = match (sys0, sys1) {
         (Some(a), Some(b)) => (
             Some(cores(b.tasks_us.saturating_sub(a.tasks_us).saturating_sub(ours))),
@@ -183,6 +213,7 @@ pub async fn run(o: Opts) -> Result<Report> {
         _ => (None, None),
     };
     Ok(Report {
+        redis,
         background_cores,
         irq_cores,
         url: o.url,
@@ -201,6 +232,36 @@ pub async fn run(o: Opts) -> Result<Report> {
         cpu,
         error_samples: total.samples,
     })
+}
+
+fn redis_window(a: &BTreeMap<String, (u64, u64)>, b: &BTreeMap<String, (u64, u64)>, ok: u64) -> RedisWindow {
+    let per = |n: u64| (ok > 0).then(|| (n as f64 / ok as f64 * 1000.0).round() / 1000.0);
+    let mut calls = BTreeMap::new();
+    let mut usec = 0;
+    for (name, &(c1, u1)) in b {
+        if name == "info" {
+            continue;
+        }
+        let (c0, u0) = a.get(name).copied().unwrap_or((0, 0));
+        let n = c1.saturating_sub(c0);
+        if n > 0 {
+            calls.insert(name.clone(), n);
+            usec += u1.saturating_sub(u0);
+        }
+    }
+    let total: u64 = calls.values().sum();
+    let scripts: u64 = calls
+        .iter()
+        .filter(|(k, _)| ["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"].contains(&k.as_str()))
+        .map(|(_, n)| n)
+        .sum();
+    RedisWindow {
+        scripts_per_req: per(scripts),
+        per_req: calls.iter().filter_map(|(k, &n)| Some((k.clone(), per(n)?))).collect(),
+        calls,
+        calls_per_req: per(total),
+        exec_us_per_req: (ok > 0).then(|| stats::round1(usec as f64 / ok as f64)),
+    }
 }
 
 /// One `initialize` handshake, bounded by `timeout`; a failed or hung one counts in `init_errors`.
@@ -348,6 +409,18 @@ pub fn text(r: &Report) -> String {
     }
     if let Some(b) = r.irq_cores {
         let _ = writeln!(s, "cpu in interrupt context (loopback TCP): {b} cores");
+    }
+    if let Some(w) = &r.redis {
+        let per: Vec<String> = w.per_req.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(
+            s,
+            "redis scripts per request: {}; commands per request, those scripts run included: {} ({}); \
+             executing them: {} µs/req",
+            w.scripts_per_req.map_or("—".to_owned(), |v| v.to_string()),
+            w.calls_per_req.map_or("—".to_owned(), |v| v.to_string()),
+            per.join(", "),
+            w.exec_us_per_req.map_or("—".to_owned(), |v| v.to_string())
+        );
     }
     for e in &r.error_samples {
         let _ = writeln!(s, "sample error: {e}");

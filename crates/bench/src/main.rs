@@ -38,7 +38,8 @@ fn usage() -> &'static str {
   mcpgate-bench proxy --listen ADDR --upstream URL [--threads N]
   mcpgate-bench load --url URL --connections N --duration SECS [--rate R] [--warmup SECS]
                      [--header 'K: V']... [--hmac-client ID --hmac-secret-env VAR]
-                     [--payload BYTES] [--timeout SECS] [--threads N] [--cpu-pid NAME=PID]... [--json]
+                     [--payload BYTES] [--timeout SECS] [--threads N] [--cpu-pid NAME=PID]...
+                     [--cpu-tree NAME=PID]... [--redis HOST:PORT] [--json]
   mcpgate-bench probe --url URL [--calls N] [--concurrency N] [--sessions N] [--reuse-ids]
                       [--header 'K: V']... [--hmac-client ID --hmac-secret-env VAR]
                       [--timeout SECS] [--json]
@@ -105,6 +106,12 @@ fn run(argv: Vec<String>) -> Result<ExitCode> {
                     .iter()
                     .map(|s| parse_cpu_pid(s))
                     .collect::<Result<_>>()?,
+                cpu_trees: f
+                    .all("cpu-tree")
+                    .iter()
+                    .map(|s| parse_cpu_pid(s))
+                    .collect::<Result<_>>()?,
+                redis: f.one("redis"),
             };
             let json = f.flag("json");
             let threads = f.parsed("threads")?.unwrap_or_else(default_threads);
@@ -238,9 +245,6 @@ fn secs(s: f64) -> Result<Duration> {
 }
 
 fn parse_cpu_pid(s: &str) -> Result<(String, u32)> {
-    let (name, pid) = s.split_once('=').context("--cpu-pid wants NAME=PID")?;
-    Ok((
-        name.to_owned(),
-        pid.parse().with_context(|| format!("bad pid in --cpu-pid {s}"))?,
-    ))
+    let (name, pid) = s.split_once('=').context("--cpu-pid/--cpu-tree want NAME=PID")?;
+    Ok((name.to_owned(), pid.parse().with_context(|| format!("bad pid in {s}"))?))
 }

@@ -98,8 +98,54 @@ fn summarize(runs: &[Value]) -> Value {
             );
         }
     }
+    // Redis commands per request (runs given `--redis`): medians per command.
+    let mut redis = Value::Null;
+    if runs.iter().any(|r| r.get("redis").is_some()) {
+        let mut names: Vec<String> = runs
+            .iter()
+            .filter_map(|r| r.pointer("/redis/per_req").and_then(Value::as_object))
+            .flat_map(|m| m.keys().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        // A command missing from a run's window ran 0 times in it.
+        let per_cmd: serde_json::Map<String, Value> = names
+            .iter()
+            .map(|n| {
+                let v = median(
+                    runs.iter()
+                        .filter(|r| r.get("redis").is_some())
+                        .map(|r| {
+                            r.pointer(&format!("/redis/per_req/{n}"))
+                                .and_then(Value::as_f64)
+                                .unwrap_or(0.0)
+                        })
+                        .collect(),
+                );
+                (
+                    n.clone(),
+                    v.map_or(Value::Null, |m| json!((m * 1000.0).round() / 1000.0)),
+                )
+            })
+            .collect();
+        let med3 = |ptr: &str| {
+            median(
+                runs.iter()
+                    .filter_map(|r| r.pointer(ptr).and_then(Value::as_f64))
+                    .collect(),
+            )
+            .map_or(Value::Null, |m| json!((m * 1000.0).round() / 1000.0))
+        };
+        redis = json!({
+            "calls_per_req": med3("/redis/calls_per_req"),
+            "scripts_per_req": med3("/redis/scripts_per_req"),
+            "exec_us_per_req": med(runs, "/redis/exec_us_per_req"),
+            "per_req": per_cmd,
+        });
+    }
     json!({
         "reps": runs.len(),
+        "redis": redis,
         "rps": med(runs, "/rps"),
         "p50_us": med(&lat, "/latency/p50_us"),
         "p90_us": med(&lat, "/latency/p90_us"),
@@ -387,6 +433,78 @@ fn markdown(doc: &Value) -> String {
             num(t.pointer("/saturation/irq_cores")),
             num(t.pointer("/saturation/background_cores")),
         );
+    }
+    // Targets with shared backends: what PostgreSQL and Redis cost per request, and how many
+    // Redis commands each request took (from `INFO commandstats` at the window's edges).
+    let with_backends = |t: &&Value| {
+        ["postgres", "redis"]
+            .iter()
+            .any(|b| t.pointer(&format!("/saturation/cpu/{b}")).is_some())
+            || !t.pointer("/saturation/redis").is_none_or(Value::is_null)
+    };
+    let backends: Vec<&Value> = if targets.iter().any(|t| with_backends(&t)) {
+        // With `apikey` first, the same gateway on the embedded store and in-process limits.
+        targets
+            .iter()
+            .filter(|t| t["name"] == "apikey" || with_backends(t))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if !backends.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nShared backends (medians; CPU of the PostgreSQL server = the postmaster and all its processes, \
+             and of redis-server, per successful request; they are not in the gateway's µs/req. Redis: \
+             `INFO commandstats` at the edges of each measured window ÷ successful requests. Scripts = EVAL/EVALSHA/FCALL \
+             calls, one round trip each; Redis also counts every command a script runs as a call of its own, so \
+             \"all commands\" counts those, and any command sent on its own; \"by command\" leaves out those below \
+             0.01 per request; `exec µs` is Redis's own time executing them):\n"
+        );
+        let _ = writeln!(
+            out,
+            "| target | run | gateway µs/req | PostgreSQL µs/req | Redis µs/req | gateway + backends µs/req | Redis scripts/req | Redis commands/req (all) | by command | Redis exec µs/req |"
+        );
+        let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---|---:|");
+        for t in &backends {
+            for ph in ["saturation", "latency"] {
+                let c = |who: &str| {
+                    t.pointer(&format!("/{ph}/cpu/{who}/us_per_req"))
+                        .and_then(Value::as_f64)
+                };
+                let sum = [c("target"), c("postgres"), c("redis")];
+                let total = (sum[0].is_some()).then(|| sum.iter().flatten().sum::<f64>());
+                let by: Vec<String> = t
+                    .pointer(&format!("/{ph}/redis/per_req"))
+                    .and_then(Value::as_object)
+                    // Commands below 0.01 per request (session set-up and close) left out.
+                    .map(|m| {
+                        m.iter()
+                            .filter(|(_, v)| v.as_f64().is_some_and(|v| v >= 0.01))
+                            .map(|(k, v)| format!("{} {}", k.to_uppercase(), v))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let redis_num = |k: &str| match t.pointer(&format!("/{ph}/redis/{k}")).and_then(Value::as_f64) {
+                    Some(v) if k.ends_with("_per_req") && k != "exec_us_per_req" => format!("{v:.2}"),
+                    v => num(v.map(Value::from).as_ref()),
+                };
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    t["name"].as_str().unwrap_or("?"),
+                    if ph == "saturation" { "saturation" } else { "open loop" },
+                    num(c("target").map(Value::from).as_ref()),
+                    num(c("postgres").map(Value::from).as_ref()),
+                    num(c("redis").map(Value::from).as_ref()),
+                    num(total.map(|x| Value::from((x * 10.0).round() / 10.0)).as_ref()),
+                    redis_num("scripts_per_req"),
+                    redis_num("calls_per_req"),
+                    if by.is_empty() { "—".to_owned() } else { by.join(", ") },
+                    redis_num("exec_us_per_req"),
+                );
+            }
+        }
     }
     let busy = targets.iter().any(|t| {
         ["saturation", "latency"].iter().any(|ph| {

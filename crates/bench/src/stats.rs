@@ -1,6 +1,8 @@
 //! Latency percentiles (sorted samples) and process CPU time from /proc.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::ToSocketAddrs;
 
 #[derive(Serialize, Clone, Debug, Default)]
 pub struct Latency {
@@ -59,6 +61,73 @@ pub fn cpu_us(pid: Option<u32>) -> Option<u64> {
     Some((utime + stime) * 10_000)
 }
 
+/// utime + stime (µs) of `root` and every process descending from it that is alive now (e.g. a
+/// PostgreSQL postmaster and its backends), from /proc. `None` when `root` is gone.
+pub fn cpu_tree_us(root: u32) -> Option<u64> {
+    // (pid, ppid, utime+stime ticks) of every process.
+    let mut procs: Vec<(u32, u32, u64)> = Vec::new();
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else { continue };
+        // After `(comm)`: state, ppid, ... utime (11th), stime (12th).
+        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+        if let (Some(ppid), Some(u), Some(s)) = (field(1), field(11), field(12)) {
+            procs.push((pid, u32::try_from(ppid).unwrap_or(0), u + s));
+        }
+    }
+    if !procs.iter().any(|p| p.0 == root) {
+        return None;
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(procs.iter().filter(|p| p.1 == parent).map(|p| p.0));
+        i += 1;
+    }
+    let ticks: u64 = procs.iter().filter(|p| tree.contains(&p.0)).map(|p| p.2).sum();
+    Some(ticks * 10_000)
+}
+
+/// `INFO commandstats` of the Redis at `addr` (host:port): calls and microseconds per command
+/// (lower-case names, e.g. `evalsha`), read over one short-lived connection (plain RESP, no
+/// authentication). The `INFO` itself is counted by Redis; callers leave `info` out.
+pub fn redis_commandstats(addr: &str) -> Option<BTreeMap<String, (u64, u64)>> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let timeout = std::time::Duration::from_secs(2);
+    let sock = addr.to_socket_addrs().ok()?.next()?;
+    let mut conn = std::net::TcpStream::connect_timeout(&sock, timeout).ok()?;
+    conn.set_read_timeout(Some(timeout)).ok()?;
+    conn.write_all(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n").ok()?;
+    let mut reader = BufReader::new(conn);
+    let mut head = String::new();
+    reader.read_line(&mut head).ok()?;
+    let len: usize = head.trim_end().strip_prefix('$')?.parse().ok()?;
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).ok()?;
+    let mut out = BTreeMap::new();
+    for line in String::from_utf8_lossy(&body).lines() {
+        // cmdstat_evalsha:calls=12,usec=345,usec_per_call=28.75,rejected_calls=0,failed_calls=0
+        let Some((name, rest)) = line.strip_prefix("cmdstat_").and_then(|l| l.split_once(':')) else {
+            continue;
+        };
+        let get = |key: &str| {
+            rest.split(',')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let Some(calls) = get("calls") else { continue };
+        out.insert(name.to_lowercase(), (calls, get("usec").unwrap_or(0)));
+    }
+    Some(out)
+}
+
 /// Machine-wide CPU time from the first line of /proc/stat, in microseconds.
 #[derive(Clone, Copy)]
 pub struct SystemCpu {
@@ -109,5 +178,8 @@ mod tests {
     fn own_cpu_time_is_readable() {
         assert!(cpu_us(None).is_some());
         assert!(system_cpu().is_some());
+        let me = std::process::id();
+        let alone = cpu_us(Some(me)).unwrap_or(u64::MAX);
+        assert!(cpu_tree_us(me).is_some_and(|tree| tree >= alone));
     }
 }
