@@ -250,7 +250,10 @@ impl Writer {
         match self.runtime.block_on(store.append(records)) {
             Ok(()) => Stored::Yes,
             Err(StoreError::Unavailable(e)) => {
-                tracing::warn!("audit: the store is unavailable ({e}); keeping records in memory until it answers");
+                // Once per outage: the retries that follow fail the same way.
+                if !self.outage.active() {
+                    tracing::warn!("audit: the store is unavailable ({e}); keeping records in memory until it answers");
+                }
                 Stored::Later
             }
             Err(e) if records.len() == 1 => {
