@@ -386,7 +386,10 @@ impl Gateway {
                 stores.sessions.clone(),
                 clock.clone(),
                 entropy.as_ref(),
-            ),
+            )
+            // Last-seen times err early by at most this: a tenth of the idle timeout.
+            .rechecking(crate::sessions::DEFAULT_RECHECK.min(config.session_idle_timeout / 10))
+            .hearing(stores.broadcast.clone()),
             clock,
             entropy,
             oauth,

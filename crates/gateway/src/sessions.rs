@@ -4,6 +4,14 @@
 //! timeout are forgotten. Who owns which session lives in a [`SessionStore`] (this process's
 //! memory by default; a shared backend lets every replica answer for every session).
 //!
+//! Owners are remembered here as well ([`SessionRegistry::rechecking`]): a session's owner never
+//! changes once it is opened, so a request on a known session asks the store only when its last
+//! answer is older than the recheck interval (1 s by default, at most a tenth of the idle
+//! timeout in the gateway). That answer both marks the session seen and confirms it still
+//! exists, so with a shared store a request costs no session round trip most of the time; a
+//! session ended at another replica (DELETE, idle) ends here within the interval, and its
+//! last-seen time errs early by at most as much. Ended here, it ends here at once.
+//!
 //! It also caps what one caller can hold open: sessions per principal (each may cost an upstream
 //! child process or upstream state; counted in the store, so the cap holds across replicas), and
 //! GET streams per principal and in all (each holds a connection of *this* process, an upstream
@@ -11,6 +19,7 @@
 //! count as one principal, so anonymous traffic cannot multiply its share.
 
 use crate::clock::{Clock, SystemClock};
+use crate::shared::{Broadcast, Change};
 use axum::response::Response;
 use mcpgate_core::entropy::{Entropy, OsEntropy};
 use mcpgate_store::memory::MemoryStore;
@@ -77,7 +86,26 @@ pub struct SessionRegistry {
     /// Place tokens: a random prefix of this registry and a counter, unique across replicas.
     place_prefix: String,
     next_place: AtomicU64,
+    /// Owners of sessions known to exist, with when the store last said so (unix ms on
+    /// `clock`). Only sessions the store has (or this registry opened) get in, and the reaper
+    /// empties it on every tick, so it is never larger than the store's own list.
+    known: Mutex<HashMap<String, Known>>,
+    recheck_ms: i64,
+    /// Where session endings are told to the other replicas and heard from them.
+    broadcast: Arc<Broadcast>,
+    /// The broadcast's count of endings heard: an answer remembered under an older count is
+    /// asked again.
+    endings: Arc<AtomicU64>,
 }
+
+struct Known {
+    owner: Option<String>,
+    confirmed_ms: i64,
+    endings: u64,
+}
+
+/// How long a store's answer about a session stands by default.
+pub const DEFAULT_RECHECK: Duration = Duration::from_secs(1);
 
 impl Default for SessionRegistry {
     fn default() -> Self {
@@ -124,20 +152,77 @@ impl SessionRegistry {
         clock: Arc<dyn Clock>,
         entropy: &dyn Entropy,
     ) -> Self {
+        let broadcast = Broadcast::local();
         SessionRegistry {
+            endings: broadcast.sessions(),
+            broadcast,
             store,
             streams: Arc::default(),
             limits,
             clock,
             place_prefix: entropy.hex_id(12),
             next_place: AtomicU64::new(0),
+            known: Mutex::default(),
+            recheck_ms: ms(DEFAULT_RECHECK),
         }
+    }
+
+    /// Asks the store again about a session used here once its last answer is `interval` old
+    /// (zero: at every request). See the module's notes for what it changes.
+    pub fn rechecking(mut self, interval: Duration) -> Self {
+        self.recheck_ms = ms(interval);
+        self
+    }
+
+    /// Tells session endings to the other replicas through `broadcast`, and forgets what it
+    /// remembers when they tell theirs.
+    pub fn hearing(mut self, broadcast: Arc<Broadcast>) -> Self {
+        self.endings = broadcast.sessions();
+        self.broadcast = broadcast;
+        self
+    }
+
+    fn endings(&self) -> u64 {
+        self.endings.load(Ordering::SeqCst)
+    }
+
+    /// Remembers `id`'s owner as the store gave it at `now`, when no ending was heard since
+    /// `endings` (read before the store was asked).
+    fn remember(&self, id: &str, owner: Option<&str>, now: i64, endings: u64) {
+        if self.recheck_ms == 0 {
+            return;
+        }
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        known.insert(
+            id.to_string(),
+            Known {
+                owner: owner.map(str::to_string),
+                confirmed_ms: now,
+                endings,
+            },
+        );
+    }
+
+    fn forget(&self, id: &str) {
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    /// The owner remembered for `id`, when the store's answer still stands at `now`.
+    fn recall(&self, id: &str, now: i64) -> Option<Option<String>> {
+        let known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        let k = known.get(id)?;
+        if k.endings != self.endings() {
+            return None;
+        }
+        // A clock that went back counts as stale too.
+        let age = now.checked_sub(k.confirmed_ms)?;
+        (0..self.recheck_ms).contains(&age).then(|| k.owner.clone())
     }
 
     /// Takes a place for one more session of `owner`, before `initialize` goes upstream, so the
     /// cap holds even when one caller sends many at once (to any replica). Dropping the slot
     /// unused gives the place back (the upstream failed, or issued no session id).
-    pub async fn reserve(&self, owner: Option<&str>) -> Result<SessionSlot, SessionError> {
+    pub async fn reserve(&self, owner: Option<&str>) -> Result<SessionSlot<'_>, SessionError> {
         let token = format!(
             "{}-{}",
             self.place_prefix,
@@ -153,8 +238,7 @@ impl SessionRegistry {
             return Err(CapReached::SessionsPerPrincipal { limit: cap }.into());
         }
         Ok(SessionSlot {
-            store: self.store.clone(),
-            clock: self.clock.clone(),
+            registry: self,
             owner: owner.map(str::to_string),
             token,
             used: false,
@@ -163,15 +247,28 @@ impl SessionRegistry {
 
     /// Records a session without checking the cap (it still counts toward it).
     pub async fn open(&self, id: &str, owner: Option<&str>) -> Result<(), SessionError> {
-        Ok(self.store.open(id, owner, None, self.clock.unix_ms()).await?)
+        let (now, endings) = (self.clock.unix_ms(), self.endings());
+        self.store.open(id, owner, None, now).await?;
+        self.remember(id, owner, now, endings);
+        Ok(())
     }
 
     /// Whether `principal` may use the session; marks it used when so.
     pub async fn check(&self, id: &str, principal: Option<&str>) -> Result<Lookup, SessionError> {
-        let Some(found) = self.store.touch(id, self.clock.unix_ms()).await? else {
-            return Ok(Lookup::Unknown);
+        let now = self.clock.unix_ms();
+        let owner = match self.recall(id, now) {
+            Some(owner) => owner,
+            None => {
+                let endings = self.endings();
+                let Some(found) = self.store.touch(id, now).await? else {
+                    self.forget(id);
+                    return Ok(Lookup::Unknown);
+                };
+                self.remember(id, found.owner.as_deref(), now, endings);
+                found.owner
+            }
         };
-        Ok(match found.owner.as_deref() {
+        Ok(match owner.as_deref() {
             None if principal.is_some() => Lookup::OpenedAnonymously,
             owner if owner != principal => Lookup::OwnedByOther,
             _ => Lookup::Ok,
@@ -179,7 +276,13 @@ impl SessionRegistry {
     }
 
     pub async fn close(&self, id: &str) -> Result<bool, SessionError> {
-        Ok(self.store.close(id).await?)
+        // Forgotten here first: a request racing the close asks the store.
+        self.forget(id);
+        let closed = self.store.close(id).await?;
+        if closed {
+            self.broadcast.announce(Change::Sessions);
+        }
+        Ok(closed)
     }
 
     /// Sessions open, in all (every replica's, with a shared store).
@@ -208,7 +311,10 @@ impl SessionRegistry {
         // Idle means last seen at or before `now - limit`; the purge ends those seen before
         // the millisecond after.
         let before = now.saturating_sub(limit_ms).saturating_add(1);
-        Ok(self.store.purge_idle(before, now).await?)
+        let purged = self.store.purge_idle(before, now).await?;
+        // Whatever ended, here or elsewhere, is asked about again.
+        self.known.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        Ok(purged)
     }
 
     /// A place for one more open GET stream of `principal`, or which cap is full. Hold the permit
@@ -249,6 +355,10 @@ impl SessionRegistry {
     }
 }
 
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Runs `work` on the current Tokio runtime, if there is one (drops are synchronous; the store
 /// is not). Without a runtime the work is skipped: a place lapses on its own, and a session's
 /// last-seen time only errs early.
@@ -259,30 +369,31 @@ fn spawn_detached(work: impl std::future::Future<Output = ()> + Send + 'static) 
 }
 
 /// A reserved place for a session; see [`SessionRegistry::reserve`].
-pub struct SessionSlot {
-    store: Arc<dyn SessionStore>,
-    clock: Arc<dyn Clock>,
+pub struct SessionSlot<'a> {
+    registry: &'a SessionRegistry,
     owner: Option<String>,
     token: String,
     used: bool,
 }
 
-impl SessionSlot {
+impl SessionSlot<'_> {
     /// The upstream issued `id`: the session now exists and keeps the place.
     pub async fn open(mut self, id: &str) -> Result<(), SessionError> {
         self.used = true;
-        let now = self.clock.unix_ms();
-        Ok(self
+        let (now, endings) = (self.registry.clock.unix_ms(), self.registry.endings());
+        self.registry
             .store
             .open(id, self.owner.as_deref(), Some(&self.token), now)
-            .await?)
+            .await?;
+        self.registry.remember(id, self.owner.as_deref(), now, endings);
+        Ok(())
     }
 }
 
-impl Drop for SessionSlot {
+impl Drop for SessionSlot<'_> {
     fn drop(&mut self) {
         if !self.used {
-            let (store, token) = (self.store.clone(), std::mem::take(&mut self.token));
+            let (store, token) = (self.registry.store.clone(), std::mem::take(&mut self.token));
             spawn_detached(async move {
                 if let Err(e) = store.release(&token).await {
                     tracing::warn!(error = %e, "could not give a session place back; it lapses on its own");
@@ -501,6 +612,102 @@ mod tests {
         a.forget_idle(Duration::from_secs(30)).await.unwrap();
         assert_eq!(b.forget_idle(Duration::from_secs(30)).await.unwrap(), 0);
         assert_eq!(b.check("s1", Some("key:x")).await.unwrap(), Lookup::Ok);
+    }
+
+    /// A store that counts the `touch`es it is asked.
+    struct Counting {
+        inner: MemoryStore,
+        touches: AtomicU64,
+    }
+
+    #[mcpgate_store::async_trait]
+    impl SessionStore for Counting {
+        async fn reserve(&self, o: Option<&str>, t: &str, c: usize, n: i64, u: i64) -> mcpgate_store::Result<bool> {
+            self.inner.reserve(o, t, c, n, u).await
+        }
+        async fn release(&self, t: &str) -> mcpgate_store::Result<()> {
+            self.inner.release(t).await
+        }
+        async fn open(&self, id: &str, o: Option<&str>, t: Option<&str>, n: i64) -> mcpgate_store::Result<()> {
+            self.inner.open(id, o, t, n).await
+        }
+        async fn touch(&self, id: &str, n: i64) -> mcpgate_store::Result<Option<mcpgate_store::OpenSession>> {
+            self.touches.fetch_add(1, Ordering::SeqCst);
+            self.inner.touch(id, n).await
+        }
+        async fn close(&self, id: &str) -> mcpgate_store::Result<bool> {
+            self.inner.close(id).await
+        }
+        async fn count(&self, o: Option<&str>, n: i64) -> mcpgate_store::Result<usize> {
+            self.inner.count(o, n).await
+        }
+        async fn total(&self) -> mcpgate_store::Result<usize> {
+            self.inner.total().await
+        }
+        async fn purge_idle(&self, b: i64, n: i64) -> mcpgate_store::Result<usize> {
+            self.inner.purge_idle(b, n).await
+        }
+    }
+
+    /// Owners are remembered: the store is asked about a session at most once per recheck
+    /// interval, an ending here takes effect at once, one elsewhere within the interval, and the
+    /// owner check never loosens.
+    #[tokio::test]
+    async fn owners_are_remembered_for_the_recheck_interval() {
+        let clock = Arc::new(ManualClock::at(1_000_000));
+        let store = Arc::new(Counting {
+            inner: MemoryStore::new(),
+            touches: AtomicU64::new(0),
+        });
+        let touches = || store.touches.load(Ordering::SeqCst);
+        let every = Duration::from_millis(100);
+        let a =
+            SessionRegistry::with_store(limits(5, 10, 10), store.clone(), clock.clone(), &OsEntropy).rechecking(every);
+        let b =
+            SessionRegistry::with_store(limits(5, 10, 10), store.clone(), clock.clone(), &OsEntropy).rechecking(every);
+        a.reserve(Some("key:x")).await.unwrap().open("s1").await.unwrap();
+        // The opener knows its session without asking.
+        for _ in 0..5 {
+            assert_eq!(a.check("s1", Some("key:x")).await.unwrap(), Lookup::Ok);
+        }
+        assert_eq!(touches(), 0);
+        // Another replica asks once, then answers from memory — the owner check included.
+        assert_eq!(b.check("s1", Some("key:x")).await.unwrap(), Lookup::Ok);
+        assert_eq!(b.check("s1", Some("key:y")).await.unwrap(), Lookup::OwnedByOther);
+        assert_eq!(b.check("s1", None).await.unwrap(), Lookup::OwnedByOther);
+        assert_eq!(touches(), 1);
+        // Unknown ids are asked about every time (nothing is remembered of them).
+        assert_eq!(b.check("nope", Some("key:x")).await.unwrap(), Lookup::Unknown);
+        assert_eq!(b.check("nope", Some("key:x")).await.unwrap(), Lookup::Unknown);
+        assert_eq!(touches(), 3);
+        // Once the answer is as old as the interval, the store is asked again (and marks the
+        // session seen).
+        clock.advance(every - Duration::from_millis(1));
+        assert_eq!(b.check("s1", Some("key:x")).await.unwrap(), Lookup::Ok);
+        assert_eq!(touches(), 3);
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(b.check("s1", Some("key:x")).await.unwrap(), Lookup::Ok);
+        assert_eq!(touches(), 4);
+        // Ended at A: over at A at once; at B within the interval.
+        assert!(a.close("s1").await.unwrap());
+        assert_eq!(a.check("s1", Some("key:x")).await.unwrap(), Lookup::Unknown);
+        assert_eq!(b.check("s1", Some("key:x")).await.unwrap(), Lookup::Ok);
+        clock.advance(every);
+        assert_eq!(b.check("s1", Some("key:x")).await.unwrap(), Lookup::Unknown);
+        a.open("s2", None).await.unwrap();
+        assert_eq!(a.check("s2", None).await.unwrap(), Lookup::Ok);
+        // The reaper's tick forgets every answer: sessions it ended are unknown at once.
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(a.forget_idle(Duration::from_secs(30)).await.unwrap(), 1);
+        assert_eq!(a.check("s2", None).await.unwrap(), Lookup::Unknown);
+        // Zero: the store is asked at every request.
+        let c = SessionRegistry::with_store(limits(5, 10, 10), store.clone(), clock.clone(), &OsEntropy)
+            .rechecking(Duration::ZERO);
+        c.open("s3", None).await.unwrap();
+        let before = touches();
+        c.check("s3", None).await.unwrap();
+        c.check("s3", None).await.unwrap();
+        assert_eq!(touches(), before + 2);
     }
 
     /// A store that does not answer: every check fails closed with the store's error.

@@ -130,6 +130,9 @@ pub enum Change {
     Grants,
     /// OAuth clients (removed, with their grants).
     Clients,
+    /// An MCP session was ended (DELETE): every replica asks the store again about the session
+    /// owners it remembers (`SessionRegistry::rechecking`).
+    Sessions,
 }
 
 /// Revocations told to every replica at once. The key registry's poller waits on
@@ -144,9 +147,17 @@ pub enum Change {
 /// rung many times before its poller looks counts once (a `Notify` keeps one permit), and the
 /// pollers re-read at most once per [`WAKE_GAP`], so a flood of notices costs a few reads a
 /// second, not one per notice.
+///
+/// Session endings travel the same way: [`sessions`](Self::sessions) moves on at each, and the
+/// session registry then asks the store again about the owners it remembers (at worst one more
+/// session read per active session; the registry's recheck interval bounds the delay when a
+/// notice is lost).
 pub struct Broadcast {
     keys: Arc<Notify>,
     grants: Arc<Notify>,
+    /// Counts session endings heard (and resubscriptions): an owner remembered under an older
+    /// count is asked about again.
+    sessions: Arc<std::sync::atomic::AtomicU64>,
     #[cfg(feature = "redis")]
     redis: Option<mcpgate_store::redis::RedisStore>,
     #[cfg(feature = "redis")]
@@ -168,6 +179,7 @@ impl Broadcast {
         Broadcast {
             keys: Arc::default(),
             grants: Arc::default(),
+            sessions: Arc::default(),
             #[cfg(feature = "redis")]
             redis: None,
             #[cfg(feature = "redis")]
@@ -194,10 +206,16 @@ impl Broadcast {
         self.grants.clone()
     }
 
+    /// Moves on whenever a session may have ended elsewhere.
+    pub fn sessions(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.sessions.clone()
+    }
+
     fn ring(&self, change: Change) {
         match change {
             Change::Keys => self.keys.notify_one(),
             Change::Grants | Change::Clients => self.grants.notify_one(),
+            Change::Sessions => bump(&self.sessions),
         }
     }
 
@@ -212,10 +230,11 @@ impl Broadcast {
             if listener.is_some() {
                 return;
             }
-            let (keys, grants) = (self.keys.clone(), self.grants.clone());
+            let (keys, grants, sessions) = (self.keys.clone(), self.grants.clone(), self.sessions.clone());
             *listener = Some(store.listen(move |event| match event {
                 Heard::Changed(Notice::Keys) => keys.notify_one(),
                 Heard::Changed(Notice::Grants | Notice::Clients) => grants.notify_one(),
+                Heard::Changed(Notice::Sessions) => bump(&sessions),
                 Heard::Subscribed => {
                     tracing::info!("revocation notices: listening on Redis (every replica hears a revocation at once)")
                 }
@@ -241,6 +260,7 @@ impl Broadcast {
                 Change::Keys => Notice::Keys,
                 Change::Grants => Notice::Grants,
                 Change::Clients => Notice::Clients,
+                Change::Sessions => Notice::Sessions,
             };
             let store = store.clone();
             match tokio::runtime::Handle::try_current() {
@@ -262,4 +282,8 @@ impl Broadcast {
             }
         }
     }
+}
+
+fn bump(n: &std::sync::atomic::AtomicU64) {
+    n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 }

@@ -51,6 +51,7 @@ pub use mcpgate_core::principal::{AuthMethod, Role};
 pub use mcpgate_gateway::Gateway;
 pub use mcpgate_gateway::clock::{Clock, ManualClock, SystemClock};
 pub use mcpgate_gateway::server::Stores;
+pub use mcpgate_gateway::shared::Broadcast;
 
 use axum::body::Body;
 use axum::extract::State;

@@ -7,7 +7,7 @@
 
 use axum::body::Body;
 use http::{Request, Response, StatusCode};
-use mcpgate_layer::{McpGateLayer, Stores};
+use mcpgate_layer::{Broadcast, McpGateLayer, Stores};
 use mcpgate_store::SessionStore;
 use mcpgate_store::memory::MemoryStore;
 use mcpgate_store::unavailable::Unavailable;
@@ -34,7 +34,7 @@ fn post(key: &str, session: Option<&str>, body: &str) -> Request<Body> {
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 const CALL: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"count","arguments":{}}}"#;
 
-async fn layer(sessions: Arc<dyn SessionStore>, cap: usize) -> McpGateLayer {
+async fn layer(sessions: Arc<dyn SessionStore>, broadcast: Arc<Broadcast>, cap: usize) -> McpGateLayer {
     let keys = serde_json::json!({
         ALICE: {"userId": "alice", "role": "user", "permissions": ["read"]},
         BOB: {"userId": "bob", "role": "user", "permissions": ["read"]},
@@ -45,6 +45,7 @@ async fn layer(sessions: Arc<dyn SessionStore>, cap: usize) -> McpGateLayer {
         .config(|raw| raw.upstream.max_sessions_per_principal = Some(cap))
         .stores(Stores {
             sessions,
+            broadcast,
             ..Stores::memory()
         })
         .build()
@@ -75,8 +76,14 @@ fn service(
 #[tokio::test]
 async fn replicas_on_one_store_share_sessions_and_the_cap() {
     let shared: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
-    let (a, b) = (layer(shared.clone(), 2).await, layer(shared, 2).await);
-    let lone = layer(Arc::new(MemoryStore::new()), 2).await;
+    // Replicas share the store and the broadcast (Redis pub/sub in a real deployment), over
+    // which a session ended at one is told to the others, who remember owners.
+    let told = Broadcast::local();
+    let (a, b) = (
+        layer(shared.clone(), told.clone(), 2).await,
+        layer(shared, told, 2).await,
+    );
+    let lone = layer(Arc::new(MemoryStore::new()), Broadcast::local(), 2).await;
     let reached = Arc::new(AtomicUsize::new(0));
     let (sa, sb, sl) = (
         a.layer(service(reached.clone())),
@@ -137,6 +144,7 @@ async fn replicas_on_one_store_share_sessions_and_the_cap() {
 async fn a_store_that_cannot_answer_refuses_sessions() {
     let l = layer(
         Arc::new(Unavailable("redis://10.0.0.9 refused (secret-detail)".into())),
+        Broadcast::local(),
         10,
     )
     .await;

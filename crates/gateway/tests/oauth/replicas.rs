@@ -117,7 +117,7 @@ async fn two_gateways_on_one_postgres_agree() {
 /// load split between them; a key revoked in the store is refused by the other within a second
 /// (the figure is printed); a refresh token rotated at A and then presented at B is a reuse that
 /// ends the family at both; an HMAC signature accepted at A is a replay at B; a session opened
-/// through A continues through B (HTTP upstream).
+/// through A continues through B (HTTP upstream), and ended through B is refused by A at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_gateways_on_postgres_and_redis_agree() {
     let test = "two_gateways_on_postgres_and_redis_agree";
@@ -204,6 +204,39 @@ async fn two_gateways_on_postgres_and_redis_agree() {
         "another principal used ana's session through B: {}",
         stolen.text
     );
+
+    // Ended through B: A, which opened it and remembers its owner (for up to a second), hears
+    // the ending over Redis and refuses it itself, well inside that second.
+    let fresh = a
+        .call(&ha, Some(&session), "echo", serde_json::json!({"text": "x"}))
+        .await;
+    assert_eq!(fresh.status, 200, "{}", fresh.text);
+    let del = b
+        .delete(
+            "/mcp",
+            &[("x-api-key", ana.key.as_str()), ("mcp-session-id", session.as_str())],
+        )
+        .await;
+    assert!(del.status.is_success(), "DELETE through B: {} {}", del.status, del.text);
+    let ended = std::time::Instant::now();
+    loop {
+        let r = a
+            .call(&ha, Some(&session), "echo", serde_json::json!({"text": "x"}))
+            .await;
+        // The gateway's own refusal, not the upstream's (which forgot the session too).
+        if r.status == 404 && r.text.contains("send initialize again") {
+            break;
+        }
+        assert!(
+            ended.elapsed() < std::time::Duration::from_millis(700),
+            "a session ended at B still passed A's session check after {:?}: {} {}",
+            ended.elapsed(),
+            r.status,
+            r.text
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    println!("a session ended at B was refused by A after {:?}", ended.elapsed());
 
     // Refresh: rotated at A, the old token presented at B is a reuse that ends the family.
     let client = public_client(&a).await;

@@ -3,7 +3,8 @@
 //! wakes the poller that reads that kind of record, so the revocation takes effect everywhere at
 //! once instead of at the next poll.
 //!
-//! A notice says only *what kind* of record changed ([`Change`]: `keys`, `grants`, `clients`),
+//! A notice says only *what kind* of record changed ([`Change`]: `keys`, `grants`, `clients`,
+//! `sessions`),
 //! never an id or a secret: the store stays the one source of truth, a reader of the channel
 //! learns nothing, and a writer to it can only cause re-reads (which the gateway coalesces).
 //! Anything else on the channel is ignored. Notices are best effort — Redis pub/sub keeps
@@ -38,10 +39,13 @@ pub enum Change {
     Grants,
     /// OAuth clients (removed, with their grants).
     Clients,
+    /// MCP sessions (one was ended): replicas ask the session store again about the owners they
+    /// remember.
+    Sessions,
 }
 
 impl Change {
-    pub const ALL: [Change; 3] = [Change::Keys, Change::Grants, Change::Clients];
+    pub const ALL: [Change; 4] = [Change::Keys, Change::Grants, Change::Clients, Change::Sessions];
 
     /// The word a notice carries.
     pub fn word(self) -> &'static str {
@@ -49,6 +53,7 @@ impl Change {
             Change::Keys => "keys",
             Change::Grants => "grants",
             Change::Clients => "clients",
+            Change::Sessions => "sessions",
         }
     }
 
