@@ -66,9 +66,101 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Bridge a stdio MCP client (Claude Desktop, an IDE, an agent) to a protected Streamable HTTP
+    /// MCP server — mcpgate or any other — with API keys, a bearer token, minted HS256 JWTs,
+    /// HMAC signatures, OAuth client credentials or an OAuth sign-in. Secrets are named as
+    /// env:VAR, never inline.
+    Connect(Box<ConnectArgs>),
     /// Serve the built-in demo MCP server over stdio (what `serve --demo` runs behind the gateway).
     #[command(hide = true)]
     DemoUpstream,
+}
+
+/// `mcpgate connect`: every credential flag, and a profile for all of them.
+#[derive(Args, Debug, Default)]
+pub struct ConnectArgs {
+    /// The server's MCP endpoint, e.g. https://mcp.example.com/mcp (or the profile's `url`).
+    pub url: Option<String>,
+    /// A named environment in connect.toml ($MCPGATE_CONFIG_DIR, else ~/.config/mcpgate).
+    #[arg(long, env = "MCPGATE_PROFILE")]
+    pub profile: Option<String>,
+    /// A header on every request, "Name: value"; the value may be env:VAR. Repeatable.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// X-Tenant-ID on every request.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Authorization: Bearer from an environment variable (env:VAR).
+    #[arg(long, value_name = "env:VAR")]
+    pub bearer: Option<String>,
+    /// The API key (env:VAR), sent in --key-header.
+    #[arg(long, value_name = "env:VAR")]
+    pub key: Option<String>,
+    /// A second key (env:VAR), used once the server refuses the first (401): key rotation.
+    #[arg(long, value_name = "env:VAR")]
+    pub fallback_key: Option<String>,
+    /// Where the key goes (default X-API-Key).
+    #[arg(long, value_name = "HEADER")]
+    pub key_header: Option<String>,
+    /// Mint HS256 JWTs with this secret (env:VAR), renewed before they expire.
+    #[arg(long, value_name = "env:VAR")]
+    pub jwt_secret: Option<String>,
+    /// A claim of the minted JWTs, name=value (e.g. user_id=u1, tenant_id=acme). Repeatable.
+    #[arg(long = "jwt-claim", value_name = "NAME=VALUE")]
+    pub jwt_claims: Vec<String>,
+    /// Lifetime of each minted JWT (90s, 15m, 1h; default 1h).
+    #[arg(long)]
+    pub jwt_ttl: Option<String>,
+    /// `aud` of the minted JWTs (default: the URL; `none` for none).
+    #[arg(long)]
+    pub jwt_audience: Option<String>,
+    /// Sign every request: X-Timestamp and X-Signature (HMAC-SHA256 of "{timestamp}.{body}")
+    /// with this secret (env:VAR).
+    #[arg(long, value_name = "env:VAR")]
+    pub hmac_secret: Option<String>,
+    /// The signing client's id, sent in --hmac-key-header.
+    #[arg(long)]
+    pub hmac_key_id: Option<String>,
+    /// Where the HMAC client id goes (default X-API-Key).
+    #[arg(long, value_name = "HEADER")]
+    pub hmac_key_header: Option<String>,
+    /// Sign in with the server's OAuth authorization server (the MCP authorization flow:
+    /// discovery, registration, PKCE, a browser and a loopback redirect); tokens are kept in
+    /// <config dir>/tokens (0600) and refreshed before they expire. --client-id names a client
+    /// registered beforehand; --scope the scopes asked for.
+    #[arg(long, conflicts_with_all = ["client_credentials", "bearer", "jwt_secret"])]
+    pub oauth: bool,
+    /// Get OAuth access tokens with the client-credentials grant (--token-url, --client-id,
+    /// --client-secret), cached and refreshed before they expire.
+    #[arg(long)]
+    pub client_credentials: bool,
+    #[arg(long)]
+    pub token_url: Option<String>,
+    #[arg(long)]
+    pub client_id: Option<String>,
+    #[arg(long, value_name = "env:VAR")]
+    pub client_secret: Option<String>,
+    /// Scopes asked for with the client-credentials grant.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// How the client authenticates at the token endpoint: basic (default) or post.
+    #[arg(long, value_name = "basic|post")]
+    pub token_auth: Option<String>,
+    /// The RFC 8707 `resource` asked for with client credentials (default: the URL; `none` to
+    /// leave it out, for authorization servers that refuse it).
+    #[arg(long)]
+    pub resource: Option<String>,
+    /// Retry requests refused with 403 (seed 002 does; off by default: a 403 is a decision,
+    /// and retrying it only repeats the denial).
+    #[arg(long)]
+    pub retry_403: bool,
+    /// Retry a tools/call (or any request that may change something) after a 502/504 or a
+    /// connection lost mid-request, which may run it twice. Off by default.
+    #[arg(long)]
+    pub retry_unsafe: bool,
+    /// Most attempts per message (429, 503, lost connections), 1 to 20.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub max_attempts: u32,
 }
 
 /// Which store a command works on: the one the configuration names — the SQLite file

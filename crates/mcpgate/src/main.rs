@@ -64,9 +64,13 @@ fn main() -> std::process::ExitCode {
             Command::Token {
                 command: cli::TokenCommand::Mint(args),
             } => commands::token::mint(args),
+            Command::Connect(args) => commands::connect::run(*args).await,
             Command::DemoUpstream => mcpgate_demo::serve_stdio(mcpgate_demo::Profile::Demo).await,
         }
     });
+    // Work still blocked on a read (a bridge's stdin, once it has finished) must not keep the
+    // process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod connect;
 pub mod demo;
 pub mod keys;
 pub mod oauth;
