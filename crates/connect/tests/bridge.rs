@@ -786,6 +786,36 @@ async fn a_session_opened_under_replaced_credentials_is_started_again() {
     assert_eq!(delete[0].header("mcp-session-id").as_deref(), Some("s-2-key-1"));
 }
 
+/// A redirect is never followed: the credentials (an API key, an HMAC signature, the tenant) and
+/// the body would go to the host it names.
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    let elsewhere = serve(plain).await;
+    let target = format!("{}/steal", elsewhere.url);
+    let server = serve(move |_| {
+        let mut r = status(StatusCode::TEMPORARY_REDIRECT);
+        r.headers_mut()
+            .insert("location", HeaderValue::from_str(&target).unwrap());
+        r
+    })
+    .await;
+    let auth = Arc::new(Renewing::default());
+    let mut host = Host::start(opts(&server.url, auth));
+    host.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await;
+    let failed = host.recv().await;
+    assert_eq!(failed["id"], 1);
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("redirects are not followed"),
+        "{failed}"
+    );
+    host.finish().await;
+    assert!(elsewhere.seen().is_empty(), "the redirect's target received a request");
+    assert_eq!(server.posts("tools/list").len(), 1);
+}
+
 #[tokio::test]
 async fn unauthorized_without_new_credentials_is_an_error() {
     let server = serve(wants_key_1).await;

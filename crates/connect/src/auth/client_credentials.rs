@@ -118,9 +118,13 @@ impl ClientCredentials {
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(&url) => {}
-            "http" => tracing::warn!(
-                "--token-url is plain http to another machine: the client secret and the tokens cross the network unencrypted"
-            ),
+            "http" => {
+                return Err(SetupError::new(
+                    "--token-url",
+                    "plain http to another machine would send the client secret and the tokens unencrypted: use https \
+                     (http is accepted on this machine only: 127.0.0.1, ::1, localhost)",
+                ));
+            }
             other => return Err(SetupError::new("--token-url", format!("{other}: is not http or https"))),
         }
         if config.client_id.trim().is_empty() {
@@ -313,11 +317,15 @@ fn read_token_response(status: u16, body: &[u8], secret: &str) -> Result<(String
 /// Text from the endpoint, fit for a log line: no control characters, bounded, and never the
 /// secret (an endpoint that echoes its input would put it there).
 fn clean(s: &str, secret: &str) -> String {
-    let mut s: String = s.chars().filter(|c| !c.is_control()).take(300).collect();
-    if !secret.is_empty() && s.contains(secret) {
-        s = s.replace(secret, "<redacted>");
+    // Redacted before it is cut: a secret straddling the cut would leave its start behind.
+    let mut s: String = s.chars().filter(|c| !c.is_control()).collect();
+    if !secret.is_empty() {
+        let encoded: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+        for form in [secret, encoded.as_str()] {
+            s = s.replace(form, "<redacted>");
+        }
     }
-    s
+    s.chars().take(300).collect()
 }
 
 fn bearer_of(sent: &HeaderMap) -> Option<&HeaderValue> {

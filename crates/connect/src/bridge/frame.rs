@@ -109,6 +109,9 @@ pub(crate) struct Frame {
     pub method: Option<String>,
     /// `params.name` (tools/call, prompts/get) or `params.uri` (resources/read).
     pub name: Option<String>,
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]`: a 2026-07-28 message names its
+    /// version itself, and its `MCP-Protocol-Version` header must say the same.
+    pub version: Option<String>,
 }
 
 impl Frame {
@@ -209,6 +212,14 @@ struct PeekParams<'a> {
     name: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     uri: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "_meta")]
+    meta: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct PeekMeta<'a> {
+    #[serde(default, borrow, rename = "io.modelcontextprotocol/protocolVersion")]
+    version: Option<Cow<'a, str>>,
 }
 
 fn first_byte(bytes: &[u8]) -> Option<u8> {
@@ -230,7 +241,7 @@ pub(crate) fn classify(line: Vec<u8>) -> Result<Frame, Refusal> {
         Some(b'[') => return Err(Refusal::Batch),
         _ => return Err(Refusal::NotObject),
     }
-    let (kind, method, name) = {
+    let (kind, method, name, version) = {
         // Duplicate members are refused here too: which of two ids would the server answer?
         let peek: Peek<'_> = serde_json::from_slice(&line).map_err(|_| Refusal::Invalid { id: None })?;
         let readable_id = peek.id.filter(|id| is_id(id)).map(|id| id.to_owned());
@@ -247,18 +258,25 @@ pub(crate) fn classify(line: Vec<u8>) -> Result<Frame, Refusal> {
             (None, Some(_)) if peek.result.is_some() != peek.error.is_some() => Kind::Response,
             _ => return Err(invalid()),
         };
-        let name = match (method.as_deref(), peek.params) {
-            (Some("tools/call" | "prompts/get"), Some(p)) => peek_params(p).and_then(|p| p.name).map(Cow::into_owned),
-            (Some("resources/read"), Some(p)) => peek_params(p).and_then(|p| p.uri).map(Cow::into_owned),
+        let params = peek.params.and_then(peek_params);
+        let name = match (method.as_deref(), &params) {
+            (Some("tools/call" | "prompts/get"), Some(p)) => p.name.clone().map(Cow::into_owned),
+            (Some("resources/read"), Some(p)) => p.uri.clone().map(Cow::into_owned),
             _ => None,
         };
-        (kind, method, name)
+        let version = params
+            .and_then(|p| p.meta)
+            .and_then(|m| serde_json::from_str::<PeekMeta<'_>>(m.get()).ok())
+            .and_then(|m| m.version)
+            .map(Cow::into_owned);
+        (kind, method, name, version)
     };
     Ok(Frame {
         body: Bytes::from(line),
         kind,
         method,
         name,
+        version,
     })
 }
 

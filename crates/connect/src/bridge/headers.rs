@@ -28,6 +28,11 @@ pub(crate) fn post(auth: &HeaderMap, session: &Snapshot, frame: &Frame) -> Heade
     if frame.method() != "initialize" {
         add_session(&mut h, session);
     }
+    // A message that names its protocol version (2026-07-28: `server/discover` and every request
+    // after it, with no session) is sent under that version.
+    if let Some(v) = frame.version.as_deref().and_then(ascii_value) {
+        h.insert(PROTOCOL_VERSION, v);
+    }
     if !matches!(frame.kind, Kind::Response) {
         if let Some(v) = frame.method.as_deref().and_then(ascii_value) {
             h.insert(MCP_METHOD, v);
@@ -127,5 +132,38 @@ mod tests {
         assert_eq!(h[ACCEPT], "text/event-stream");
         assert_eq!(h[LAST_EVENT_ID], "e-7");
         assert_eq!(h[SESSION_ID], "s-1");
+    }
+
+    /// 2026-07-28: a message that names its version in `_meta` is sent under it, with no session
+    /// (`server/discover` first, then every request); a name that is not visible ASCII is not sent.
+    #[test]
+    fn a_message_that_names_its_version_is_sent_under_it() {
+        let none = Snapshot::default();
+        let auth = HeaderMap::new();
+        let discover = classify(
+            br#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#.to_vec(),
+        )
+        .unwrap();
+        let h = post(&auth, &none, &discover);
+        assert_eq!(h[PROTOCOL_VERSION], "2026-07-28");
+        assert!(h.get(SESSION_ID).is_none());
+        let list = classify(
+            br#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#.to_vec(),
+        )
+        .unwrap();
+        let session = Snapshot {
+            version: Some(HeaderValue::from_static("2025-11-25")),
+            ..Snapshot::default()
+        };
+        assert_eq!(
+            post(&auth, &session, &list)[PROTOCOL_VERSION],
+            "2026-07-28",
+            "the message's own wins"
+        );
+        let odd = classify(
+            r#"{"jsonrpc":"2.0","id":3,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"x\ny"}}}"#.into(),
+        )
+        .unwrap();
+        assert!(post(&auth, &none, &odd).get(PROTOCOL_VERSION).is_none());
     }
 }

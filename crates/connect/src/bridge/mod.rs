@@ -117,6 +117,9 @@ where
         ));
     }
     let http = reqwest::Client::builder()
+        // A redirect is never followed: reqwest drops only Authorization and cookies on a move
+        // to another host, so keys, HMAC signatures, the tenant and the body would go along.
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(opts.connect_timeout)
         // SSE streams may stay silent for long; keepalive finds a peer that vanished.
         .tcp_keepalive(Duration::from_secs(30))

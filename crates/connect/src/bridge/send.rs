@@ -342,14 +342,19 @@ async fn read_capped(mut resp: reqwest::Response, max: usize, within: Duration) 
 /// request when it sent one, else an error naming the status.
 async fn refused(resp: reqwest::Response, frame: &Frame, session: &Snapshot) -> Failure {
     let status = resp.status();
-    if let (Some(id), Ok(body)) = (
-        frame.id(),
-        read_capped(resp, MAX_ERROR_BODY, Duration::from_secs(5)).await,
-    ) && let Some(line) = frame::to_line(&body)
-        && frame::answers(&line, id)
-        && frame::is_error(&line)
+    let body = read_capped(resp, MAX_ERROR_BODY, Duration::from_secs(5))
+        .await
+        .ok()
+        .and_then(|b| frame::to_line(&b));
+    if let (Some(id), Some(line)) = (frame.id(), &body)
+        && frame::answers(line, id)
+        && frame::is_error(line)
     {
-        return Failure::Answered(line);
+        return Failure::Answered(line.clone());
+    }
+    // A JSON-RPC error for no id (or another): its code and reason, under the request's id.
+    if let Some((code, reason)) = body.as_deref().and_then(error_of) {
+        return gave_up(code, format!("the server answered {status}: {reason}"));
     }
     let lost = status == StatusCode::NOT_FOUND && carried_session(frame, session);
     let code = match status {
@@ -359,10 +364,29 @@ async fn refused(resp: reqwest::Response, frame: &Frame, session: &Snapshot) -> 
     };
     let message = if lost {
         "the server does not know the session (404), even after a new one was started".to_string()
+    } else if status.is_redirection() {
+        format!(
+            "the server answered {status}; redirects are not followed (the credentials would go along): use the URL it names"
+        )
     } else {
         format!("the server answered {status}")
     };
     gave_up(code, message)
+}
+
+/// The `code` and `message` of a JSON-RPC error response (the message cut to 200 characters).
+fn error_of(line: &[u8]) -> Option<(i64, String)> {
+    #[derive(serde::Deserialize)]
+    struct Error {
+        code: i64,
+        message: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Response {
+        error: Error,
+    }
+    let r: Response = serde_json::from_slice(line).ok()?;
+    Some((r.error.code, r.error.message.chars().take(200).collect()))
 }
 
 /// Whether `frame` went out with the session id (`initialize` never does: it starts one).

@@ -140,6 +140,7 @@ impl Session {
             kind: Kind::Notification,
             method: Some("notifications/initialized".into()),
             name: None,
+            version: None,
         };
         Box::pin(send::exchange(ctx, &note, &Via::Fixed(fresh.clone())))
             .await
@@ -168,6 +169,7 @@ fn reinit_request(init: &[u8], n: u64) -> Option<Frame> {
         kind: Kind::Request { id },
         method: Some("initialize".into()),
         name: None,
+        version: None,
     })
 }
 

@@ -50,15 +50,18 @@ enum Ended {
 /// Reads one stream, writing every message on stdout except the response to `awaited`, which
 /// ends the reading. The flag says whether any message came (rather than only priming events).
 async fn read(ctx: &Ctx, resp: reqwest::Response, awaited: Option<&RawValue>, cursor: &mut Cursor) -> (Ended, bool) {
-    let mut events = std::pin::pin!(SseStream::from_bytes_stream(resp.bytes_stream()));
+    let mut events = std::pin::pin!(SseStream::from_bytes_stream(bounded(resp.bytes_stream(), MAX_EVENT)));
     let mut delivered = false;
     loop {
         let event = match events.next().await {
             None => return (Ended::Closed, delivered),
             Some(Ok(event)) => event,
             Some(Err(sse_stream::Error::Body(e))) => {
-                let why = match e.downcast::<reqwest::Error>() {
-                    Ok(e) => describe(*e),
+                let why = match e.downcast::<BodyError<reqwest::Error>>() {
+                    Ok(e) => match *e {
+                        BodyError::Read(e) => describe(e),
+                        too_large => too_large.to_string(),
+                    },
                     Err(e) => e.to_string(),
                 };
                 return (Ended::Broken(format!("the stream broke: {why}")), delivered);
@@ -126,7 +129,8 @@ pub(crate) async fn follow(
                 message: format!("{why}; gave up resuming it after {failed} attempts"),
             }));
         }
-        let wait = cursor.wait(ctx, failed - 1);
+        // `retry: 0` does not make a loop of GETs.
+        let wait = cursor.wait(ctx, failed - 1).max(ctx.policy.base);
         tracing::info!("{why}; resuming it after event {last:?} in {} ms", wait.as_millis());
         tokio::time::sleep(wait).await;
         ended = match open(ctx, session, Some(&last)).await {
@@ -258,5 +262,109 @@ pub(crate) async fn listen(ctx: Arc<Ctx>) {
             _ = tokio::time::sleep(wait) => {}
             changed = open_session.changed() => if changed.is_err() { return },
         }
+    }
+}
+
+/// The most one event may hold (its lines up to the blank line that ends it): what a JSON answer
+/// may hold. The SSE parser buffers an event whole, so a server sending one endless `data:` line
+/// would otherwise take all the memory there is.
+const MAX_EVENT: usize = 64 * 1024 * 1024;
+
+/// Why a stream's body ended early.
+#[derive(Debug, thiserror::Error)]
+enum BodyError<E: std::error::Error + 'static> {
+    #[error(transparent)]
+    Read(E),
+    #[error("an event of the server's stream is larger than {} MiB", MAX_EVENT / (1024 * 1024))]
+    EventTooLarge,
+}
+
+/// `body`, ended with [`BodyError::EventTooLarge`] once the bytes since the last blank line (an
+/// event's end: two line ends in a row, CRLF counting as one) pass `max`.
+fn bounded<E>(
+    body: impl futures_util::Stream<Item = Result<bytes::Bytes, E>>,
+    max: usize,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, BodyError<E>>>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    #[derive(Default)]
+    struct Count {
+        since_event: usize,
+        line_ends: u8,
+        after_cr: bool,
+        over: bool,
+    }
+    body.scan(Count::default(), move |count, chunk| {
+        if count.over {
+            return std::future::ready(None);
+        }
+        let out = match chunk {
+            Err(e) => Err(BodyError::Read(e)),
+            Ok(bytes) => {
+                for &b in bytes.iter() {
+                    match b {
+                        b'\n' if count.after_cr => count.after_cr = false,
+                        b'\n' | b'\r' => {
+                            count.line_ends = count.line_ends.saturating_add(1);
+                            count.after_cr = b == b'\r';
+                        }
+                        _ => {
+                            count.line_ends = 0;
+                            count.after_cr = false;
+                        }
+                    }
+                    if count.line_ends >= 2 {
+                        count.since_event = 0;
+                    } else {
+                        count.since_event += 1;
+                    }
+                }
+                if count.since_event > max {
+                    count.over = true;
+                    Err(BodyError::EventTooLarge)
+                } else {
+                    Ok(bytes)
+                }
+            }
+        };
+        std::future::ready(Some(out))
+    })
+}
+
+#[cfg(test)]
+mod bound_tests {
+    use super::*;
+    use futures_util::stream;
+
+    async fn through(chunks: &[&str], max: usize) -> (usize, bool) {
+        let items: Vec<Result<bytes::Bytes, std::io::Error>> =
+            chunks.iter().map(|c| Ok(bytes::Bytes::from(c.to_string()))).collect();
+        let out: Vec<_> = bounded(stream::iter(items), max).collect().await;
+        let passed = out.iter().filter(|r| r.is_ok()).count();
+        let too_large = out.iter().any(|r| matches!(r, Err(BodyError::EventTooLarge)));
+        (passed, too_large)
+    }
+
+    /// Events of any number pass while each stays under the bound (blank lines end them, with LF,
+    /// CRLF or CR, even split across chunks); one event over it ends the stream.
+    #[tokio::test]
+    async fn one_event_is_bounded_not_the_stream() {
+        let event = "data: 0123456789\n\n";
+        let many: Vec<&str> = std::iter::repeat_n(event, 100).collect();
+        assert_eq!(through(&many, 32).await, (100, false));
+        assert_eq!(
+            through(&["data: 0123456789\r\n", "\r\n", "data: 0123456789\r\r"], 32).await,
+            (3, false)
+        );
+        assert_eq!(
+            through(&["data: 0123456789", "0123456789", "0123456789", "0123"], 32).await,
+            (2, true)
+        );
+        // A lone line end is not an event's end.
+        assert_eq!(
+            through(&["data: 01234\n", "data: 01234\n", "data: 0123456789"], 32).await,
+            (2, true)
+        );
     }
 }

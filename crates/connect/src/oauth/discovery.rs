@@ -184,9 +184,13 @@ pub(super) async fn discover(http: &reqwest::Client, mcp_url: &str, hint: Option
             }
         }
     };
-    if let Some(resource) = str_field(&prm, "resource")
-        && !covers(&resource, mcp_url)
-    {
+    // RFC 9728 §3.3: `resource` is required and must be the resource asked about.
+    let Some(resource) = str_field(&prm, "resource") else {
+        return Err(format!(
+            "the protected-resource metadata for {mcp_url} names no resource: refusing to sign in"
+        ));
+    };
+    if !covers(&resource, mcp_url) {
         return Err(format!(
             "the protected-resource metadata is for {resource}, not {mcp_url}: refusing to sign in for another server"
         ));

@@ -115,13 +115,14 @@ pub(super) fn chain(e: &dyn std::error::Error) -> String {
 /// Text from an endpoint or a browser, fit for a log line: no control characters, bounded, and
 /// none of `secrets` (an endpoint that echoes its input would put a code or token there).
 pub(super) fn clean(s: &str, secrets: &[&str]) -> String {
-    let mut s: String = s.chars().filter(|c| !c.is_control()).take(300).collect();
+    // Redacted before it is cut: a secret straddling the cut would leave its start behind.
+    let mut s: String = s.chars().filter(|c| !c.is_control()).collect();
     for secret in secrets {
-        if !secret.is_empty() && s.contains(secret) {
+        if !secret.is_empty() {
             s = s.replace(secret, "<redacted>");
         }
     }
-    s
+    s.chars().take(300).collect()
 }
 
 pub(super) fn is_loopback(url: &Url) -> bool {
