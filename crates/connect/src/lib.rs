@@ -10,8 +10,8 @@
 //! - [`auth`]: the credentials, one provider each — static headers, an API key with a fallback
 //!   key, a bearer token, HS256 JWTs minted and renewed, HMAC signatures over the exact body,
 //!   OAuth client-credentials tokens fetched and refreshed before expiry — behind one [`Auth`]
-//!   trait, which any HTTP client can use (with rmcp's client transport: `ConnectClient`,
-//!   feature `rmcp`).
+//!   trait, which any HTTP client can use: as a tower middleware ([`middleware::AuthLayer`]), and
+//!   with rmcp's client transport (`client::ConnectClient`, feature `rmcp`).
 //! - [`profile`]: named environments in `connect.toml` (development, staging, production), whose
 //!   secrets are references to environment variables, never values.
 //! - [`secret`]: secrets resolved from the environment, redacted in every `Debug`.
@@ -20,6 +20,7 @@ pub mod auth;
 pub mod bridge;
 #[cfg(feature = "rmcp")]
 pub mod client;
+pub mod middleware;
 pub mod oauth;
 pub mod profile;
 pub mod retry;
