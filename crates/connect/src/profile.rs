@@ -300,14 +300,36 @@ fn load(path: &Path, name: &str) -> Result<RawProfile, ProfileError> {
 
 #[cfg(unix)]
 fn check_permissions(path: &Path) -> Result<(), ProfileError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|e| ProfileError::File {
-            path: path.to_path_buf(),
-            why: format!("cannot be read ({e})"),
-        })?
-        .permissions()
-        .mode();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let refuse = |why: String| ProfileError::File {
+        path: path.to_path_buf(),
+        why,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| refuse(format!("cannot be read ({e})")))?;
+    // This process's user: the owner of a file it creates (no `unsafe` for geteuid).
+    let me = tempfile::tempfile()
+        .and_then(|f| f.metadata())
+        .map(|m| m.uid())
+        .map_err(|e| refuse(format!("cannot tell who owns it ({e})")))?;
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(refuse(format!(
+            "belongs to another user (uid {}), who could send your keys elsewhere",
+            meta.uid()
+        )));
+    }
+    // Whoever may write the directory may put another file in its place.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = std::fs::metadata(dir)
+        && d.permissions().mode() & 0o022 != 0
+        && d.permissions().mode() & 0o1000 == 0
+    {
+        return Err(refuse(format!(
+            "is in {}, which other users can write to (mode {:o}); run chmod go-w on it",
+            dir.display(),
+            d.permissions().mode() & 0o777
+        )));
+    }
+    let mode = meta.permissions().mode();
     if mode & 0o022 != 0 {
         return Err(ProfileError::File {
             path: path.to_path_buf(),

@@ -617,6 +617,24 @@ fn a_profile_others_can_write_is_refused() {
     );
 }
 
+/// A profile in a directory others can write to could be swapped for theirs: refused, unless the
+/// directory is sticky (as /tmp), where only the owner may replace a file.
+#[cfg(unix)]
+#[test]
+fn a_profile_in_a_directory_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    write_profile(dir.path(), PROFILES, 0o600);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = resolve(with_profile("staging"), &env, Some(dir.path()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("which other users can write to"), "{e}");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    assert!(resolve(with_profile("staging"), &env, Some(dir.path())).is_ok());
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
 #[tokio::test]
 async fn client_credentials_from_flags_use_the_mcp_url_as_resource() {
     let (url, ep) = endpoint(Mode::Issue {

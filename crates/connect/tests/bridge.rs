@@ -786,6 +786,32 @@ async fn a_session_opened_under_replaced_credentials_is_started_again() {
     assert_eq!(delete[0].header("mcp-session-id").as_deref(), Some("s-2-key-1"));
 }
 
+/// A response to another request on a POST's stream (a server answering, or pre-empting, a
+/// request the host sent elsewhere or never) is dropped; the host sees only this request's.
+#[tokio::test]
+async fn responses_to_other_requests_on_a_stream_are_dropped() {
+    let server = serve(|seen| match seen.rpc().as_str() {
+        "tools/list" => sse_reply(format!(
+            "{}{}{}",
+            event("a", &json!({"jsonrpc": "2.0", "id": 99, "result": {"forged": true}})),
+            event(
+                "b",
+                &json!({"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progress": 1}})
+            ),
+            event("c", &seen.result(json!({"tools": []}))),
+        )),
+        _ => plain(seen),
+    })
+    .await;
+    let mut host = Host::start(opts(&server.url, Arc::new(NoAuth)));
+    host.send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await;
+    let first = host.recv().await;
+    assert_eq!(first["method"], "notifications/progress", "{first}");
+    let answer = host.recv().await;
+    assert_eq!(answer["id"], 1, "{answer}");
+    assert!(host.finish().await.is_empty(), "nothing for id 99");
+}
+
 /// A redirect is never followed: the credentials (an API key, an HMAC signature, the tenant) and
 /// the body would go to the host it names.
 #[tokio::test]

@@ -306,6 +306,10 @@ async fn json(ctx: &Ctx, resp: reqwest::Response, id: Option<&RawValue>) -> Resu
         };
         if response.is_none() && id.is_some_and(|id| frame::answers(&line, id)) {
             response = Some(line);
+        } else if frame::response_id(&line).is_some() {
+            // A response belongs on its own request's stream: here it could answer a request the
+            // host sent elsewhere (or never), ahead of the real answer.
+            tracing::warn!("the server answered another request on this one's stream; dropped");
         } else {
             ctx.out.line(line).await;
         }

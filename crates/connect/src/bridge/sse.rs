@@ -93,6 +93,11 @@ async fn read(ctx: &Ctx, resp: reqwest::Response, awaited: Option<&RawValue>, cu
         if awaited.is_some_and(|id| frame::answers(&line, id)) {
             return (Ended::Answered(line), true);
         }
+        if frame::response_id(&line).is_some() {
+            // A response belongs on its own request's stream (MCP: none on the standalone one).
+            tracing::warn!("the server sent a response to another request on this stream; dropped");
+            continue;
+        }
         ctx.out.line(line).await;
     }
 }

@@ -121,11 +121,24 @@ impl Listener {
     }
 }
 
+/// Connections served at once: a browser needs one or two; a local process opening thousands
+/// must not use up this process's descriptors.
+const MAX_CONNECTIONS: usize = 16;
+
 async fn serve(l: TcpListener, tx: mpsc::Sender<Callback>) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        // Waits for a free slot before accepting: extra connections queue in the kernel's backlog.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
         match l.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(one(stream, tx.clone()));
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    one(stream, tx).await;
+                    drop(slot);
+                });
             }
             // Out of descriptors and the like: wait a little rather than spin.
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
