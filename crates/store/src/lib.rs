@@ -36,7 +36,7 @@ pub mod sqlite;
 pub mod unavailable;
 
 pub use async_trait::async_trait;
-use mcpgate_core::audit::{AuditQuery, AuditRecord};
+use mcpgate_core::audit::{AuditQuery, AuditRecord, Usage, UsageQuery};
 use mcpgate_core::keys::KeyRecord;
 use mcpgate_core::principal::Limits;
 use mcpgate_core::ratelimit::{Limited, Now, Remaining};
@@ -138,7 +138,29 @@ pub trait AuditStore: Send + Sync {
     async fn append(&self, records: &[AuditRecord]) -> Result<()>;
     /// The last `q.limit` records (100 when 0) appended that match, in the order they were
     /// appended.
-    async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>>;
+    async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        let mut page = self.search(q).await?;
+        page.reverse();
+        Ok(page.into_iter().map(|(_, r)| r).collect())
+    }
+    /// Newest first: up to `q.limit` records (100 when 0) that match, numbered below `q.before`
+    /// when set, each with its number (increasing in the order appended, stable while the record
+    /// exists): how the admin API pages backwards through the log (the next page's `before` is
+    /// the last number of this one).
+    async fn search(&self, q: &AuditQuery) -> Result<Vec<(u64, AuditRecord)>>;
+    /// Requests per time bucket and the busiest values of `q.by`, by decision. The default reads
+    /// the window's records through [`search`](Self::search); SQL backends group in the database.
+    async fn usage(&self, q: &UsageQuery) -> Result<Usage> {
+        let records = self
+            .search(&AuditQuery {
+                since_ms: Some(q.since_ms),
+                until_ms: Some(q.until_ms),
+                limit: usize::MAX,
+                ..AuditQuery::default()
+            })
+            .await?;
+        Ok(Usage::tally(q, records.iter().map(|(_, r)| r)))
+    }
     /// Deletes records older than `before_ms`; returns how many.
     async fn prune(&self, before_ms: i64) -> Result<usize>;
     /// Up to `limit` records appended after the one numbered `after` (0: from the first), in the

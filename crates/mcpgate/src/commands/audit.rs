@@ -24,6 +24,7 @@ pub async fn run(a: AuditArgs) -> Result<()> {
         tool: a.tool,
         decision: a.outcome,
         limit: a.limit,
+        ..AuditQuery::default()
     };
     let rows = store.audit.query(&q).await?;
     if a.json {

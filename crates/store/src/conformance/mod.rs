@@ -14,7 +14,7 @@
 //! ```
 
 use crate::{AuditStore, CredentialStore, KeyStore, ReplayStore, SealedCredential, StoreError};
-use mcpgate_core::audit::{AuditQuery, AuditRecord};
+use mcpgate_core::audit::{AuditQuery, AuditRecord, Dimension, Usage, UsageQuery};
 use mcpgate_core::keys::{KeyRecord, hash_hex};
 use mcpgate_core::principal::{Limits, Role};
 use std::sync::Arc;
@@ -320,6 +320,7 @@ pub async fn audit<S: AuditStore + 'static>(store: Arc<S>) -> Outcome {
         tool: tool.map(str::to_string),
         decision: decision.map(str::to_string),
         limit,
+        ..AuditQuery::default()
     };
     let ids = |v: Vec<AuditRecord>| v.into_iter().map(|r| r.request_id).collect::<Vec<_>>();
     let got = ids(s.query(&q(Some("alice"), None, None, None, 0)).await?);
@@ -355,12 +356,150 @@ pub async fn audit<S: AuditStore + 'static>(store: Arc<S>) -> Outcome {
         let want: Vec<i64> = (0..25).map(|i| 1000 + b * 100 + i).collect();
         ensure!(times == want, "concurrent batch {b} read back as {times:?}");
     }
+    search_and_usage(s, &batch).await?;
     let pruned = s.prune(1000).await?;
     ensure!(pruned == 4, "prune before 1000 removed {pruned}, not 4");
     ensure!(
-        s.query(&q(None, None, None, None, 1000)).await?.len() == 400,
+        // The 400 concurrent ones, and the one `search_and_usage` appended at 5000.
+        s.query(&q(None, None, None, None, 1000)).await?.len() == 401,
         "prune removed newer records"
     );
+    Ok(())
+}
+
+/// The admin API's reads: filters on every field, pages backwards by number without gaps or
+/// repeats (also while records are appended), and usage that agrees with counting the records
+/// one by one. Called with the first batch appended and the 400 concurrent ones after it.
+async fn search_and_usage(s: &dyn AuditStore, first: &[AuditRecord]) -> Outcome {
+    let all = s
+        .search(&AuditQuery {
+            limit: 10_000,
+            ..AuditQuery::default()
+        })
+        .await?;
+    ensure!(all.len() == 404, "search gave {} records, not 404", all.len());
+    ensure!(
+        all.windows(2).all(|w| w[0].0 > w[1].0),
+        "search is not newest first by number"
+    );
+    ensure!(
+        all.last().map(|(_, r)| r) == first.first(),
+        "the oldest record is not the first appended"
+    );
+    // Pages of 7 backwards: every record once, in order.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s
+            .search(&AuditQuery {
+                before,
+                limit: 7,
+                ..AuditQuery::default()
+            })
+            .await?;
+        let Some((last, _)) = page.last() else { break };
+        ensure!(page.len() <= 7, "a page of 7 held {}", page.len());
+        before = Some(*last);
+        seen.extend(page.into_iter().map(|(n, _)| n));
+        if seen.len() > 500 {
+            break;
+        }
+        if seen.len() == 14 {
+            // New records do not shift the pages still to read.
+            s.append(&[sample_record(5000, "late", "echo", "allow")]).await?;
+        }
+    }
+    let want: Vec<u64> = all.iter().map(|(n, _)| *n).collect();
+    ensure!(
+        seen == want,
+        "paging backwards gave {} numbers, not the {} records in order",
+        seen.len(),
+        want.len()
+    );
+    let q = |f: &dyn Fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            limit: 10_000,
+            ..AuditQuery::default()
+        };
+        f(&mut q);
+        q
+    };
+    let cases: [(&str, AuditQuery, usize); 7] = [
+        ("key_id", q(&|q| q.key_id = Some("k-alice".into())), 2),
+        ("client_id", q(&|q| q.client_id = Some("client-of-w3".into())), 25),
+        ("event", q(&|q| q.event = Some("call".into())), 405),
+        ("event none", q(&|q| q.event = Some("admin".into())), 0),
+        ("until (exclusive)", q(&|q| q.until_ms = Some(30)), 2),
+        (
+            "since + until",
+            q(&|q| (q.since_ms, q.until_ms) = (Some(1000), Some(1100))),
+            25,
+        ),
+        (
+            "decision + user",
+            q(&|q| (q.decision, q.user) = (Some("deny".into()), Some("alice".into()))),
+            1,
+        ),
+    ];
+    for (what, query, n) in cases {
+        let got = s.search(&query).await?;
+        ensure!(got.len() == n, "{what} filter gave {} records, not {n}", got.len());
+        ensure!(
+            got.iter().all(|(_, r)| query.matches(r)),
+            "{what} filter let through a record it does not match"
+        );
+    }
+    // Usage: as counting one by one.
+    let records: Vec<AuditRecord> = s
+        .search(&AuditQuery {
+            limit: 10_000,
+            ..AuditQuery::default()
+        })
+        .await?
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect();
+    for by in [
+        Dimension::Key,
+        Dimension::User,
+        Dimension::Tool,
+        Dimension::Client,
+        Dimension::Reason,
+    ] {
+        for (since, until, width, top) in [
+            (0, 2000, 100, 5),
+            (15, 1016, 7, 3),
+            (0, 6000, 6000, 100),
+            (3000, 4000, 10, 5),
+        ] {
+            let uq = UsageQuery {
+                since_ms: since,
+                until_ms: until,
+                bucket_ms: width,
+                by,
+                top,
+            };
+            let got = s.usage(&uq).await?;
+            let want = Usage::tally(&uq, &records);
+            ensure!(
+                got == want,
+                "usage by {by:?} over {since}..{until}/{width}: {got:?}, counted {want:?}"
+            );
+        }
+    }
+    let uq = UsageQuery {
+        since_ms: 0,
+        until_ms: 40,
+        bucket_ms: 10,
+        by: Dimension::User,
+        top: 2,
+    };
+    let u = s.usage(&uq).await?;
+    let per: Vec<u64> = u.buckets.iter().map(|b| b.counts.total()).collect();
+    ensure!(per == [0, 1, 1, 2], "buckets {per:?}, not [0, 1, 1, 2]");
+    ensure!(u.total.allow == 2 && u.total.deny == 2, "totals {:?}", u.total);
+    let top: Vec<&str> = u.top.iter().map(|t| t.value.as_str()).collect();
+    ensure!(top == ["alice", "bob"], "top users {top:?}");
     Ok(())
 }
 

@@ -29,7 +29,7 @@ struct ReplayShard {
 #[derive(Default)]
 pub struct MemoryStore {
     keys: Mutex<keys::Keys>,
-    audit: Mutex<Vec<AuditRecord>>,
+    audit: Mutex<AuditLog>,
     replay: [Mutex<ReplayShard>; SHARDS],
     sessions: Mutex<sessions::Sessions>,
     oauth: Mutex<oauth::OAuth>,
@@ -50,39 +50,41 @@ impl MemoryStore {
     }
 }
 
-/// The filter `AuditQuery` describes, as every backend applies it.
-fn matches(q: &AuditQuery, r: &AuditRecord) -> bool {
-    q.since_ms.is_none_or(|t| r.time_ms >= t)
-        && q.user.as_ref().is_none_or(|u| r.user_id.as_ref() == Some(u))
-        && q.tool.as_ref().is_none_or(|t| r.tool.as_ref() == Some(t))
-        && q.decision.as_ref().is_none_or(|d| &r.decision == d)
+/// Records with their numbers (1, 2, … in the order appended; never reused after a prune).
+#[derive(Default)]
+struct AuditLog {
+    last: u64,
+    records: Vec<(u64, AuditRecord)>,
 }
 
 #[async_trait]
 impl AuditStore for MemoryStore {
     async fn append(&self, records: &[AuditRecord]) -> Result<()> {
-        lock(&self.audit).extend_from_slice(records);
+        let mut log = lock(&self.audit);
+        let AuditLog { last, records: all } = &mut *log;
+        all.extend(records.iter().map(|r| {
+            *last += 1;
+            (*last, r.clone())
+        }));
         Ok(())
     }
 
-    async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
-        let limit = if q.limit == 0 { 100 } else { q.limit };
-        let all = lock(&self.audit);
-        let mut out: Vec<AuditRecord> = all
+    async fn search(&self, q: &AuditQuery) -> Result<Vec<(u64, AuditRecord)>> {
+        let log = lock(&self.audit);
+        Ok(log
+            .records
             .iter()
             .rev()
-            .filter(|r| matches(q, r))
-            .take(limit)
+            .filter(|(n, r)| q.before.is_none_or(|b| *n < b) && q.matches(r))
+            .take(q.page_size())
             .cloned()
-            .collect();
-        out.reverse();
-        Ok(out)
+            .collect())
     }
 
     async fn prune(&self, before_ms: i64) -> Result<usize> {
-        let mut all = lock(&self.audit);
+        let all = &mut lock(&self.audit).records;
         let before = all.len();
-        all.retain(|r| r.time_ms >= before_ms);
+        all.retain(|(_, r)| r.time_ms >= before_ms);
         Ok(before - all.len())
     }
 }

@@ -3,7 +3,7 @@
 
 use super::{PostgresStore, backend, codec, col, count, execute, query};
 use crate::{AuditStore, Result, async_trait};
-use mcpgate_core::audit::{AuditQuery, AuditRecord};
+use mcpgate_core::audit::{AuditQuery, AuditRecord, Usage, UsageQuery};
 use tokio_postgres::Row;
 
 fn record_from_row(r: &Row) -> Result<AuditRecord> {
@@ -25,6 +25,16 @@ fn record_from_row(r: &Row) -> Result<AuditRecord> {
         latency_us: col::<i64>(r, "latency_us")?.max(0) as u64,
         client_id: col(r, "client_id")?,
     })
+}
+
+fn numbered(r: &Row) -> Result<(u64, AuditRecord)> {
+    let id: i64 = col(r, "id")?;
+    Ok((u64::try_from(id).unwrap_or(0), record_from_row(r)?))
+}
+
+fn grouped(r: &Row) -> Result<u64> {
+    let n: i64 = r.try_get(2).map_err(backend)?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 #[async_trait]
@@ -104,20 +114,78 @@ impl AuditStore for PostgresStore {
         Ok(())
     }
 
-    async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
-        let limit = i64::try_from(if q.limit == 0 { 100 } else { q.limit }).unwrap_or(i64::MAX);
+    async fn search(&self, q: &AuditQuery) -> Result<Vec<(u64, AuditRecord)>> {
+        let before = q.before.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
+        let limit = i64::try_from(q.page_size()).unwrap_or(i64::MAX);
         let c = self.client().await?;
-        let rows = query(
+        query(
             &c,
-            "SELECT * FROM audit WHERE ($1::bigint IS NULL OR time_ms >= $1) AND ($2::text IS NULL OR user_id = $2)
-             AND ($3::text IS NULL OR tool = $3) AND ($4::text IS NULL OR decision = $4) ORDER BY id DESC LIMIT $5",
-            &[&q.since_ms, &q.user, &q.tool, &q.decision, &limit],
+            "SELECT * FROM audit WHERE ($1::bigint IS NULL OR time_ms >= $1) AND ($2::bigint IS NULL OR time_ms < $2)
+             AND ($3::text IS NULL OR user_id = $3) AND ($4::text IS NULL OR tool = $4)
+             AND ($5::text IS NULL OR decision = $5) AND ($6::text IS NULL OR key_id = $6)
+             AND ($7::text IS NULL OR client_id = $7) AND ($8::text IS NULL OR event = $8)
+             AND ($9::bigint IS NULL OR id < $9) ORDER BY id DESC LIMIT $10",
+            &[
+                &q.since_ms,
+                &q.until_ms,
+                &q.user,
+                &q.tool,
+                &q.decision,
+                &q.key_id,
+                &q.client_id,
+                &q.event,
+                &before,
+                &limit,
+            ],
         )
         .await
-        .map_err(backend)?;
-        let mut out = rows.iter().map(record_from_row).collect::<Result<Vec<_>>>()?;
-        out.reverse();
-        Ok(out)
+        .map_err(backend)?
+        .iter()
+        .map(numbered)
+        .collect()
+    }
+
+    async fn usage(&self, q: &UsageQuery) -> Result<Usage> {
+        let window = "time_ms >= $1 AND time_ms < $2 AND event <> 'admin'";
+        let width = q.bucket_ms.max(1);
+        let c = self.client().await?;
+        let per_bucket = query(
+            &c,
+            &format!("SELECT (time_ms - $1) / $3, decision, COUNT(*) FROM audit WHERE {window} GROUP BY 1, 2"),
+            &[&q.since_ms, &q.until_ms, &width],
+        )
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<_, i64>(0).map_err(backend)?,
+                r.try_get::<_, String>(1).map_err(backend)?,
+                grouped(r)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+        let per_value = query(
+            &c,
+            &format!(
+                "SELECT v, decision, COUNT(*) FROM (SELECT {} AS v, decision FROM audit WHERE {window}) t
+                 WHERE v IS NOT NULL GROUP BY 1, 2",
+                q.by.sql()
+            ),
+            &[&q.since_ms, &q.until_ms],
+        )
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<_, String>(0).map_err(backend)?,
+                r.try_get::<_, String>(1).map_err(backend)?,
+                grouped(r)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+        Ok(q.assemble(per_bucket, per_value))
     }
 
     async fn page(&self, after: u64, limit: usize) -> Result<Vec<(u64, AuditRecord)>> {
@@ -132,10 +200,7 @@ impl AuditStore for PostgresStore {
         .await
         .map_err(backend)?
         .iter()
-        .map(|r| {
-            let id: i64 = col(r, "id")?;
-            Ok((u64::try_from(id).unwrap_or(0), record_from_row(r)?))
-        })
+        .map(numbered)
         .collect()
     }
 }

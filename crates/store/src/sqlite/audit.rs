@@ -2,7 +2,7 @@
 
 use super::{SqliteStore, backend};
 use crate::{AuditStore, Result, async_trait};
-use mcpgate_core::audit::{AuditQuery, AuditRecord};
+use mcpgate_core::audit::{AuditQuery, AuditRecord, Usage, UsageQuery};
 use rusqlite::params;
 
 fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
@@ -24,6 +24,11 @@ fn record_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
         latency_us: r.get::<_, i64>("latency_us")?.max(0) as u64,
         client_id: r.get("client_id")?,
     })
+}
+
+fn numbered(r: &rusqlite::Row<'_>) -> rusqlite::Result<(u64, AuditRecord)> {
+    let id: i64 = r.get("id")?;
+    Ok((id.max(0) as u64, record_from_row(r)?))
 }
 
 #[async_trait]
@@ -74,22 +79,81 @@ impl AuditStore for SqliteStore {
         .await
     }
 
-    async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+    async fn search(&self, q: &AuditQuery) -> Result<Vec<(u64, AuditRecord)>> {
         let q = q.clone();
         self.run(move |c| {
             let mut st = c
                 .prepare_cached(
-                    "SELECT * FROM audit WHERE (?1 IS NULL OR time_ms >= ?1) AND (?2 IS NULL OR user_id = ?2)
-                     AND (?3 IS NULL OR tool = ?3) AND (?4 IS NULL OR decision = ?4) ORDER BY id DESC LIMIT ?5",
+                    "SELECT * FROM audit WHERE (?1 IS NULL OR time_ms >= ?1) AND (?2 IS NULL OR time_ms < ?2)
+                     AND (?3 IS NULL OR user_id = ?3) AND (?4 IS NULL OR tool = ?4) AND (?5 IS NULL OR decision = ?5)
+                     AND (?6 IS NULL OR key_id = ?6) AND (?7 IS NULL OR client_id = ?7) AND (?8 IS NULL OR event = ?8)
+                     AND (?9 IS NULL OR id < ?9) ORDER BY id DESC LIMIT ?10",
                 )
                 .map_err(backend)?;
-            let limit = i64::try_from(if q.limit == 0 { 100 } else { q.limit }).unwrap_or(i64::MAX);
+            let before = q.before.map(|b| i64::try_from(b).unwrap_or(i64::MAX));
+            let limit = i64::try_from(q.page_size()).unwrap_or(i64::MAX);
             let rows = st
-                .query_map(params![q.since_ms, q.user, q.tool, q.decision, limit], record_from_row)
+                .query_map(
+                    params![
+                        q.since_ms,
+                        q.until_ms,
+                        q.user,
+                        q.tool,
+                        q.decision,
+                        q.key_id,
+                        q.client_id,
+                        q.event,
+                        before,
+                        limit
+                    ],
+                    numbered,
+                )
                 .map_err(backend)?;
-            let mut out = rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)?;
-            out.reverse();
-            Ok(out)
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn usage(&self, q: &UsageQuery) -> Result<Usage> {
+        let q = q.clone();
+        self.run(move |c| {
+            let window = "time_ms >= ?1 AND time_ms < ?2 AND event <> 'admin'";
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT (time_ms - ?1) / ?3, decision, COUNT(*) FROM audit WHERE {window} GROUP BY 1, 2"
+                ))
+                .map_err(backend)?;
+            let width = q.bucket_ms.max(1);
+            let per_bucket = st
+                .query_map(params![q.since_ms, q.until_ms, width], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?.max(0) as u64,
+                    ))
+                })
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT v, decision, COUNT(*) FROM (SELECT {} AS v, decision FROM audit WHERE {window})
+                     WHERE v IS NOT NULL GROUP BY 1, 2",
+                    q.by.sql()
+                ))
+                .map_err(backend)?;
+            let per_value = st
+                .query_map(params![q.since_ms, q.until_ms], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?.max(0) as u64,
+                    ))
+                })
+                .map_err(backend)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(backend)?;
+            Ok(q.assemble(per_bucket, per_value))
         })
         .await
     }
@@ -101,12 +165,7 @@ impl AuditStore for SqliteStore {
             let mut st = c
                 .prepare_cached("SELECT * FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2")
                 .map_err(backend)?;
-            let rows = st
-                .query_map(params![after, limit], |r| {
-                    let id: i64 = r.get("id")?;
-                    Ok((id.max(0) as u64, record_from_row(r)?))
-                })
-                .map_err(backend)?;
+            let rows = st.query_map(params![after, limit], numbered).map_err(backend)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
         })
         .await
