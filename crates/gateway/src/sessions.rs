@@ -644,6 +644,9 @@ mod tests {
         async fn total(&self) -> mcpgate_store::Result<usize> {
             self.inner.total().await
         }
+        async fn list(&self, n: usize) -> mcpgate_store::Result<Vec<mcpgate_store::SessionInfo>> {
+            self.inner.list(n).await
+        }
         async fn purge_idle(&self, b: i64, n: i64) -> mcpgate_store::Result<usize> {
             self.inner.purge_idle(b, n).await
         }

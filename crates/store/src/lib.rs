@@ -220,6 +220,16 @@ pub fn session_bucket(owner: Option<&str>) -> &str {
     owner.unwrap_or(ANONYMOUS)
 }
 
+/// An open session as the admin API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub id: String,
+    /// Who opened it (`None`: opened without a credential).
+    pub owner: Option<String>,
+    /// When it was last used (unix ms).
+    pub last_seen_ms: i64,
+}
+
 /// A session the store knows: who opened it (`None`: opened without a credential).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenSession {
@@ -253,6 +263,8 @@ pub trait SessionStore: Send + Sync {
     async fn count(&self, owner: Option<&str>, now_ms: i64) -> Result<usize>;
     /// Sessions open, in all.
     async fn total(&self) -> Result<usize>;
+    /// Up to `limit` open sessions, the most recently seen first (the admin API's list).
+    async fn list(&self, limit: usize) -> Result<Vec<SessionInfo>>;
     /// Ends every session last seen before `seen_before_ms` and forgets lapsed places; returns how
     /// many sessions ended.
     async fn purge_idle(&self, seen_before_ms: i64, now_ms: i64) -> Result<usize>;

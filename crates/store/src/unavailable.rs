@@ -39,6 +39,9 @@ impl SessionStore for Unavailable {
     async fn total(&self) -> Result<usize> {
         self.fail()
     }
+    async fn list(&self, _: usize) -> Result<Vec<crate::SessionInfo>> {
+        self.fail()
+    }
     async fn purge_idle(&self, _: i64, _: i64) -> Result<usize> {
         self.fail()
     }

@@ -170,6 +170,9 @@ async fn the_suite_catches_a_session_store_that_races() {
         async fn total(&self) -> Result<usize> {
             self.0.total().await
         }
+        async fn list(&self, n: usize) -> Result<Vec<mcpgate_store::SessionInfo>> {
+            self.0.list(n).await
+        }
         async fn purge_idle(&self, before: i64, now: i64) -> Result<usize> {
             self.0.purge_idle(before, now).await
         }

@@ -1,7 +1,7 @@
 //! Session ownership: what any [`SessionStore`] must keep, on times given by the caller.
 
 use super::{Failure, Outcome};
-use crate::{ANONYMOUS, OpenSession, SessionStore};
+use crate::{ANONYMOUS, OpenSession, SessionInfo, SessionStore};
 use std::sync::Arc;
 
 fn owned_by(owner: &str) -> Option<OpenSession> {
@@ -36,6 +36,26 @@ pub async fn sessions<S: SessionStore + 'static>(store: Arc<S>) -> Outcome {
         "two open sessions counted as {}",
         s.total().await?
     );
+    s.touch("anon", 1_700).await?;
+    let listed = s.list(10).await?;
+    ensure!(
+        listed
+            == [
+                SessionInfo {
+                    id: "anon".into(),
+                    owner: None,
+                    last_seen_ms: 1_700
+                },
+                SessionInfo {
+                    id: "s1".into(),
+                    owner: Some("key:a".into()),
+                    last_seen_ms: 1_500
+                },
+            ],
+        "list gave {listed:?}, not the two sessions most recently seen first"
+    );
+    ensure!(s.list(1).await?.len() == 1, "list(1) gave more than one");
+    ensure!(s.list(0).await?.is_empty(), "list(0) gave sessions");
     ensure!(s.close("s1").await?, "closing an open session said there was none");
     ensure!(!s.close("s1").await?, "a session was closed twice");
     ensure!(s.touch("s1", 1_600).await?.is_none(), "a closed session is still found");

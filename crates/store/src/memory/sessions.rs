@@ -2,7 +2,7 @@
 //! reads one entry.
 
 use super::{MemoryStore, lock};
-use crate::{OpenSession, Result, SessionStore, async_trait, session_bucket};
+use crate::{OpenSession, Result, SessionInfo, SessionStore, async_trait, session_bucket};
 use std::collections::HashMap;
 
 #[derive(Default)]
@@ -150,6 +150,22 @@ impl SessionStore for MemoryStore {
 
     async fn total(&self) -> Result<usize> {
         Ok(lock(&self.sessions).open.len())
+    }
+
+    async fn list(&self, limit: usize) -> Result<Vec<SessionInfo>> {
+        let s = lock(&self.sessions);
+        let mut all: Vec<SessionInfo> = s
+            .open
+            .iter()
+            .map(|(id, e)| SessionInfo {
+                id: id.clone(),
+                owner: e.owner.clone(),
+                last_seen_ms: e.last_seen_ms,
+            })
+            .collect();
+        all.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms).then_with(|| a.id.cmp(&b.id)));
+        all.truncate(limit);
+        Ok(all)
     }
 
     async fn purge_idle(&self, seen_before_ms: i64, now_ms: i64) -> Result<usize> {

@@ -7,7 +7,7 @@
 //! every place by deadline.
 
 use super::{RedisStore, failed};
-use crate::{OpenSession, Result, SessionStore, StoreError, async_trait, session_bucket};
+use crate::{OpenSession, Result, SessionInfo, SessionStore, StoreError, async_trait, session_bucket};
 use std::sync::LazyLock;
 
 /// Functions every session script starts with. ARGV[1] is always the prefix.
@@ -98,6 +98,20 @@ for _, tok in ipairs(gone) do give_back(tok) end
 return {ended, #gone, #idle}
 "#;
 
+/// ARGV: prefix, how many. The most recently seen sessions: id, last seen, 1 and the owner
+/// when it has one (else 0 and "").
+const LIST: &str = r#"
+local out = {}
+local ids = redis.call('ZREVRANGE', P .. 'all', 0, tonumber(ARGV[2]) - 1, 'WITHSCORES')
+for i = 1, #ids, 2 do
+  local o = redis.call('HGET', P .. 's:' .. ids[i], 'o')
+  table.insert(out, ids[i])
+  table.insert(out, ids[i + 1])
+  if o then table.insert(out, '1') table.insert(out, o) else table.insert(out, '0') table.insert(out, '') end
+end
+return out
+"#;
+
 /// How many sessions (and places) one purge script handles, so it never holds Redis for long.
 const PURGE_BATCH: usize = 1000;
 
@@ -109,6 +123,7 @@ struct Scripts {
     close: ::redis::Script,
     count: ::redis::Script,
     purge: ::redis::Script,
+    list: ::redis::Script,
 }
 
 static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
@@ -121,6 +136,7 @@ static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| {
         close: s(CLOSE),
         count: s(COUNT),
         purge: s(PURGE),
+        list: s(LIST),
     }
 });
 
@@ -224,6 +240,29 @@ impl SessionStore for RedisStore {
             .await
             .map_err(|e| failed("session total", &e))?;
         Ok(count_of(n))
+    }
+
+    async fn list(&self, limit: usize) -> Result<Vec<SessionInfo>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let flat: Vec<String> = SCRIPTS
+            .list
+            .arg(&self.prefix)
+            .arg(limit.min(100_000))
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| failed("session list", &e))?;
+        flat.chunks(4)
+            .map(|c| match c {
+                [id, seen, has, owner] => Ok(SessionInfo {
+                    id: id.clone(),
+                    owner: (has == "1").then(|| owner.clone()),
+                    last_seen_ms: seen.parse::<f64>().map_or(0, |v| v as i64),
+                }),
+                _ => Err(StoreError::Backend("redis: session list: unexpected answer".into())),
+            })
+            .collect()
     }
 
     async fn purge_idle(&self, seen_before_ms: i64, now_ms: i64) -> Result<usize> {
