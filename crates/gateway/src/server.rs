@@ -54,6 +54,8 @@ pub struct Gateway {
     pub oauth: Option<Arc<crate::oauth::OAuthServer>>,
     /// What `/readyz` asks besides the upstream: the store, Redis.
     pub dependencies: Vec<(&'static str, Arc<dyn crate::shared::Dependency>)>,
+    /// The admin API's state, when `[admin] enabled`.
+    pub admin: Option<Arc<crate::admin::Admin>>,
 }
 
 /// Where a gateway reads time and randomness: the system's, unless a test (or an embedder that
@@ -362,6 +364,14 @@ impl Gateway {
                 role.as_str()
             );
         }
+        let admin = config.admin.enabled.then(|| {
+            let sealing = config
+                .delegation
+                .as_ref()
+                .and_then(|d| env(&d.encryption_key_env))
+                .and_then(|text| mcpgate_core::sealed::SealingKey::parse(&text).ok());
+            Arc::new(crate::admin::Admin::new(&stores, sealing, entropy.clone()))
+        });
         let audit = AuditSink::start(&config.audit, Some(stores.audit.clone()), clock.clone())?;
         let upstream = Upstream::new(&config.upstream, metrics.clone(), entropy.clone())?;
         let known_tools = crate::known_tools::KnownTools::new(
@@ -397,6 +407,7 @@ impl Gateway {
             auth,
             limiter: stores.limits.clone(),
             dependencies: stores.dependencies.clone(),
+            admin,
             audit,
             delegation,
             config,
@@ -412,6 +423,7 @@ impl Gateway {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
+            .merge(crate::admin::routes(self.admin.is_some()))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 crate::rebinding::require_allowed_host,

@@ -290,6 +290,12 @@ impl SessionRegistry {
         Ok(self.store.total().await?)
     }
 
+    /// Up to `limit` open sessions (every replica's, with a shared store), most recently seen
+    /// first.
+    pub async fn list(&self, limit: usize) -> Result<Vec<mcpgate_store::SessionInfo>, SessionError> {
+        Ok(self.store.list(limit).await?)
+    }
+
     /// Sessions `owner` holds (or is opening).
     pub async fn count_of(&self, owner: Option<&str>) -> Result<usize, SessionError> {
         Ok(self.store.count(owner, self.clock.unix_ms()).await?)

@@ -47,8 +47,14 @@ impl AuditStore for Mem {
         self.records.lock().unwrap().extend_from_slice(records);
         Ok(())
     }
-    async fn query(&self, _: &mcpgate_core::audit::AuditQuery) -> mcpgate_store::Result<Vec<AuditRecord>> {
-        Ok(self.records.lock().unwrap().clone())
+    async fn search(&self, _: &mcpgate_core::audit::AuditQuery) -> mcpgate_store::Result<Vec<(u64, AuditRecord)>> {
+        let records = self.records.lock().unwrap();
+        Ok((1u64..)
+            .zip(records.iter().cloned())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect())
     }
     async fn prune(&self, before_ms: i64) -> mcpgate_store::Result<usize> {
         self.pruned_before.lock().unwrap().push(before_ms);

@@ -29,6 +29,8 @@ pub struct Config {
     /// Sessions one principal may hold open (callers without a credential share one count).
     pub max_sessions_per_principal: usize,
     pub metrics: MetricsConfig,
+    /// `[admin]`: the admin API, when on.
+    pub admin: AdminConfig,
     pub auth: AuthConfig,
     pub policy: Policy,
     pub limits: LimitsConfig,
@@ -242,6 +244,12 @@ impl Default for HttpConfig {
             max_streams: 10_000,
         }
     }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AdminConfig {
+    /// `/admin/api/v1` is served (to admin-role API keys and admins' browser sessions).
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -483,6 +491,9 @@ impl Config {
             max_body_bytes,
             ..http_limits
         };
+        let admin = AdminConfig {
+            enabled: raw.admin.enabled.unwrap_or(false),
+        };
         let metrics = MetricsConfig {
             require_auth: raw.metrics.require_auth.unwrap_or(false),
         };
@@ -601,6 +612,7 @@ impl Config {
             session_idle_timeout,
             max_sessions_per_principal,
             metrics,
+            admin,
         })
     }
 }

@@ -31,6 +31,9 @@ pub struct RawConfig {
     pub redis: RawRedis,
     #[serde(default)]
     pub metrics: RawMetrics,
+    /// `[admin]`: the admin API under `/admin/api/v1`.
+    #[serde(default)]
+    pub admin: RawAdmin,
     /// Identity delegation: the user's own credential toward the upstream (seed 003).
     pub delegation: Option<RawDelegation>,
     /// The authorization server (`crate::oauth`); absent: off.
@@ -269,6 +272,13 @@ pub struct RawHttp {
 pub struct RawMetrics {
     /// `/metrics` needs an admin credential (default false).
     pub require_auth: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Serve the admin API (default false).
+    pub enabled: Option<bool>,
 }
 
 /// Environment variable names, in one place.

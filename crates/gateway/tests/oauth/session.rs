@@ -17,10 +17,10 @@ use std::time::Duration;
 const SESSION: &str = "mcpgate_session";
 /// The clients' https redirect (the one a remembered consent may skip the page for); each also
 /// registers the loopback `REDIRECT`, which always shows the page (RFC 8252 §8.6).
-const WEB: &str = "https://app.example/callback";
+pub(crate) const WEB: &str = "https://app.example/callback";
 
 /// A public client registering `WEB` and the loopback `REDIRECT`.
-async fn web_client(gw: &Gw) -> String {
+pub(crate) async fn web_client(gw: &Gw) -> String {
     let r = register(
         gw,
         serde_json::json!({"redirect_uris": [WEB, REDIRECT], "token_endpoint_auth_method": "none"}),
@@ -128,7 +128,7 @@ async fn answer(
 }
 
 /// A code straight back (no page): 303 to the redirect with a code.
-fn straight_back(r: &Resp) -> String {
+pub(crate) fn straight_back(r: &Resp) -> String {
     assert_eq!(
         r.status, 303,
         "expected a redirect with a code, got {} {}",
@@ -137,7 +137,7 @@ fn straight_back(r: &Resp) -> String {
     location_params(r)["code"].clone()
 }
 
-async fn token_scope(gw: &Gw, client: &str, code: &str) -> String {
+pub(crate) async fn token_scope(gw: &Gw, client: &str, code: &str) -> String {
     let body = form(&[
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -151,7 +151,7 @@ async fn token_scope(gw: &Gw, client: &str, code: &str) -> String {
 }
 
 /// Signs in on the page with `key`: the session cookie pair.
-async fn sign_in(gw: &Gw, client: &str, key: &str) -> String {
+pub(crate) async fn sign_in(gw: &Gw, client: &str, key: &str) -> String {
     let (_, csrf) = page(gw, client, &[], None).await;
     let r = answer(gw, client, &csrf, None, Some(key), None).await;
     straight_back(&r);

@@ -4,14 +4,12 @@
 
 use crate::cli::{CreateKey, KeysCommand, StoreArgs};
 use anyhow::{Context, Result};
-use mcpgate_core::keys::KeyRecord;
 use mcpgate_core::principal::{Limits, Role};
 use mcpgate_core::redact::Secret;
 use mcpgate_core::time::{format_rfc3339, parse_rfc3339};
 use mcpgate_gateway::clock::unix_s;
 use mcpgate_gateway::key_service::{KeyService, NewKey, state};
 use mcpgate_gateway::server::Stores;
-use mcpgate_store::KeyStore;
 
 /// The key service over `stores` (revoking a key also ends the OAuth grants signed in with it).
 pub fn service(stores: &Stores) -> KeyService {
@@ -31,7 +29,7 @@ pub async fn run(cmd: KeysCommand) -> Result<()> {
             let k = svc.get(&key_id).await?;
             println!(
                 "{}",
-                serde_json::to_string_pretty(&view(svc.keys(), &k, unix_s()).await)?
+                serde_json::to_string_pretty(&mcpgate_gateway::admin::views::key_in(svc.keys(), &k, unix_s()).await)?
             );
             Ok(())
         }
@@ -121,7 +119,7 @@ async fn list(svc: &KeyService, json: bool) -> Result<()> {
     if json {
         let mut rows = Vec::with_capacity(keys.len());
         for k in &keys {
-            rows.push(view(svc.keys(), k, now).await);
+            rows.push(mcpgate_gateway::admin::views::key_in(svc.keys(), k, now).await);
         }
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
@@ -165,22 +163,6 @@ async fn set_credential(svc: &KeyService, key_id: &str, from_env: Option<&str>, 
         .await?;
     eprintln!("holding an upstream credential for {key_id} (sealed); a running gateway uses it within a second");
     Ok(())
-}
-
-async fn view(store: &dyn KeyStore, k: &KeyRecord, now: i64) -> serde_json::Value {
-    serde_json::json!({
-        "key_id": k.key_id,
-        "name": k.name,
-        "user_id": k.user_id,
-        "tenant": k.tenant,
-        "role": k.role.as_str(),
-        "permissions": k.permissions,
-        "limits": k.limits,
-        "state": state(k, now),
-        "created_at": format_rfc3339(k.created_at),
-        "expires_at": k.expires_at.map(format_rfc3339),
-        "last_used_at": store.last_used(&k.key_id).await.ok().flatten().map(format_rfc3339),
-    })
 }
 
 fn cut(s: &str, n: usize) -> String {

@@ -9,56 +9,12 @@ use mcpgate_core::entropy::OsEntropy;
 use mcpgate_core::time::format_rfc3339;
 use mcpgate_gateway::clock::unix_s;
 use mcpgate_gateway::oauth::register::NewClient;
-use mcpgate_store::oauth::{ClientKind, ClientRecord, GrantRecord};
-use mcpgate_store::{StoreError, UserRecord};
+use mcpgate_store::StoreError;
+use mcpgate_store::oauth::ClientKind;
 use serde_json::{Value, json};
 
-fn client_view(c: &ClientRecord) -> Value {
-    json!({
-        "client_id": c.client_id,
-        "kind": c.kind.as_str(),
-        "name": c.name,
-        "confidential": c.secret_hash.is_some(),
-        "token_endpoint_auth_method": c.auth_method,
-        "redirect_uris": c.redirect_uris,
-        "grant_types": c.grant_types,
-        "scope": c.scope.as_ref().map(|s| s.join(" ")),
-        "created_at": format_rfc3339(c.created_at),
-        "cached_until": c.expires_at.map(format_rfc3339),
-    })
-}
+use mcpgate_gateway::admin::views::{client as client_view, grant as grant_view, user as user_view};
 
-fn grant_view(g: &GrantRecord) -> Value {
-    json!({
-        "grant_id": g.grant_id,
-        "client_id": g.client_id,
-        "user_id": g.subject.user_id,
-        "tenant": g.subject.tenant,
-        "role": g.subject.role.as_str(),
-        "signed_in_with": g.subject.via,
-        "scopes": g.scopes,
-        "resource": g.resource,
-        "created_at": format_rfc3339(g.created_at),
-        "expires_at": format_rfc3339(g.expires_at),
-        "revoked_at": g.revoked_at.map(format_rfc3339),
-    })
-}
-
-fn user_view(u: &UserRecord) -> Value {
-    json!({
-        "user_id": u.user_id,
-        "tenant": u.tenant,
-        "role": u.role.as_str(),
-        "signed_in_with": u.via,
-        "email": u.email,
-        "name": u.name,
-        "first_sign_in": format_rfc3339(u.first_sign_in),
-        "last_sign_in": format_rfc3339(u.last_sign_in),
-        "sign_ins": u.sign_ins,
-    })
-}
-
-/// `mcpgate users …`: who signed in through a provider, and when.
 pub async fn users(cmd: UsersCommand) -> Result<()> {
     match cmd {
         UsersCommand::List { store, json } => {
@@ -254,19 +210,15 @@ pub async fn grants(cmd: GrantsCommand) -> Result<()> {
             let mut ended = 0;
             let mut forgotten = 0;
             for g in &grants {
-                match store.grants.revoke_grant(&g.grant_id, now).await {
-                    Ok(true) => ended += 1,
-                    Ok(false) => {}
+                match mcpgate_gateway::admin::revoke_grant(store.grants.as_ref(), store.credentials.as_ref(), g, now)
+                    .await
+                {
+                    Ok(e) => {
+                        ended += usize::from(e.revoked);
+                        forgotten += usize::from(e.consent_forgotten);
+                    }
                     Err(StoreError::Backend(e)) => bail!("{e}"),
                     Err(e) => return Err(e.into()),
-                }
-                // The remembered consent goes too: the next sign-in asks again.
-                if store.grants.remove_consent(&g.subject.user_id, &g.client_id).await? {
-                    forgotten += 1;
-                }
-                // And a provider token held for that sign-in (delegation.source = provider:…).
-                if g.subject.via.starts_with("provider:") {
-                    store.credentials.remove_credential(&g.subject.via).await?;
                 }
             }
             if ended == 0 {
