@@ -55,8 +55,16 @@ fn not_admin() -> ApiError {
     )
 }
 
-/// The operator behind a request; `write` for requests that change something.
+/// The operator behind an API request; `write` for requests that change something (a browser
+/// session then sends the CSRF token in `X-CSRF-Token`).
 pub async fn operator(gw: &Gateway, parts: &Parts, write: bool) -> Result<Operator, ApiError> {
+    let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    identify(gw, parts, write, sent)
+}
+
+/// The operator behind a request, with the CSRF token as sent (the header's, or a console
+/// form's field).
+pub fn identify(gw: &Gateway, parts: &Parts, write: bool, csrf_sent: Option<&str>) -> Result<Operator, ApiError> {
     match extract::from_headers(&parts.headers) {
         Found::Malformed(why) => Err(unauthenticated(why)),
         Found::Credential(p) => {
@@ -94,8 +102,7 @@ pub async fn operator(gw: &Gateway, parts: &Parts, write: bool) -> Result<Operat
             }
             if write {
                 let expected = cookies::read(&parts.headers, &cookies::name(o, CSRF_COOKIE));
-                let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-                let token_ok = matches!((expected.as_deref(), sent), (Some(a), Some(b)) if !a.is_empty() && cookies::same_bytes(a, b));
+                let token_ok = matches!((expected.as_deref(), csrf_sent), (Some(a), Some(b)) if !a.is_empty() && cookies::same_bytes(a, b));
                 if !cookies::from_our_pages(o, &parts.headers) || !token_ok {
                     return Err(ApiError::new(
                         StatusCode::FORBIDDEN,

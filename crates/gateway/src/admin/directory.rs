@@ -121,13 +121,7 @@ pub async fn remove_client(
         Action::new("clients.remove", Some(&client_id)),
         async |a, _| {
             query(&parts, &[])?;
-            id(&client_id)?;
-            if !a.clients.remove_client(&client_id, gw.clock.unix_s()).await? {
-                return Err(ApiError::not_found("no such client"));
-            }
-            a.broadcast.announce(Change::Clients);
-            a.broadcast.announce(Change::Grants);
-            Ok(json(StatusCode::OK, j!({"client_id": client_id, "removed": true})))
+            Ok(json(StatusCode::OK, remove_client_by_id(&gw, a, &client_id).await?))
         },
     )
     .await
@@ -168,22 +162,8 @@ pub async fn revoke(State(gw): State<Arc<Gateway>>, Path(grant_id): Path<String>
         Action::new("grants.revoke", Some(&grant_id)),
         async |a, _| {
             query(&parts, &[])?;
-            id(&grant_id)?;
             let _: Empty = body(&parts, raw).await?;
-            let g = a
-                .grants
-                .get_grant(&grant_id)
-                .await?
-                .ok_or_else(|| ApiError::not_found("no such grant"))?;
-            let ended = revoke_grant(a.grants.as_ref(), a.credentials.as_ref(), &g, gw.clock.unix_s()).await?;
-            if ended.revoked {
-                a.broadcast.announce(Change::Grants);
-            }
-            Ok(json(
-                StatusCode::OK,
-                j!({"grant_id": grant_id, "revoked": ended.revoked, "already_revoked": !ended.revoked,
-                "consent_forgotten": ended.consent_forgotten}),
-            ))
+            Ok(json(StatusCode::OK, revoke_grant_by_id(&gw, a, &grant_id).await?))
         },
     )
     .await
@@ -267,38 +247,77 @@ pub async fn end_session(
         Action::new("sessions.end", Some(&session_id)),
         async |_, _| {
             query(&parts, &[])?;
-            id(&session_id)?;
-            if !session_id.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(ApiError::not_found("no such session"));
-            }
-            if !gw.sessions.close(&session_id).await.map_err(session_error)? {
-                return Err(ApiError::not_found("no such session"));
-            }
-            // The upstream's end of it, as a client's DELETE would: a stdio child is stopped, an HTTP
-            // server is sent DELETE with the session id. Its answer does not change the outcome.
-            let upstream_told = match axum::http::Request::delete("/mcp")
-                .header("mcp-session-id", session_id.as_str())
-                .body(())
-            {
-                Ok(r) => {
-                    let (client, ()) = r.into_parts();
-                    use crate::upstream::Forwarder;
-                    gw.upstream
-                        .delete(crate::upstream::Plain {
-                            session: Some(&session_id),
-                            client: &client,
-                            principal: None,
-                        })
-                        .await
-                        .is_ok()
-                }
-                Err(_) => false,
-            };
-            Ok(json(
-                StatusCode::OK,
-                j!({"session_id": session_id, "ended": true, "upstream_told": upstream_told}),
-            ))
+            Ok(json(StatusCode::OK, end_session_by_id(&gw, &session_id).await?))
         },
     )
     .await
+}
+
+/// Removes a client and its grants (the API's and the console's one way).
+pub(super) async fn remove_client_by_id(
+    gw: &Gateway,
+    a: &super::Admin,
+    client_id: &str,
+) -> Result<serde_json::Value, ApiError> {
+    id(client_id)?;
+    if !a.clients.remove_client(client_id, gw.clock.unix_s()).await? {
+        return Err(ApiError::not_found("no such client"));
+    }
+    a.broadcast.announce(Change::Clients);
+    a.broadcast.announce(Change::Grants);
+    Ok(j!({"client_id": client_id, "removed": true}))
+}
+
+/// Revokes a grant by id (the API's and the console's one way).
+pub(super) async fn revoke_grant_by_id(
+    gw: &Gateway,
+    a: &super::Admin,
+    grant_id: &str,
+) -> Result<serde_json::Value, ApiError> {
+    id(grant_id)?;
+    let g = a
+        .grants
+        .get_grant(grant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such grant"))?;
+    let ended = revoke_grant(a.grants.as_ref(), a.credentials.as_ref(), &g, gw.clock.unix_s()).await?;
+    if ended.revoked {
+        a.broadcast.announce(Change::Grants);
+    }
+    Ok(
+        j!({"grant_id": grant_id, "revoked": ended.revoked, "already_revoked": !ended.revoked,
+        "consent_forgotten": ended.consent_forgotten}),
+    )
+}
+
+/// Ends an MCP session (the API's and the console's one way): here, at every replica (announced),
+/// and upstream, as a client's `DELETE` would — a stdio child is stopped, an HTTP server is sent
+/// `DELETE` with the session id; the upstream's answer does not change the outcome.
+pub(super) async fn end_session_by_id(gw: &Gateway, session_id: &str) -> Result<serde_json::Value, ApiError> {
+    id(session_id)?;
+    if !session_id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::not_found("no such session"));
+    }
+    if !gw.sessions.close(session_id).await.map_err(session_error)? {
+        return Err(ApiError::not_found("no such session"));
+    }
+    let upstream_told = match axum::http::Request::delete("/mcp")
+        .header("mcp-session-id", session_id)
+        .body(())
+    {
+        Ok(r) => {
+            let (client, ()) = r.into_parts();
+            use crate::upstream::Forwarder;
+            gw.upstream
+                .delete(crate::upstream::Plain {
+                    session: Some(session_id),
+                    client: &client,
+                    principal: None,
+                })
+                .await
+                .is_ok()
+        }
+        Err(_) => false,
+    };
+    Ok(j!({"session_id": session_id, "ended": true, "upstream_told": upstream_told}))
 }

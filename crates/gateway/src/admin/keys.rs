@@ -84,34 +84,34 @@ pub async fn list(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Respons
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
-    name: String,
-    user_id: String,
+pub(super) struct CreateBody {
+    pub name: String,
+    pub user_id: String,
     #[serde(default)]
-    tenant: Option<String>,
+    pub tenant: Option<String>,
     /// `guest`, `user` (default), `developer` or `admin`.
     #[serde(default)]
-    role: Option<String>,
+    pub role: Option<String>,
     #[serde(default)]
-    permissions: Vec<String>,
+    pub permissions: Vec<String>,
     #[serde(default)]
-    limits: Option<LimitsBody>,
+    pub limits: Option<LimitsBody>,
     /// Seconds from now.
     #[serde(default)]
-    expires_in_s: Option<i64>,
+    pub expires_in_s: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct LimitsBody {
+pub(super) struct LimitsBody {
     #[serde(default)]
-    per_minute: Option<u32>,
+    pub per_minute: Option<u32>,
     #[serde(default)]
-    per_hour: Option<u32>,
+    pub per_hour: Option<u32>,
     #[serde(default)]
-    per_day: Option<u32>,
+    pub per_day: Option<u32>,
 }
 
 /// `POST /keys`: a new key; the secret is in this answer only.
@@ -119,59 +119,65 @@ pub async fn create(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Respo
     let (parts, raw) = req.into_parts();
     act(&gw, &parts, true, Action::new("keys.create", None), async |a, _| {
         query(&parts, &[])?;
-        let b: CreateBody = body(&parts, raw).await?;
-        text("name", &b.name, true)?;
-        text("user_id", &b.user_id, true)?;
-        if let Some(t) = &b.tenant {
-            text("tenant", t, true)?;
-        }
-        if b.permissions.len() > 64 {
-            return Err(ApiError::bad_request("at most 64 permissions"));
-        }
-        for p in &b.permissions {
-            text("a permission", p, true)?;
-        }
-        let role = match b.role.as_deref() {
-            None => Role::User,
-            Some(r) => {
-                Role::parse(r).ok_or_else(|| ApiError::bad_request("role must be guest, user, developer or admin"))?
-            }
-        };
-        let now = gw.clock.unix_s();
-        let expires_at = match b.expires_in_s {
-            None => None,
-            Some(s) if (1..=10 * 365 * 86_400).contains(&s) => Some(now + s),
-            Some(_) => {
-                return Err(ApiError::bad_request(
-                    "expires_in_s must be from 1 to 315360000 (ten years)",
-                ));
-            }
-        };
-        let limits = b.limits.map_or(Limits::default(), |l| Limits {
-            per_minute: l.per_minute,
-            per_hour: l.per_hour,
-            per_day: l.per_day,
-        });
-        let minted = a
-            .keys
-            .create(
-                NewKey {
-                    name: b.name,
-                    user_id: b.user_id,
-                    tenant: b.tenant,
-                    role,
-                    permissions: b.permissions,
-                    limits,
-                    expires_at,
-                },
-                now,
-            )
-            .await?;
-        let mut view = views::key(&minted.record, None, now);
-        view["key"] = minted.key.expose().into();
+        let view = create_key(&gw, a, body(&parts, raw).await?).await?;
         Ok(json(StatusCode::CREATED, view))
     })
     .await
+}
+
+/// Checks and creates a key (the API's and the console's one way): its view, with the secret
+/// under `key`.
+pub(super) async fn create_key(gw: &Gateway, a: &super::Admin, b: CreateBody) -> Result<serde_json::Value, ApiError> {
+    text("name", &b.name, true)?;
+    text("user_id", &b.user_id, true)?;
+    if let Some(t) = &b.tenant {
+        text("tenant", t, true)?;
+    }
+    if b.permissions.len() > 64 {
+        return Err(ApiError::bad_request("at most 64 permissions"));
+    }
+    for p in &b.permissions {
+        text("a permission", p, true)?;
+    }
+    let role = match b.role.as_deref() {
+        None => Role::User,
+        Some(r) => {
+            Role::parse(r).ok_or_else(|| ApiError::bad_request("role must be guest, user, developer or admin"))?
+        }
+    };
+    let now = gw.clock.unix_s();
+    let expires_at = match b.expires_in_s {
+        None => None,
+        Some(s) if (1..=10 * 365 * 86_400).contains(&s) => Some(now + s),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "expires_in_s must be from 1 to 315360000 (ten years)",
+            ));
+        }
+    };
+    let limits = b.limits.map_or(Limits::default(), |l| Limits {
+        per_minute: l.per_minute,
+        per_hour: l.per_hour,
+        per_day: l.per_day,
+    });
+    let minted = a
+        .keys
+        .create(
+            NewKey {
+                name: b.name,
+                user_id: b.user_id,
+                tenant: b.tenant,
+                role,
+                permissions: b.permissions,
+                limits,
+                expires_at,
+            },
+            now,
+        )
+        .await?;
+    let mut view = views::key(&minted.record, None, now);
+    view["key"] = minted.key.expose().into();
+    Ok(view)
 }
 
 /// `GET /keys/{id}`.
@@ -243,14 +249,17 @@ pub async fn revoke(State(gw): State<Arc<Gateway>>, Path(key_id): Path<String>, 
             query(&parts, &[])?;
             id(&key_id)?;
             let _: Empty = body(&parts, raw).await?;
-            let ended = a.keys.revoke(&key_id, gw.clock.unix_s()).await?;
-            Ok(json(
-                StatusCode::OK,
-                serde_json::json!({"key_id": key_id, "revoked": true, "grants_ended": ended}),
-            ))
+            Ok(json(StatusCode::OK, revoke_key(&gw, a, &key_id).await?))
         },
     )
     .await
+}
+
+/// Revokes a key (the API's and the console's one way).
+pub(super) async fn revoke_key(gw: &Gateway, a: &super::Admin, key_id: &str) -> Result<serde_json::Value, ApiError> {
+    id(key_id)?;
+    let ended = a.keys.revoke(key_id, gw.clock.unix_s()).await?;
+    Ok(serde_json::json!({"key_id": key_id, "revoked": true, "grants_ended": ended}))
 }
 
 /// A body that must be empty or `{}`.

@@ -15,6 +15,7 @@
 
 mod audit;
 mod caller;
+mod console;
 mod directory;
 mod keys;
 pub mod openapi;
@@ -89,7 +90,9 @@ pub fn routes(enabled: bool) -> Router<Arc<Gateway>> {
             router = router.route(&format!("{BASE}{}", e.path), m);
         }
     }
-    router.route(&format!("{BASE}/{{*rest}}"), axum::routing::any(not_found))
+    router
+        .route(&format!("{BASE}/{{*rest}}"), axum::routing::any(not_found))
+        .merge(console::routes(true))
 }
 
 /// The handler of one endpoint.
@@ -316,10 +319,26 @@ async fn audited(
     outcome: Result<Response, ApiError>,
 ) -> Response {
     let (status, reason) = match &outcome {
-        Ok(r) => (r.status(), "ok".to_string()),
-        Err(e) => (e.status, e.code.to_string()),
+        Ok(r) => (r.status(), "ok"),
+        Err(e) => (e.status, e.code),
     };
-    let decision = if status.is_success() {
+    note(gw, parts, operator, action, status, reason).await;
+    match outcome {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The audit record of one admin action, committed (up to the sink's ceiling) when this returns.
+async fn note(
+    gw: &Gateway,
+    parts: &Parts,
+    operator: Option<&Operator>,
+    action: Action<'_>,
+    status: StatusCode,
+    reason: &str,
+) {
+    let decision = if status.is_success() || status.is_redirection() {
         "allow"
     } else if status.is_client_error() {
         "deny"
@@ -342,16 +361,12 @@ async fn audited(
         mcp_method: Some(format!("admin/{}", action.name)),
         tool: action.target.map(|t| crate::refusal::printable(t, 128)),
         decision: decision.into(),
-        reason,
+        reason: reason.into(),
         status: status.as_u16(),
         latency_us: action.started.elapsed().as_micros() as u64,
         client_id: None,
     };
     gw.audit.record(record).await;
-    match outcome {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
 }
 
 /// Runs an action for an operator: authenticated (`write` asks for the CSRF check of a browser
