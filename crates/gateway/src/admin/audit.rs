@@ -34,7 +34,7 @@ fn time(field: &str, v: &str, now_ms: i64) -> Result<i64, ApiError> {
         })
 }
 
-/// `90s`, `15m`, `24h`, `7d` in seconds (at most ten years).
+/// `90s`, `15m`, `24h`, `7d` in seconds (at most 7 digits: the OpenAPI pattern's bound).
 fn seconds(v: &str) -> Option<i64> {
     let unit = match v.chars().last()? {
         's' => 1,
@@ -43,12 +43,25 @@ fn seconds(v: &str) -> Option<i64> {
         'd' => 86_400,
         _ => return None,
     };
-    let n: i64 = v[..v.len() - 1].parse().ok().filter(|n| *n >= 0)?;
-    n.checked_mul(unit).filter(|s| *s <= 10 * 365 * 86_400)
+    let digits = &v[..v.len() - 1];
+    if digits.is_empty() || digits.len() > 7 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: i64 = digits.parse().ok()?;
+    n.checked_mul(unit)
 }
 
 fn filters(gw: &Gateway, q: &crate::oauth::form::Form) -> Result<AuditQuery, ApiError> {
     let now = gw.clock.unix_ms();
+    for name in ["user", "tool", "key", "client"] {
+        if q.get(name)
+            .is_some_and(|v| v.len() > 256 || v.chars().any(char::is_control))
+        {
+            return Err(ApiError::bad_request(format!(
+                "{name}: at most 256 bytes, no control characters"
+            )));
+        }
+    }
     let text = |name: &str| q.get(name).map(str::to_string);
     if let Some(d) = q.get("outcome")
         && !matches!(d, "allow" | "deny" | "limited" | "error")
@@ -342,6 +355,8 @@ mod tests {
         assert_eq!(seconds("7d"), Some(604_800));
         assert_eq!(seconds("-1h"), None);
         assert_eq!(seconds("1y"), None);
+        assert_eq!(seconds("+5m"), None);
+        assert_eq!(seconds("9999999d"), Some(9_999_999 * 86_400));
         assert_eq!(seconds("99999999999d"), None);
         assert_eq!(seconds(""), None);
         assert_eq!(seconds("h"), None);

@@ -148,6 +148,26 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
 ];
 
+/// What a query parameter takes (the handlers refuse anything else with 400).
+fn param_schema(path: &str, name: &str) -> Value {
+    let text = json!({"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\u0000-\\u001f\\u007f]+$"});
+    let when = json!({"type": "string", "description": "RFC 3339, or a duration before now: 90s, 15m, 24h, 7d", "pattern": "^([0-9]{1,7}[smhd]|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2}))$"});
+    match name {
+        "limit" if path == "/audit" => json!({"type": "integer", "minimum": 1, "maximum": 1_000_000}),
+        "limit" => json!({"type": "integer", "minimum": 1, "maximum": 1000}),
+        "top" => json!({"type": "integer", "minimum": 1, "maximum": 100}),
+        "cursor" => json!({"type": "integer", "minimum": 0}),
+        "outcome" => json!({"enum": ["allow", "deny", "limited", "error"]}),
+        "event" => json!({"enum": ["auth", "call", "admin"]}),
+        "format" => json!({"enum": ["json", "jsonl", "csv"]}),
+        "state" => json!({"enum": ["live", "revoked"]}),
+        "by" => json!({"enum": ["key", "user", "tool", "client", "reason"]}),
+        "bucket" => json!({"type": "string", "pattern": "^[1-9][0-9]{0,6}[smhd]$"}),
+        "since" | "until" => when,
+        _ => text,
+    }
+}
+
 fn schemas() -> Value {
     let limits = json!({"type": "object", "additionalProperties": false, "properties": {
         "per_minute": {"type": "integer", "minimum": 0},
@@ -155,17 +175,17 @@ fn schemas() -> Value {
         "per_day": {"type": "integer", "minimum": 0}}});
     json!({
         "NewKey": {"type": "object", "additionalProperties": false, "required": ["name", "user_id"], "properties": {
-            "name": {"type": "string", "maxLength": 256},
-            "user_id": {"type": "string", "maxLength": 256},
-            "tenant": {"type": "string", "maxLength": 256},
+            "name": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$"},
+            "user_id": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$"},
+            "tenant": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$"},
             "role": {"enum": ["guest", "user", "developer", "admin"], "default": "user"},
-            "permissions": {"type": "array", "maxItems": 64, "items": {"type": "string"}},
+            "permissions": {"type": "array", "maxItems": 64, "items": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[^\\u0000-\\u001f\\u007f]*[^\\s\\u0000-\\u001f\\u007f][^\\u0000-\\u001f\\u007f]*$"}},
             "limits": limits,
             "expires_in_s": {"type": "integer", "minimum": 1, "maximum": 315_360_000}}},
         "Rotate": {"type": "object", "additionalProperties": false, "properties": {
             "overlap_s": {"type": "integer", "minimum": 0, "maximum": 31_536_000, "default": 86_400}}},
         "Credential": {"type": "object", "additionalProperties": false, "required": ["credential"], "properties": {
-            "credential": {"type": "string", "maxLength": 16_384}}},
+            "credential": {"type": "string", "minLength": 1, "maxLength": 16_384, "pattern": "^[^\\u0000\\r\\n]+$"}}},
         "Error": {"type": "object", "required": ["error", "message"], "properties": {
             "error": {"type": "string"}, "message": {"type": "string"}}},
     })
@@ -178,10 +198,11 @@ pub fn openapi() -> Value {
         let mut params: Vec<Value> = ep
             .query
             .iter()
-            .map(|q| json!({"name": q, "in": "query", "required": false, "schema": {"type": "string"}}))
+            .map(|q| json!({"name": q, "in": "query", "required": false, "schema": param_schema(ep.path, q)}))
             .collect();
         if ep.path.contains("{id}") {
-            params.push(json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}));
+            params.push(json!({"name": "id", "in": "path", "required": true,
+                "schema": {"type": "string", "minLength": 1, "maxLength": 256, "pattern": "^[!-~]+$"}}));
         }
         let error = json!({"description": "refused", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
         let mut op = json!({
@@ -190,7 +211,10 @@ pub fn openapi() -> Value {
             "parameters": params,
             "responses": {
                 "200": {"description": "done"},
-                "400": error, "401": error, "403": error, "404": error,
+                "201": {"description": "created (a new key: its secret is in this answer only)"},
+                "204": {"description": "done, nothing to say"},
+                "400": error, "401": error, "403": error, "404": error, "405": error, "409": error,
+                "413": error, "415": error, "503": error,
             },
         });
         if ep.public {
