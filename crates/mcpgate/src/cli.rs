@@ -4,10 +4,14 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+/// What `mcpgate --version` prints after the name: the package version and the git commit the
+/// binary was built from (`build.rs`: 12 hex digits, `-dirty`, or `unknown` outside git).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("MCPGATE_GIT_COMMIT"), ")");
+
 #[derive(Parser, Debug)]
 #[command(
     name = "mcpgate",
-    version,
+    version = VERSION,
     about = "Authentication, authorization, quotas and audit in front of any MCP server"
 )]
 pub struct Cli {
@@ -71,6 +75,12 @@ pub enum Command {
     /// HMAC signatures, OAuth client credentials or an OAuth sign-in. Secrets are named as
     /// env:VAR, never inline.
     Connect(Box<ConnectArgs>),
+    /// Print a shell completion script to stdout (bash, zsh, fish, elvish, powershell); see the
+    /// README's Install section for where each shell reads it from.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Serve the built-in demo MCP server over stdio (what `serve --demo` runs behind the gateway).
     #[command(hide = true)]
     DemoUpstream,

@@ -65,6 +65,7 @@ fn main() -> std::process::ExitCode {
                 command: cli::TokenCommand::Mint(args),
             } => commands::token::mint(args),
             Command::Connect(args) => commands::connect::run(*args).await,
+            Command::Completions { shell } => commands::completions::run(shell),
             Command::DemoUpstream => mcpgate_demo::serve_stdio(mcpgate_demo::Profile::Demo).await,
         }
     });

@@ -54,7 +54,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     tracing::info!(
         upstream = gw.upstream.kind(),
         "mcpgate {} listening on http://{addr}/mcp",
-        mcpgate_gateway::server::VERSION
+        crate::cli::VERSION
     );
     if args.demo {
         eprintln!(
