@@ -331,6 +331,8 @@ pub struct Overrides {
     /// Turns the authorization server on with its defaults when the file has no `[oauth]`
     /// (`serve --demo`).
     pub oauth: bool,
+    /// Turns the admin API and console on (`serve --demo`).
+    pub admin: bool,
 }
 
 impl RawConfig {
@@ -489,6 +491,9 @@ impl RawConfig {
         }
         if o.oauth && self.oauth.is_none() {
             self.oauth = Some(crate::oauth::RawOAuth::default());
+        }
+        if o.admin {
+            self.admin.enabled = Some(true);
         }
     }
 }

@@ -16,6 +16,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         prepend_rules: Vec::new(),
         no_auth: args.no_auth,
         oauth: false,
+        admin: false,
     };
     if args.demo {
         let exe = std::env::current_exe().context("cannot find the mcpgate executable for the demo upstream")?;
@@ -24,6 +25,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         overrides.prepend_rules = super::demo::rules();
         // The quick start shows a real OAuth connection: the authorization server is on.
         overrides.oauth = true;
+        // And the operator's console, to sign in to with the demo's admin key.
+        overrides.admin = true;
     }
     let mut config = super::config::load(&args.config, &overrides)?;
     let demo_keys = if args.demo {
@@ -68,6 +71,9 @@ pub async fn run(args: ServeArgs) -> Result<()> {
                 "  OAuth: this gateway is the authorization server ({}); clients discover it from http://{addr}/mcp and you sign in with a key above",
                 o.issuer
             );
+        }
+        if gw.admin.is_some() {
+            eprintln!("  console: http://{addr}/admin (sign in with the admin key above)");
         }
         eprintln!(
             "  try: curl -s -H \"X-API-Key: <admin key>\" http://{addr}/mcp/status\n       \
