@@ -291,7 +291,7 @@ pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Respon
             // About 48 buckets, at least a minute each.
             None => ((until - since) / 48).max(60_000),
         };
-        if (until - since) / bucket_ms >= MAX_BUCKETS {
+        if (until - since).saturating_add(bucket_ms - 1) / bucket_ms > MAX_BUCKETS {
             return Err(ApiError::bad_request(format!(
                 "that window holds more than {MAX_BUCKETS} buckets; widen the bucket"
             )));

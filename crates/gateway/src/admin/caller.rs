@@ -62,9 +62,69 @@ pub async fn operator(gw: &Gateway, parts: &Parts, write: bool) -> Result<Operat
     identify(gw, parts, write, sent)
 }
 
+/// The client's address (none where the server gives none, as in tests through the router).
+pub fn client_addr(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// 429 for an address over its limit of failed authentications (`super::throttle`).
+pub fn too_many(b: super::throttle::Blocked) -> ApiError {
+    ApiError {
+        quiet: !b.first,
+        retry_after_s: Some(b.retry_after_s),
+        ..ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_failures",
+            "too many failed sign-ins from this address; wait and try again",
+        )
+    }
+}
+
+/// Whether `who` may try to authenticate now; counts a failure when `failed`.
+pub fn throttled(gw: &Gateway, who: Option<std::net::IpAddr>) -> Result<(), ApiError> {
+    match gw
+        .admin
+        .as_deref()
+        .and_then(|a| a.throttle.check(who, gw.clock.unix_ms()))
+    {
+        Some(b) => Err(too_many(b)),
+        None => Ok(()),
+    }
+}
+
+/// Counts a failed authentication from `who`; the refusal to answer when the throttle has no
+/// room to count it.
+pub fn count_failure(gw: &Gateway, who: Option<std::net::IpAddr>) -> Option<ApiError> {
+    let a = gw.admin.as_deref()?;
+    (!a.throttle.failed(who, gw.clock.unix_ms())).then(|| {
+        too_many(super::throttle::Blocked {
+            retry_after_s: 60,
+            first: true,
+        })
+    })
+}
+
 /// The operator behind a request, with the CSRF token as sent (the header's, or a console
-/// form's field).
+/// form's field). A presented credential that fails counts against the client's address.
 pub fn identify(gw: &Gateway, parts: &Parts, write: bool, csrf_sent: Option<&str>) -> Result<Operator, ApiError> {
+    let who = client_addr(parts);
+    throttled(gw, who)?;
+    let presented = !matches!(extract::from_headers(&parts.headers), Found::None);
+    let result = check(gw, parts, write, csrf_sent);
+    if let Err(e) = &result
+        && presented
+        && e.status == StatusCode::UNAUTHORIZED
+        && let Some(full) = count_failure(gw, who)
+    {
+        return Err(full);
+    }
+    result
+}
+
+fn check(gw: &Gateway, parts: &Parts, write: bool, csrf_sent: Option<&str>) -> Result<Operator, ApiError> {
     match extract::from_headers(&parts.headers) {
         Found::Malformed(why) => Err(unauthenticated(why)),
         Found::Credential(p) => {
@@ -127,6 +187,9 @@ pub fn identify(gw: &Gateway, parts: &Parts, write: bool, csrf_sent: Option<&str
 pub async fn session(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
     let (parts, _) = req.into_parts();
     let action = super::Action::new("session", None);
+    if let Err(e) = super::query(&parts, &[]) {
+        return super::audited(&gw, &parts, None, action, Err(e)).await;
+    }
     let operator = match operator(&gw, &parts, false).await {
         Ok(o) => o,
         Err(e) => return super::audited(&gw, &parts, None, action, Err(e)).await,

@@ -260,7 +260,22 @@ pub(super) async fn remove_client_by_id(
     client_id: &str,
 ) -> Result<serde_json::Value, ApiError> {
     id(client_id)?;
-    if !a.clients.remove_client(client_id, gw.clock.unix_s()).await? {
+    let now = gw.clock.unix_s();
+    if a.clients.get_client(client_id).await?.is_none() {
+        return Err(ApiError::not_found("no such client"));
+    }
+    // Each grant ends by the one rule (its consent forgotten, a provider token dropped): a
+    // client that comes back under the same id (a CIMD URL is fetched again) asks again.
+    for g in a.grants.list_grants(None, Some(client_id)).await? {
+        revoke_grant(a.grants.as_ref(), a.credentials.as_ref(), &g, now).await?;
+    }
+    // And consents given without a grant yet (a code not exchanged).
+    for c in a.grants.list_consents().await? {
+        if c.client_id == client_id {
+            a.grants.remove_consent(&c.user_id, client_id).await?;
+        }
+    }
+    if !a.clients.remove_client(client_id, now).await? {
         return Err(ApiError::not_found("no such client"));
     }
     a.broadcast.announce(Change::Clients);

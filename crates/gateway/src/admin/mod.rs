@@ -19,6 +19,7 @@ mod console;
 mod directory;
 mod keys;
 pub mod openapi;
+mod throttle;
 pub mod views;
 
 use crate::Gateway;
@@ -57,6 +58,8 @@ pub struct Admin {
     /// credential endpoints answer 409.
     pub sealing: Option<SealingKey>,
     pub broadcast: Arc<crate::shared::Broadcast>,
+    /// Failed authentication per client address.
+    pub throttle: throttle::Throttle,
 }
 
 impl Admin {
@@ -75,6 +78,7 @@ impl Admin {
             audit: stores.audit.clone(),
             sealing,
             broadcast: stores.broadcast.clone(),
+            throttle: throttle::Throttle::default(),
         }
     }
 }
@@ -134,6 +138,10 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Not audited (a throttled address's refusals after the first of its window).
+    pub quiet: bool,
+    /// `Retry-After` (seconds), for 429 and 503.
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -142,6 +150,8 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            quiet: false,
+            retry_after_s: None,
         }
     }
 
@@ -168,9 +178,13 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"mcpgate-admin\""),
             );
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        let retry = match (self.retry_after_s, self.status) {
+            (Some(s), _) => Some(s),
+            (None, StatusCode::SERVICE_UNAVAILABLE) => Some(5),
+            _ => None,
+        };
+        if let Some(v) = retry.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
         }
         r
     }
@@ -318,11 +332,13 @@ async fn audited(
     action: Action<'_>,
     outcome: Result<Response, ApiError>,
 ) -> Response {
-    let (status, reason) = match &outcome {
-        Ok(r) => (r.status(), "ok"),
-        Err(e) => (e.status, e.code),
+    let (status, reason, quiet) = match &outcome {
+        Ok(r) => (r.status(), "ok", false),
+        Err(e) => (e.status, e.code, e.quiet),
     };
-    note(gw, parts, operator, action, status, reason).await;
+    if !quiet {
+        note(gw, parts, operator, action, status, reason).await;
+    }
     match outcome {
         Ok(r) => r,
         Err(e) => e.into_response(),

@@ -251,8 +251,12 @@ pub fn openapi() -> Value {
     })
 }
 
-pub async fn document() -> Response {
-    super::json(StatusCode::OK, openapi())
+pub async fn document(req: axum::extract::Request) -> Response {
+    let (parts, _) = req.into_parts();
+    match super::query(&parts, &[]) {
+        Ok(_) => super::json(StatusCode::OK, openapi()),
+        Err(e) => axum::response::IntoResponse::into_response(e),
+    }
 }
 
 #[cfg(test)]

@@ -192,7 +192,9 @@ where
         Ok(op) => op,
         Err(e) if e.status == StatusCode::UNAUTHORIZED => return redirect("/admin/login"),
         Err(e) => {
-            note(gw, parts, None, action, e.status, e.code).await;
+            if !e.quiet {
+                note(gw, parts, None, action, e.status, e.code).await;
+            }
             return error_page(&e, None);
         }
     };
@@ -253,7 +255,9 @@ where
     let (op, form) = match checked {
         Ok(both) => both,
         Err(e) => {
-            note(gw, &parts, None, action, e.status, e.code).await;
+            if !e.quiet {
+                note(gw, &parts, None, action, e.status, e.code).await;
+            }
             return error_page(&e, None);
         }
     };
@@ -331,6 +335,25 @@ async fn login(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
         return StatusCode::NOT_FOUND.into_response();
     };
     let (token, cookie) = csrf(&gw, &parts);
+    let who = super::caller::client_addr(&parts);
+    if let Err(e) = super::caller::throttled(&gw, who) {
+        if !e.quiet {
+            note(&gw, &parts, None, action, e.status, e.code).await;
+        }
+        let mut r = html(
+            e.status,
+            "Sign in",
+            None,
+            &login_form(
+                &token,
+                Some("Too many failed sign-ins from this address. Wait a minute and try again."),
+            ),
+        );
+        if let Some(v) = e.retry_after_s.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     let again = |status: StatusCode, message: &str| {
         let mut r = html(status, "Sign in", None, &login_form(&token, Some(message)));
         if let Some(c) = cookie.clone() {
@@ -361,9 +384,11 @@ async fn login(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
     let record = match gw.auth.keys.verify(key, gw.clock.unix_s()) {
         Ok(k) if !crate::auth::extract::is_jwt(key) => k,
         _ => {
-            let e = ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "not a valid API key");
+            let e = super::caller::count_failure(&gw, who)
+                .unwrap_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", "not a valid API key"));
+            let status = e.status;
             let _ = audited(&gw, &parts, None, action, Err(e)).await;
-            return again(StatusCode::UNAUTHORIZED, "That is not a valid API key.");
+            return again(status, "That key cannot sign in to the console.");
         }
     };
     let op = Operator {
@@ -376,7 +401,8 @@ async fn login(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response {
     if record.role != Role::Admin {
         let e = ApiError::new(StatusCode::FORBIDDEN, "forbidden", "not an admin key");
         let _ = audited(&gw, &parts, Some(&op), action, Err(e)).await;
-        return again(StatusCode::FORBIDDEN, "That key is valid, but its role is not admin.");
+        // The same words as for a key that is not valid: the page tells a guesser nothing.
+        return again(StatusCode::FORBIDDEN, "That key cannot sign in to the console.");
     }
     let subject = Subject {
         user_id: record.user_id,
