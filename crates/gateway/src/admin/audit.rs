@@ -280,6 +280,8 @@ pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Respon
         let now = gw.clock.unix_ms();
         let since = time("since", q.get("since").unwrap_or("24h"), now)?;
         let until = q.get("until").map_or(Ok(now), |v| time("until", v, now))?;
+        // Saturating: the window's ends come from the caller.
+        let span = until.saturating_sub(since);
         if until <= since {
             return Err(ApiError::bad_request("until must be after since"));
         }
@@ -289,9 +291,9 @@ pub async fn usage(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Respon
                 .ok_or_else(|| ApiError::bad_request("bucket: use a duration like 1m, 1h or 1d"))?
                 .saturating_mul(1000),
             // About 48 buckets, at least a minute each.
-            None => ((until - since) / 48).max(60_000),
+            None => (span / 48).max(60_000),
         };
-        if (until - since).saturating_add(bucket_ms - 1) / bucket_ms > MAX_BUCKETS {
+        if span.saturating_add(bucket_ms - 1) / bucket_ms > MAX_BUCKETS {
             return Err(ApiError::bad_request(format!(
                 "that window holds more than {MAX_BUCKETS} buckets; widen the bucket"
             )));
