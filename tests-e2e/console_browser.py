@@ -193,13 +193,18 @@ class Console:
         refused = until(lambda: mcp_status(self.base, self.new_key) == 401)
         check("revoked-key-refused", refused, "the revoked key still works on /mcp")
 
+    def table_text(self, path: str) -> str:
+        self.page.goto(f"{self.base}{path}")
+        return self.page.locator("table").inner_text() if self.page.locator("table").count() else ""
+
     def audit(self) -> None:
-        self.page.goto(f"{self.base}/admin/audit?outcome=deny&event=auth")
-        text = self.page.locator("table").inner_text() if self.page.locator("table").count() else ""
-        check("refusal-in-audit", "revoked" in text, text[:400])
+        # Refusals reach the audit store through the writer's queue, so the
+        # record can land a moment after the 401: reload until it is there.
+        path = "/admin/audit?outcome=deny&event=auth"
+        seen = until(lambda: "revoked" in self.table_text(path), seconds=10.0)
+        check("refusal-in-audit", seen, self.table_text(path)[:400])
         self.shot("audit")
-        self.page.goto(f"{self.base}/admin/audit?event=admin")
-        text = self.page.locator("table").inner_text() if self.page.locator("table").count() else ""
+        text = self.table_text("/admin/audit?event=admin")
         check("admin-actions-audited", "admin/keys.create" in text and "admin/keys.revoke" in text, text[:400])
 
     def overview_changed(self) -> None:
