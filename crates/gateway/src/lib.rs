@@ -25,6 +25,7 @@ pub mod server;
 pub mod sessions;
 pub mod shared;
 pub mod sse;
+pub mod telemetry;
 pub mod upstream;
 
 pub use server::{Gateway, serve};

@@ -31,6 +31,7 @@ use mcpgate_core::principal::{Limits, Principal};
 use record::Trace;
 use serde_json::value::RawValue;
 use std::time::Instant;
+use tracing::Instrument;
 
 pub(super) type Refused = (Refusal, Option<Box<RawValue>>);
 
@@ -43,9 +44,31 @@ impl Gateway {
     /// `POST /mcp`: the whole pipeline, forwarding what it lets through to `via` — the gateway's
     /// connector, or the service an embedding application's layer wraps.
     pub async fn handle_post_via(&self, via: &dyn Forwarder, parts: Parts, body: Body) -> Response {
+        match &self.telemetry {
+            None => self.post_recorded(via, parts, body, None).await,
+            Some(t) => {
+                // Log lines written while the request runs carry its trace id.
+                let span = t.begin(&parts.headers, self.clock.unix_ms());
+                let log = tracing::info_span!("mcp", trace_id = %span.trace_id());
+                self.post_recorded(via, parts, body, Some(span)).instrument(log).await
+            }
+        }
+    }
+
+    /// The pipeline, then the outcome in the metrics, the audit and the span.
+    async fn post_recorded(
+        &self,
+        via: &dyn Forwarder,
+        parts: Parts,
+        body: Body,
+        span: Option<crate::telemetry::RequestSpan>,
+    ) -> Response {
         let started = Instant::now();
         let request_id = request_id(&parts.headers, self.entropy.as_ref());
-        let mut trace = Trace::default();
+        let mut trace = Trace {
+            span,
+            ..Trace::default()
+        };
         let result = self.post_steps(via, &parts, body, &mut trace).await;
         let (mut response, outcome, reason) = match result {
             Ok(r) => {
@@ -98,6 +121,18 @@ impl Gateway {
         // audit.rs: the record is committed within about 2 ms; with
         // `audit.commit_before_response`, the response waits for that commit.
         let record = self.audit_record(&request_id, &parts, &trace, outcome, reason, response.status(), elapsed);
+        if let (Some(t), Some(span)) = (&self.telemetry, trace.span.take()) {
+            let attributes = if span.sampled() {
+                record::span_attributes(&record)
+            } else {
+                Vec::new()
+            };
+            let name = match trace.method.as_deref() {
+                Some(m) => method_label(m).to_string(),
+                None => "POST /mcp".to_string(),
+            };
+            t.end(span.finish(name, attributes, matches!(outcome, "error" | "upstream_error")));
+        }
         if self.config.audit.commit_before_response {
             self.audit.record(record).await;
         } else {
@@ -139,6 +174,9 @@ impl Gateway {
         let with_id = |r: Refusal| (r, id.clone());
         trace.method = parsed.method.as_deref().map(str::to_string);
         trace.tool = parsed.target().map(str::to_string);
+        trace.event("message.read", || {
+            vec![("mcpgate.message.bytes", (bytes.len() as i64).into())]
+        });
         let is_call = parsed.kind == Kind::Request && parsed.method() == "tools/call";
 
         // 5. Who is calling. The credential is looked for in the allowed places only; whatever
@@ -163,6 +201,10 @@ impl Gateway {
             .map_err(|f| with_id(Refusal::from(f)))?;
         let principal = principal.map(std::sync::Arc::new);
         trace.principal = principal.clone();
+        trace.event("authenticated", || {
+            let method = principal.as_ref().map_or("none", |p| p.method().as_str());
+            vec![("mcpgate.auth.method", method.into())]
+        });
         // Scopes every token must carry (seed 003's required_scopes); keys carry none to check.
         if let Some(p) = &principal
             && p.scopes().is_some()
@@ -206,7 +248,7 @@ impl Gateway {
             }
         }
         // 8. Authorization. The gateway's own whoami tool is open to every caller it knows.
-        let tool = trace.tool.as_deref();
+        let tool = parsed.target();
         let whoami = is_call && tool.is_some() && self.auth.cfg.whoami_tool.as_deref() == tool;
         if !whoami || principal.is_none() {
             for (method, target) in policy_questions(&parsed) {
@@ -218,6 +260,9 @@ impl Gateway {
                 }
             }
         }
+        trace.event("authorized", || {
+            vec![("mcpgate.decision", if whoami { "whoami" } else { "allow" }.into())]
+        });
         // 9. Limits, after authorization so refused calls do not spend the caller's budget.
         //    Notifications count too (a flood of them costs the upstream as much), except the
         //    handshake's `notifications/initialized`, so a key's "requests per minute" still means
@@ -243,10 +288,14 @@ impl Gateway {
             // Nothing to count (no limit of the caller's or the tool's): the store is not asked.
             let unlimited = Limits::default();
             let counted = limits != unlimited || tool_limits.is_some_and(|(_, l)| *l != unlimited);
+            trace.event("limits", || vec![("mcpgate.limit.counted", counted.into())]);
             if counted {
                 match self.limiter.check(p.id(), &limits, tool_limits, self.clock.now()).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(l)) => return Err(with_id(Refusal::RateLimited(l))),
+                    Ok(Err(l)) => {
+                        trace.event("limit.exceeded", Vec::new);
+                        return Err(with_id(Refusal::RateLimited(l)));
+                    }
                     // Fail closed: a call the store could not count does not go through.
                     Err(e) => {
                         return Err(with_id(Refusal::LimitsUnavailable { detail: e.to_string() }));
@@ -313,6 +362,11 @@ impl Gateway {
         } else {
             None
         };
+        //     The upstream call is a span of its own; its context goes with the request.
+        if let Some(span) = &mut trace.span {
+            inject.extend(span.upstream_headers(self.entropy.as_ref()));
+        }
+        let sent = Instant::now();
         let response = via
             .post(Forward {
                 msg: &msg,
@@ -322,8 +376,22 @@ impl Gateway {
                 inject: &inject,
                 principal: principal.as_ref(),
             })
-            .await
-            .map_err(&with_id)?;
+            .await;
+        if let Some(span) = &mut trace.span {
+            let latency_us = i64::try_from(sent.elapsed().as_micros()).unwrap_or(i64::MAX);
+            let outcome = match &response {
+                Ok(r) => ("http.response.status_code", i64::from(r.status().as_u16()).into()),
+                Err(e) => ("mcpgate.reason", e.label().into()),
+            };
+            let failed = response.as_ref().map_or(true, |r| r.status().is_server_error());
+            span.upstream_done(failed, || {
+                vec![outcome.clone(), ("mcpgate.upstream.latency_us", latency_us.into())]
+            });
+            span.event("upstream.answered", || {
+                vec![outcome, ("mcpgate.upstream.latency_us", latency_us.into())]
+            });
+        }
+        let response = response.map_err(&with_id)?;
         // 14. Lists show only what this caller may use (and the whoami tool).
         let response = self
             .visible_only(response, msg.method(), principal.as_deref())

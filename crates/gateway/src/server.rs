@@ -56,6 +56,8 @@ pub struct Gateway {
     pub dependencies: Vec<(&'static str, Arc<dyn crate::shared::Dependency>)>,
     /// The admin API's state, when `[admin] enabled`.
     pub admin: Option<Arc<crate::admin::Admin>>,
+    /// The tracer, when `[telemetry]` names an endpoint.
+    pub telemetry: Option<Arc<crate::telemetry::Telemetry>>,
 }
 
 /// Where a gateway reads time and randomness: the system's, unless a test (or an embedder that
@@ -372,6 +374,10 @@ impl Gateway {
                 .and_then(|text| mcpgate_core::sealed::SealingKey::parse(&text).ok());
             Arc::new(crate::admin::Admin::new(&stores, sealing, entropy.clone()))
         });
+        let telemetry = match &config.telemetry {
+            Some(t) => Some(crate::telemetry::Telemetry::start(t.clone(), entropy.clone(), env)?),
+            None => None,
+        };
         let audit = AuditSink::start(&config.audit, Some(stores.audit.clone()), clock.clone())?;
         let upstream = Upstream::new(&config.upstream, metrics.clone(), entropy.clone())?;
         let known_tools = crate::known_tools::KnownTools::new(
@@ -408,6 +414,7 @@ impl Gateway {
             limiter: stores.limits.clone(),
             dependencies: stores.dependencies.clone(),
             admin,
+            telemetry,
             audit,
             delegation,
             config,
@@ -625,6 +632,9 @@ pub async fn serve(
     reaper.abort();
     gw.upstream.shutdown();
     gw.audit.close().await;
+    if let Some(t) = &gw.telemetry {
+        t.flush(Duration::from_secs(5)).await;
+    }
     gw.auth.keys.flush_used_now().await;
     result
 }

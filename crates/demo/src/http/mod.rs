@@ -38,7 +38,23 @@ pub fn router(setup: impl Into<Setup>) -> axum::Router {
         Arc::new(Sessions::default()),
         config,
     );
-    axum::Router::new().route_service(MCP_PATH, service)
+    axum::Router::new()
+        .route_service(MCP_PATH, service)
+        .layer(axum::middleware::from_fn(log_trace_context))
+}
+
+/// Logs the W3C trace context a request arrived with (what a gateway in front propagated), so
+/// a test or an operator can follow one trace across the hop.
+async fn log_trace_context(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    if let Some(parent) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+        let state = req
+            .headers()
+            .get("tracestate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        tracing::info!(traceparent = %parent, tracestate = %state, method = %req.method(), "trace context received");
+    }
+    next.run(req).await
 }
 
 /// Serves MCP over Streamable HTTP at [`MCP_PATH`] on `listener` until the listener fails.

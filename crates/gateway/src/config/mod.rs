@@ -47,6 +47,8 @@ pub struct Config {
     pub delegation: Option<DelegationConfig>,
     /// `[oauth]`: the authorization server, when on.
     pub oauth: Option<crate::oauth::OAuthSettings>,
+    /// `[telemetry]`: OTLP traces, when an endpoint is set.
+    pub telemetry: Option<crate::telemetry::TelemetryConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -494,6 +496,7 @@ impl Config {
         let admin = AdminConfig {
             enabled: raw.admin.enabled.unwrap_or(false),
         };
+        let telemetry = std::mem::take(&mut raw.telemetry).validate()?;
         let metrics = MetricsConfig {
             require_auth: raw.metrics.require_auth.unwrap_or(false),
         };
@@ -613,6 +616,7 @@ impl Config {
             max_sessions_per_principal,
             metrics,
             admin,
+            telemetry,
         })
     }
 }

@@ -34,6 +34,9 @@ pub struct RawConfig {
     /// `[admin]`: the admin API under `/admin/api/v1`.
     #[serde(default)]
     pub admin: RawAdmin,
+    /// `[telemetry]`: OpenTelemetry traces over OTLP (off unless an endpoint is set).
+    #[serde(default)]
+    pub telemetry: crate::telemetry::RawTelemetry,
     /// Identity delegation: the user's own credential toward the upstream (seed 003).
     pub delegation: Option<RawDelegation>,
     /// The authorization server (`crate::oauth`); absent: off.
@@ -296,6 +299,8 @@ pub mod env {
     pub const STORE_URL: &str = "MCPGATE_STORE_URL";
     pub const REDIS_URL: &str = "MCPGATE_REDIS_URL";
     pub const AUDIT_JSONL: &str = "MCPGATE_AUDIT_JSONL";
+    /// `telemetry.endpoint`: where OTLP traces go (set, traces are on).
+    pub const OTLP_ENDPOINT: &str = "MCPGATE_OTLP_ENDPOINT";
     /// Seed 001: the key registry as JSON.
     pub const MCP_API_KEYS: &str = "MCP_API_KEYS";
     /// Seed 001/004: role for callers without a credential.
@@ -398,6 +403,9 @@ impl RawConfig {
         }
         if let Some(v) = get(env::AUDIT_JSONL) {
             self.audit.jsonl = Some(v);
+        }
+        if let Some(v) = get(env::OTLP_ENDPOINT) {
+            self.telemetry.endpoint = Some(v);
         }
         if let Some(v) = get(env::REQUEST_TIMEOUT_MS) {
             let n = v

@@ -4,6 +4,8 @@
 
 use crate::Gateway;
 use crate::refusal::printable;
+use crate::telemetry::RequestSpan;
+use crate::telemetry::span::{Attributes, Value};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use mcpgate_core::audit::AuditRecord;
@@ -18,6 +20,50 @@ pub(super) struct Trace {
     pub(super) principal: Option<std::sync::Arc<Principal>>,
     /// The key id of a presented key, even when it was refused (ids are not secret).
     pub(super) key_id: Option<String>,
+    /// The request's span, when traces are on.
+    pub(super) span: Option<RequestSpan>,
+}
+
+impl Trace {
+    /// A pipeline step, as an event of the request's span (when there is one and it is
+    /// recorded: `attributes` is not even called otherwise).
+    pub(super) fn event(&mut self, name: &'static str, attributes: impl FnOnce() -> Attributes) {
+        if let Some(s) = &mut self.span {
+            s.event(name, attributes);
+        }
+    }
+}
+
+/// A span's attributes, read off the request's audit record: the span says exactly what the
+/// audit says, and nothing the audit keeps out (credentials, session ids, arguments).
+pub(super) fn span_attributes(r: &AuditRecord) -> Attributes {
+    let mut a: Attributes = Vec::with_capacity(16);
+    a.push(("http.request.method", "POST".into()));
+    a.push(("url.path", "/mcp".into()));
+    a.push(("http.response.status_code", Value::Int(r.status.into())));
+    a.push(("mcpgate.request_id", r.request_id.clone().into()));
+    a.push(("mcpgate.decision", r.decision.clone().into()));
+    a.push(("mcpgate.reason", r.reason.clone().into()));
+    let mut opt = |key: &'static str, v: &Option<String>| {
+        if let Some(v) = v {
+            a.push((key, v.clone().into()));
+        }
+    };
+    opt("mcp.method.name", &r.mcp_method);
+    let target = if r.mcp_method.as_deref() == Some("tools/call") {
+        "gen_ai.tool.name"
+    } else {
+        "mcpgate.target"
+    };
+    opt(target, &r.tool);
+    opt("mcpgate.auth.method", &r.auth_method);
+    opt("mcpgate.principal", &r.principal);
+    opt("user.id", &r.user_id);
+    opt("mcpgate.tenant", &r.tenant);
+    opt("mcpgate.key_id", &r.key_id);
+    opt("mcpgate.oauth.client_id", &r.client_id);
+    opt("client.address", &r.client_addr);
+    a
 }
 
 impl Gateway {
