@@ -101,6 +101,29 @@ ids["uppercase"] = h.get("x-request-id", "")
 check("all-requests-have-ids", all(ids.values()), json.dumps(ids))
 
 
+def plain(method: str, traceparent: str) -> int:
+    """GET (the server's stream: headers only, then closed) or DELETE of the session."""
+    headers = {
+        "accept": "text/event-stream" if method == "GET" else "application/json, text/event-stream",
+        "x-api-key": A.key, "mcp-session-id": session, "mcp-protocol-version": "2025-11-25",
+        "traceparent": traceparent,
+    }
+    req = urllib.request.Request(A.gateway, headers=headers, method=method)
+    try:
+        r = urllib.request.urlopen(req, timeout=10)
+        status = r.status
+        r.close()
+        return status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+PLAIN = {m: (secrets.token_hex(16), secrets.token_hex(8)) for m in ("GET", "DELETE")}
+for m, (t, p) in PLAIN.items():
+    code = plain(m, f"00-{t}-{p}-01")
+    check(f"{m.lower()}-answered", code in (200, 202, 204), f"{m}: status {code}")
+
+
 def load_spans() -> list[dict]:
     try:
         with open(A.spans, encoding="utf-8") as f:
@@ -121,7 +144,8 @@ deadline = time.monotonic() + 15
 spans: list[dict] = []
 while time.monotonic() < deadline:
     spans = [s for s in load_spans() if s["resource"].get("service.name") == A.service_name]
-    if all(server_span(spans, rid) for rid in ids.values()):
+    plain_seen = all(any(s["trace_id"] == t and s["kind"] == 2 for s in spans) for t, _ in PLAIN.values())
+    if plain_seen and all(server_span(spans, rid) for rid in ids.values()):
         break
     time.sleep(0.2)
 missing = [k for k, rid in ids.items() if not server_span(spans, rid)]
@@ -173,6 +197,18 @@ check("tracestate-at-upstream", re.search(rf"traceparent={re.escape(expected)}.*
 calls = [s for s in spans if s["kind"] == 3]
 unmatched = [s["span_id"] for s in calls if f"00-{s['trace_id']}-{s['span_id']}-01" not in seen]
 check("every-upstream-call-propagated", bool(calls) and not unmatched, f"client spans without a traceparent upstream: {unmatched}")
+
+for m, (t, p) in PLAIN.items():
+    srv = next((s for s in spans if s["trace_id"] == t and s["kind"] == 2), {})
+    kid = next((s for s in spans if s["trace_id"] == t and s["kind"] == 3), {})
+    check(f"{m.lower()}-span", srv.get("name") == f"{m} /mcp" and srv.get("parent_span_id") == p
+          and srv.get("attributes", {}).get("http.request.method") == m
+          and kid.get("parent_span_id") == srv.get("span_id")
+          and [e["name"] for e in srv.get("events", [])] == ["authenticated", "upstream.answered"],
+          json.dumps([srv, kid]))
+    check(f"{m.lower()}-traceparent-at-upstream",
+          re.search(rf"traceparent=00-{t}-{kid.get('span_id', 'none')}-01 tracestate= method={m}", upstream_log) is not None,
+          f"no {m} with the client span's traceparent in the upstream's log")
 
 for label, want_reason in (("denied", None), ("refused", None)):
     s = server_span(spans, ids[label]) or {}

@@ -8,6 +8,7 @@
 //!   task) that checks every response carries its own id and text.
 //! - `probe`: a correctness probe: hundreds of concurrent calls, several connections per session.
 //! - `report`: turns a `bench/run` work directory into `latest.json` and `latest.md`.
+//! - `otlp-sink`: an OTLP/HTTP trace endpoint that takes every export (`apikey_traced`).
 //! - `issuer`: a token issuer on loopback (generated key pair, JWKS, one signed token on stdout).
 //! - `status`: the HTTP status of an `initialize` sent with given credentials (auth checks).
 //! - `quiet`: waits (bounded) until other processes leave the machine nearly idle.
@@ -19,6 +20,7 @@ mod args;
 mod client;
 mod issuer;
 mod load;
+mod otlp_sink;
 mod probe;
 mod proxy;
 mod report;
@@ -36,6 +38,7 @@ fn usage() -> &'static str {
   mcpgate-bench upstream --listen ADDR [--threads N]
   mcpgate-bench upstream --stdio
   mcpgate-bench proxy --listen ADDR --upstream URL [--threads N]
+  mcpgate-bench otlp-sink --listen ADDR
   mcpgate-bench load --url URL --connections N --duration SECS [--rate R] [--warmup SECS]
                      [--header 'K: V']... [--hmac-client ID --hmac-secret-env VAR]
                      [--payload BYTES] [--timeout SECS] [--threads N] [--cpu-pid NAME=PID]...
@@ -88,6 +91,12 @@ fn run(argv: Vec<String>) -> Result<ExitCode> {
             let threads = f.parsed("threads")?.unwrap_or_else(default_threads);
             f.finish()?;
             runtime(threads)?.block_on(proxy::run(&listen, &upstream))?;
+        }
+        "otlp-sink" => {
+            let mut f = Flags::parse(rest, &[])?;
+            let listen = f.required("listen")?;
+            f.finish()?;
+            runtime(1)?.block_on(otlp_sink::run(&listen))?;
         }
         "load" => {
             let mut f = Flags::parse(rest, &["json"])?;

@@ -44,15 +44,10 @@ impl Gateway {
     /// `POST /mcp`: the whole pipeline, forwarding what it lets through to `via` — the gateway's
     /// connector, or the service an embedding application's layer wraps.
     pub async fn handle_post_via(&self, via: &dyn Forwarder, parts: Parts, body: Body) -> Response {
-        match &self.telemetry {
-            None => self.post_recorded(via, parts, body, None).await,
-            Some(t) => {
-                // Log lines written while the request runs carry its trace id.
-                let span = t.begin(&parts.headers, self.clock.unix_ms());
-                let log = tracing::info_span!("mcp", trace_id = %span.trace_id());
-                self.post_recorded(via, parts, body, Some(span)).instrument(log).await
-            }
-        }
+        // Log lines written while the request runs carry its trace id.
+        let span = self.begin_span(&parts);
+        let log = log_span(span.as_ref());
+        self.post_recorded(via, parts, body, span).instrument(log).await
     }
 
     /// The pipeline, then the outcome in the metrics, the audit and the span.
@@ -378,18 +373,7 @@ impl Gateway {
             })
             .await;
         if let Some(span) = &mut trace.span {
-            let latency_us = i64::try_from(sent.elapsed().as_micros()).unwrap_or(i64::MAX);
-            let outcome = match &response {
-                Ok(r) => ("http.response.status_code", i64::from(r.status().as_u16()).into()),
-                Err(e) => ("mcpgate.reason", e.label().into()),
-            };
-            let failed = response.as_ref().map_or(true, |r| r.status().is_server_error());
-            span.upstream_done(failed, || {
-                vec![outcome.clone(), ("mcpgate.upstream.latency_us", latency_us.into())]
-            });
-            span.event("upstream.answered", || {
-                vec![outcome, ("mcpgate.upstream.latency_us", latency_us.into())]
-            });
+            upstream_answered(span, &response, sent);
         }
         let response = response.map_err(&with_id)?;
         // 14. Lists show only what this caller may use (and the whoami tool).
@@ -468,7 +452,71 @@ impl Gateway {
     }
 
     pub async fn handle_get_via(&self, via: &dyn Forwarder, parts: Parts) -> Result<Response, Refusal> {
-        let (session, principal) = self.session_for(&parts).await?;
+        let mut span = self.begin_span(&parts);
+        let log = log_span(span.as_ref());
+        let result = self.get_steps(via, &parts, span.as_mut()).instrument(log).await;
+        self.end_plain_span(span, &parts, &result);
+        result
+    }
+
+    /// The request's span, when traces are on.
+    fn begin_span(&self, parts: &Parts) -> Option<crate::telemetry::RequestSpan> {
+        self.telemetry
+            .as_ref()
+            .map(|t| t.begin(&parts.headers, self.clock.unix_ms()))
+    }
+
+    /// Ends a bodiless request's (GET, DELETE) span: it covers the checks and the upstream's
+    /// answer (for GET, until the stream's headers).
+    fn end_plain_span(
+        &self,
+        span: Option<crate::telemetry::RequestSpan>,
+        parts: &Parts,
+        result: &Result<Response, Refusal>,
+    ) {
+        let (Some(t), Some(span)) = (&self.telemetry, span) else {
+            return;
+        };
+        let attributes = if span.sampled() {
+            let (status, reason) = match result {
+                Ok(r) => (r.status(), None),
+                Err(e) => (e.clone().into_response(None).status(), Some(e.label())),
+            };
+            let mut a: crate::telemetry::span::Attributes = vec![
+                ("http.request.method", parts.method.as_str().to_string().into()),
+                ("url.path", "/mcp".into()),
+                ("http.response.status_code", i64::from(status.as_u16()).into()),
+            ];
+            if let Some(r) = reason {
+                a.push(("mcpgate.reason", r.into()));
+            }
+            a
+        } else {
+            Vec::new()
+        };
+        let error = match result {
+            Ok(r) => r.status().is_server_error(),
+            Err(e) => matches!(
+                e,
+                Refusal::UpstreamUnavailable { .. } | Refusal::SessionsUnavailable { .. } | Refusal::UpstreamTimeout
+            ),
+        };
+        t.end(span.finish(format!("{} /mcp", parts.method), attributes, error));
+    }
+
+    async fn get_steps(
+        &self,
+        via: &dyn Forwarder,
+        parts: &Parts,
+        mut span: Option<&mut crate::telemetry::RequestSpan>,
+    ) -> Result<Response, Refusal> {
+        let (session, principal) = self.session_for(parts).await?;
+        if let Some(s) = span.as_deref_mut() {
+            s.event("authenticated", || {
+                let method = principal.as_ref().map_or("none", |p| p.method().as_str());
+                vec![("mcpgate.auth.method", method.into())]
+            });
+        }
         let principal = principal.map(std::sync::Arc::new);
         if !accepts(&parts.headers, "text/event-stream") {
             return Err(Refusal::MethodNotAllowed);
@@ -478,14 +526,23 @@ impl Gateway {
             .sessions
             .stream_permit(principal.as_ref().map(|p| p.id()), session.as_deref())
             .map_err(Refusal::Cap)?;
+        let inject = span
+            .as_deref_mut()
+            .map(|s| s.upstream_headers(self.entropy.as_ref()))
+            .unwrap_or_default();
+        let sent = Instant::now();
         let response = via
             .get(Plain {
                 session: session.as_deref(),
-                client: &parts,
+                client: parts,
                 principal: principal.as_ref(),
+                inject: &inject,
             })
-            .await?;
-        Ok(permit.attach(response))
+            .await;
+        if let Some(s) = span {
+            upstream_answered(s, &response, sent);
+        }
+        Ok(permit.attach(response?))
     }
 
     /// `DELETE /mcp` (end a session) toward this gateway's own connector.
@@ -494,15 +551,69 @@ impl Gateway {
     }
 
     pub async fn handle_delete_via(&self, via: &dyn Forwarder, parts: Parts) -> Result<Response, Refusal> {
-        let (session, principal) = self.session_for(&parts).await?;
+        let mut span = self.begin_span(&parts);
+        let log = log_span(span.as_ref());
+        let result = self.delete_steps(via, &parts, span.as_mut()).instrument(log).await;
+        self.end_plain_span(span, &parts, &result);
+        result
+    }
+
+    async fn delete_steps(
+        &self,
+        via: &dyn Forwarder,
+        parts: &Parts,
+        mut span: Option<&mut crate::telemetry::RequestSpan>,
+    ) -> Result<Response, Refusal> {
+        let (session, principal) = self.session_for(parts).await?;
+        if let Some(s) = span.as_deref_mut() {
+            s.event("authenticated", || {
+                let method = principal.as_ref().map_or("none", |p| p.method().as_str());
+                vec![("mcpgate.auth.method", method.into())]
+            });
+        }
         let session = session.ok_or(Refusal::SessionRequired)?;
         self.sessions.close(&session).await?;
         let principal = principal.map(std::sync::Arc::new);
-        via.delete(Plain {
-            session: Some(&session),
-            client: &parts,
-            principal: principal.as_ref(),
-        })
-        .await
+        let inject = span
+            .as_deref_mut()
+            .map(|s| s.upstream_headers(self.entropy.as_ref()))
+            .unwrap_or_default();
+        let sent = Instant::now();
+        let response = via
+            .delete(Plain {
+                session: Some(&session),
+                client: parts,
+                principal: principal.as_ref(),
+                inject: &inject,
+            })
+            .await;
+        if let Some(s) = span {
+            upstream_answered(s, &response, sent);
+        }
+        response
     }
+}
+
+/// The log span a request's lines are written in: its trace id, when traces are on.
+fn log_span(span: Option<&crate::telemetry::RequestSpan>) -> tracing::Span {
+    match span {
+        Some(s) => tracing::info_span!("mcp", trace_id = %s.trace_id()),
+        None => tracing::Span::none(),
+    }
+}
+
+/// Ends the upstream call's span (sent at `sent`) and notes the answer on the request's span.
+fn upstream_answered(span: &mut crate::telemetry::RequestSpan, response: &Result<Response, Refusal>, sent: Instant) {
+    let latency_us = i64::try_from(sent.elapsed().as_micros()).unwrap_or(i64::MAX);
+    let outcome: (&'static str, crate::telemetry::span::Value) = match response {
+        Ok(r) => ("http.response.status_code", i64::from(r.status().as_u16()).into()),
+        Err(e) => ("mcpgate.reason", e.label().into()),
+    };
+    let failed = response.as_ref().map_or(true, |r| r.status().is_server_error());
+    let latency = (
+        "mcpgate.upstream.latency_us",
+        crate::telemetry::span::Value::Int(latency_us),
+    );
+    span.upstream_done(failed, || vec![outcome.clone(), latency.clone()]);
+    span.event("upstream.answered", || vec![outcome, latency]);
 }

@@ -146,12 +146,12 @@ impl<S: Wrappable> Forwarder for Inner<S> {
     }
 
     async fn get(&self, p: Plain<'_>) -> Result<Response, Refusal> {
-        self.send(request(Method::GET, p.client, &[], p.principal, Body::empty()))
+        self.send(request(Method::GET, p.client, p.inject, p.principal, Body::empty()))
             .await
     }
 
     async fn delete(&self, p: Plain<'_>) -> Result<Response, Refusal> {
-        self.send(request(Method::DELETE, p.client, &[], p.principal, Body::empty()))
+        self.send(request(Method::DELETE, p.client, p.inject, p.principal, Body::empty()))
             .await
     }
 }

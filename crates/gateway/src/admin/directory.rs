@@ -328,6 +328,7 @@ pub(super) async fn end_session_by_id(gw: &Gateway, session_id: &str) -> Result<
                     session: Some(session_id),
                     client: &client,
                     principal: None,
+                    inject: &[],
                 })
                 .await
                 .is_ok()

@@ -296,13 +296,21 @@ impl HttpUpstream {
         self.send(req, in_flight).await
     }
 
-    pub async fn get(&self, headers: &HeaderMap) -> Result<Response, Refusal> {
-        self.send(self.request(http::Method::GET, headers, &[], Bytes::new()), None)
+    pub async fn get(
+        &self,
+        headers: &HeaderMap,
+        extra: &[(header::HeaderName, HeaderValue)],
+    ) -> Result<Response, Refusal> {
+        self.send(self.request(http::Method::GET, headers, extra, Bytes::new()), None)
             .await
     }
 
-    pub async fn delete(&self, headers: &HeaderMap) -> Result<Response, Refusal> {
-        self.send(self.request(http::Method::DELETE, headers, &[], Bytes::new()), None)
+    pub async fn delete(
+        &self,
+        headers: &HeaderMap,
+        extra: &[(header::HeaderName, HeaderValue)],
+    ) -> Result<Response, Refusal> {
+        self.send(self.request(http::Method::DELETE, headers, extra, Bytes::new()), None)
             .await
     }
 

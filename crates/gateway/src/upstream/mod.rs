@@ -39,6 +39,8 @@ pub struct Plain<'a> {
     pub session: Option<&'a str>,
     pub client: &'a Parts,
     pub principal: Option<&'a Arc<Principal>>,
+    /// Headers the gateway adds (the trace context); never the caller's own credential.
+    pub inject: &'a [(HeaderName, HeaderValue)],
 }
 
 /// Where the pipeline sends what it let through. The gateway's own connectors ([`Upstream`]) and
@@ -135,7 +137,7 @@ impl Forwarder for Upstream {
 
     async fn get(&self, p: Plain<'_>) -> Result<Response, Refusal> {
         match self {
-            Upstream::Http(u) => u.get(&p.client.headers).await,
+            Upstream::Http(u) => u.get(&p.client.headers, p.inject).await,
             Upstream::Stdio(u) => u.get(p.session),
             Upstream::Embedded => Err(no_connector()),
         }
@@ -146,7 +148,7 @@ impl Forwarder for Upstream {
             return Err(Refusal::SessionRequired);
         };
         match self {
-            Upstream::Http(u) => u.delete(&p.client.headers).await,
+            Upstream::Http(u) => u.delete(&p.client.headers, p.inject).await,
             Upstream::Stdio(u) => u.delete(session),
             Upstream::Embedded => Err(no_connector()),
         }
