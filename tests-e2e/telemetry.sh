@@ -116,8 +116,50 @@ for protocol in http/protobuf http/json grpc; do
     --spans "$SPANS" --raw "$RAW" --upstream-log "$UPSTREAM_LOG" \
     --gateway-log "$E2E_SUITE_LOG_DIR/gw-$label.log" --collector-key "$E2E_COLLECTOR_KEY" \
     --service-name "mcpgate-e2e-$label"
+  exported="$(curl -s "$GATEWAY_BASE/metrics" | awk '/^mcpgate_trace_spans_total\{outcome="exported"\}/{print $2}')"
+  if [[ "${exported:-0}" -ge 10 ]]; then
+    pass "telemetry/$label/metrics-exported"
+  else
+    fail "telemetry/$label/metrics-exported" "mcpgate_trace_spans_total{outcome=\"exported\"} is ${exported:-absent}"
+  fi
   kill "$GATEWAY_PID" 2>/dev/null || true
 done
+
+# A collector that accepts connections and never answers: requests are not slowed, the spans
+# are counted as failed once the export times out (timeout_ms = 500).
+STUCK_PORT="$(free_port)"
+spawn "$E2E_SUITE_LOG_DIR/stuck-collector.log" python3 -c '
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+held = []
+while True:
+    c, _ = s.accept(); held.append(c)
+' "$STUCK_PORT"
+sleep 0.3
+if start_gateway gw-stuck --config "$(config stuck http/protobuf "$STUCK_PORT" "timeout_ms = 500")"; then
+  slow=0
+  for i in $(seq 1 20); do
+    t="$(curl -s -o /dev/null -w '%{time_total}' -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+      -H "x-api-key: $KEY" -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"s","version":"1"}}}' "$GATEWAY_URL")"
+    python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < 0.25 else 1)' "$t" || slow=$((slow + 1))
+  done
+  sleep 1.5
+  failed="$(curl -s "$GATEWAY_BASE/metrics" | awk '/^mcpgate_trace_spans_total\{outcome="failed"\}/{print $2}')"
+  if [[ "$slow" -eq 0 && "${failed:-0}" -ge 1 ]]; then
+    pass "telemetry/stuck-collector/requests-not-slowed"
+  else
+    fail "telemetry/stuck-collector/requests-not-slowed" "$slow of 20 requests took 250 ms or more; failed spans counted: ${failed:-absent}"
+  fi
+  if grep -q 'could not export traces' "$E2E_SUITE_LOG_DIR/gw-stuck.log"; then
+    pass "telemetry/stuck-collector/warned"
+  else
+    fail "telemetry/stuck-collector/warned" "no 'could not export traces' warning in the log"
+  fi
+  kill "$GATEWAY_PID" 2>/dev/null || true
+else
+  fail "telemetry/stuck-collector/gateway-start" "mcpgate serve did not start"
+fi
 
 # sample_ratio = 0: nothing is exported, and the upstream still gets an (unsampled) traceparent.
 if start_gateway gw-unsampled --config "$(config unsampled http/protobuf "$HTTP_PORT" "sample_ratio = 0.0")"; then
@@ -132,6 +174,23 @@ if start_gateway gw-unsampled --config "$(config unsampled http/protobuf "$HTTP_
   sleep 1
   after="$(grep -c 'traceparent=00-[0-9a-f]*-[0-9a-f]*-00' "$UPSTREAM_LOG" || true)"
   exported=$(($(wc -l <"$SPANS") - spans_before))
+  # A caller's sampled flag counts once it has authenticated, never before.
+  stranger="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  member="$(python3 -c 'import secrets; print(secrets.token_hex(16))')"
+  for who in stranger member; do
+    tid="${!who}"
+    hdr=(-H "x-api-key: $KEY" -H "mcp-session-id: $sid")
+    [[ "$who" == stranger ]] && hdr=(-H "x-api-key: mcp_nobody_${tid}")
+    curl -s -o /dev/null -H 'content-type: application/json' -H 'accept: application/json, text/event-stream' \
+      "${hdr[@]}" -H 'mcp-protocol-version: 2025-11-25' -H "traceparent: 00-$tid-00f067aa0ba902b7-01" \
+      -d '{"jsonrpc":"2.0","id":3,"method":"tools/list"}' "$GATEWAY_URL" || true
+  done
+  for _ in $(seq 1 30); do grep -q "$member" "$SPANS" && break; sleep 0.2; done
+  if grep -q "\"trace_id\": \"$member\"" "$SPANS" && ! grep -q "$stranger" "$SPANS"; then
+    pass "telemetry/unsampled/caller-flag-after-authentication"
+  else
+    fail "telemetry/unsampled/caller-flag-after-authentication" "member's sampled trace exported: $(grep -c "$member" "$SPANS"), stranger's: $(grep -c "$stranger" "$SPANS")"
+  fi
   if [[ "$code" == 200 && "$exported" == 0 && "$after" -ge $((before + 2)) ]]; then
     pass "telemetry/unsampled/propagated-not-exported"
   else

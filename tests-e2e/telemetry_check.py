@@ -98,6 +98,10 @@ check("wrong-key-refused", status == 401, f"status {status}")
 ids["refused"] = h.get("x-request-id", "")
 status, h = post(call, A.key, session, {"traceparent": f"00-{UPPER_TRACE}-{CALLER_SPAN}-01"})
 ids["uppercase"] = h.get("x-request-id", "")
+# A caller cannot take its request out of the traces: an unsampled flag under sample_ratio 1.0.
+HIDDEN_TRACE = secrets.token_hex(16)
+status, h = post(call, A.key, session, {"traceparent": f"00-{HIDDEN_TRACE}-{CALLER_SPAN}-00"})
+ids["unsampled-flag"] = h.get("x-request-id", "")
 check("all-requests-have-ids", all(ids.values()), json.dumps(ids))
 
 
@@ -221,6 +225,8 @@ for label, want_reason in (("denied", None), ("refused", None)):
 refused = server_span(spans, ids["refused"]) or {}
 check("refused-span-has-no-principal", "user.id" not in refused.get("attributes", {})
       and "mcpgate.principal" not in refused.get("attributes", {}), json.dumps(refused.get("attributes")))
+hidden = server_span(spans, ids["unsampled-flag"]) or {}
+check("caller-cannot-unsample", hidden.get("trace_id") == HIDDEN_TRACE, json.dumps(hidden)[:300])
 upper = server_span(spans, ids["uppercase"]) or {}
 check("invalid-traceparent-ignored", bool(upper) and upper.get("trace_id") != UPPER_TRACE.lower()
       and upper.get("parent_span_id") == "", f"trace {upper.get('trace_id')} parent {upper.get('parent_span_id')!r}")

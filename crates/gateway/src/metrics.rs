@@ -19,8 +19,14 @@ mod prometheus {
         pub outcome: &'static str,
     }
 
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    pub struct SpanLabels {
+        pub outcome: &'static str,
+    }
+
     pub struct Metrics {
         registry: Registry,
+        pub spans: Family<SpanLabels, Counter>,
         pub requests: Family<CallLabels, Counter>,
         pub latency: Histogram,
         pub upstream_errors: Counter,
@@ -65,8 +71,15 @@ mod prometheus {
             );
             let sessions = Gauge::default();
             registry.register("sessions", "Open MCP sessions", sessions.clone());
+            let spans = Family::<SpanLabels, Counter>::default();
+            registry.register(
+                "trace_spans",
+                "Trace spans exported, dropped (the export queue was full) or failed (the collector did not take them)",
+                spans.clone(),
+            );
             Metrics {
                 registry,
+                spans,
                 requests,
                 latency,
                 upstream_errors,
@@ -78,6 +91,11 @@ mod prometheus {
         pub fn observe(&self, method: &'static str, outcome: &'static str, elapsed: Duration) {
             self.requests.get_or_create(&CallLabels { method, outcome }).inc();
             self.latency.observe(elapsed.as_secs_f64());
+        }
+
+        /// `n` trace spans came to `outcome` (`exported`, `dropped`, `failed`).
+        pub fn trace_spans(&self, outcome: &'static str, n: u64) {
+            self.spans.get_or_create(&SpanLabels { outcome }).inc_by(n);
         }
 
         pub fn render(&self) -> String {
@@ -123,6 +141,8 @@ mod counting_nothing {
         }
 
         pub fn observe(&self, _method: &'static str, _outcome: &'static str, _elapsed: std::time::Duration) {}
+
+        pub fn trace_spans(&self, _outcome: &'static str, _n: u64) {}
 
         pub fn render(&self) -> String {
             String::new()

@@ -126,7 +126,7 @@ impl Gateway {
                 Some(m) => method_label(m).to_string(),
                 None => "POST /mcp".to_string(),
             };
-            t.end(span.finish(name, attributes, matches!(outcome, "error" | "upstream_error")));
+            t.end(span.finish(name, attributes, response.status().is_server_error()));
         }
         if self.config.audit.commit_before_response {
             self.audit.record(record).await;
@@ -196,10 +196,9 @@ impl Gateway {
             .map_err(|f| with_id(Refusal::from(f)))?;
         let principal = principal.map(std::sync::Arc::new);
         trace.principal = principal.clone();
-        trace.event("authenticated", || {
-            let method = principal.as_ref().map_or("none", |p| p.method().as_str());
-            vec![("mcpgate.auth.method", method.into())]
-        });
+        if let Some(span) = &mut trace.span {
+            authenticated(span, principal.as_deref());
+        }
         // Scopes every token must carry (seed 003's required_scopes); keys carry none to check.
         if let Some(p) = &principal
             && p.scopes().is_some()
@@ -495,12 +494,10 @@ impl Gateway {
             Vec::new()
         };
         let error = match result {
-            Ok(r) => r.status().is_server_error(),
-            Err(e) => matches!(
-                e,
-                Refusal::UpstreamUnavailable { .. } | Refusal::SessionsUnavailable { .. } | Refusal::UpstreamTimeout
-            ),
-        };
+            Ok(r) => r.status(),
+            Err(e) => e.clone().into_response(None).status(),
+        }
+        .is_server_error();
         t.end(span.finish(format!("{} /mcp", parts.method), attributes, error));
     }
 
@@ -512,10 +509,7 @@ impl Gateway {
     ) -> Result<Response, Refusal> {
         let (session, principal) = self.session_for(parts).await?;
         if let Some(s) = span.as_deref_mut() {
-            s.event("authenticated", || {
-                let method = principal.as_ref().map_or("none", |p| p.method().as_str());
-                vec![("mcpgate.auth.method", method.into())]
-            });
+            authenticated(s, principal.as_ref());
         }
         let principal = principal.map(std::sync::Arc::new);
         if !accepts(&parts.headers, "text/event-stream") {
@@ -566,10 +560,7 @@ impl Gateway {
     ) -> Result<Response, Refusal> {
         let (session, principal) = self.session_for(parts).await?;
         if let Some(s) = span.as_deref_mut() {
-            s.event("authenticated", || {
-                let method = principal.as_ref().map_or("none", |p| p.method().as_str());
-                vec![("mcpgate.auth.method", method.into())]
-            });
+            authenticated(s, principal.as_ref());
         }
         let session = session.ok_or(Refusal::SessionRequired)?;
         self.sessions.close(&session).await?;
@@ -592,6 +583,19 @@ impl Gateway {
         }
         response
     }
+}
+
+/// Notes who the caller turned out to be on its span; a caller with a credential may have its
+/// own sampled flag honoured from here on.
+fn authenticated(span: &mut crate::telemetry::RequestSpan, principal: Option<&Principal>) {
+    let method = principal.map_or(mcpgate_core::principal::AuthMethod::Anonymous, |p| p.method());
+    if method != mcpgate_core::principal::AuthMethod::Anonymous {
+        span.authenticated();
+    }
+    span.event("authenticated", || {
+        let name = if principal.is_some() { method.as_str() } else { "none" };
+        vec![("mcpgate.auth.method", name.into())]
+    });
 }
 
 /// The log span a request's lines are written in: its trace id, when traces are on.

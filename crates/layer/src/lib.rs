@@ -100,11 +100,14 @@ impl McpGateLayer {
             .with_state(self.gw.clone())
     }
 
-    /// Writes the audit records still queued and the keys' last-used times. Call it when your
-    /// server stops.
+    /// Writes the audit records still queued, the keys' last-used times and the trace spans
+    /// still queued (5 s at most). Call it when your server stops.
     pub async fn shutdown(&self) {
         self.gw.audit.close().await;
         self.gw.auth.keys.flush_used_now().await;
+        if let Some(t) = &self.gw.telemetry {
+            t.flush(std::time::Duration::from_secs(5)).await;
+        }
     }
 }
 

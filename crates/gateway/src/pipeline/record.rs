@@ -46,16 +46,27 @@ pub(super) fn span_attributes(r: &AuditRecord) -> Attributes {
     a.push(("mcpgate.reason", r.reason.clone().into()));
     let mut opt = |key: &'static str, v: &Option<String>| {
         if let Some(v) = v {
-            a.push((key, v.clone().into()));
+            a.push((key, visible(v).into()));
         }
     };
     opt("mcp.method.name", &r.mcp_method);
-    let target = if r.mcp_method.as_deref() == Some("tools/call") {
-        "gen_ai.tool.name"
-    } else {
-        "mcpgate.target"
+    // What was asked for, from callers the gateway knows (a stranger's names stay in the audit):
+    // a tool or prompt name as it is; a URI (resources) as its scheme and host only — its
+    // userinfo, path and query may hold what a trace backend must not see.
+    if r.principal.is_some()
+        && let Some(t) = &r.tool
+    {
+        if r.mcp_method.as_deref() == Some("tools/call") {
+            a.push(("gen_ai.tool.name", visible(t).into()));
+        } else {
+            a.push(("mcpgate.target", uri_origin(t).unwrap_or_else(|| visible(t)).into()));
+        }
+    }
+    let mut opt = |key: &'static str, v: &Option<String>| {
+        if let Some(v) = v {
+            a.push((key, visible(v).into()));
+        }
     };
-    opt(target, &r.tool);
     opt("mcpgate.auth.method", &r.auth_method);
     opt("mcpgate.principal", &r.principal);
     opt("user.id", &r.user_id);
@@ -114,5 +125,47 @@ impl Gateway {
             latency_us: elapsed.as_micros() as u64,
             client_id: p.and_then(|p| p.client_id().map(str::to_owned)),
         }
+    }
+}
+
+/// Without the invisible characters that make two strings look alike (zero-width, bidi
+/// controls); the audit record already has no control characters.
+fn visible(s: &str) -> String {
+    s.chars()
+        .filter(
+            |c| !matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'),
+        )
+        .collect()
+}
+
+/// `scheme://host[:port]` of a URI target, or `None` when it is not `scheme://…`.
+fn uri_origin(target: &str) -> Option<String> {
+    let (scheme, rest) = target.split_once("://")?;
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    {
+        return None;
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    Some(format!("{scheme}://{}", visible(host)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_targets_keep_only_scheme_and_host() {
+        assert_eq!(
+            uri_origin("postgres://admin:HUNTER2@db.internal:5432/prod?sslpassword=x").as_deref(),
+            Some("postgres://db.internal:5432")
+        );
+        assert_eq!(uri_origin("file:///etc/secret").as_deref(), Some("file://"));
+        assert_eq!(uri_origin("get_weather"), None);
+        assert_eq!(uri_origin("://x"), None);
+        assert_eq!(visible("ec\u{200b}ho\u{202e}"), "echo");
     }
 }

@@ -115,18 +115,20 @@ fn tracestate(headers: &HeaderMap) -> Option<String> {
     Some(joined)
 }
 
+/// A `tracestate` key: `simple-key` (a lowercase letter first) or `tenant-id@system-id` (the
+/// tenant may start with a digit, the system with a letter).
 fn valid_key(key: &str) -> bool {
-    let simple = |k: &str, max: usize| {
+    let part = |k: &str, max: usize, digit_first: bool| {
         let b = k.as_bytes();
         !b.is_empty()
             && b.len() <= max
-            && matches!(b[0], b'a'..=b'z' | b'0'..=b'9')
+            && (b[0].is_ascii_lowercase() || (digit_first && b[0].is_ascii_digit()))
             && b.iter()
                 .all(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/'))
     };
     match key.split_once('@') {
-        Some((tenant, system)) => simple(tenant, 241) && simple(system, 14),
-        None => simple(key, 256),
+        Some((tenant, system)) => part(tenant, 241, true) && part(system, 14, false),
+        None => part(key, 256, false),
     }
 }
 
@@ -207,6 +209,13 @@ mod tests {
         );
         assert_eq!(state(&["rojo=1,rojo=2"]), None, "duplicate key");
         assert_eq!(state(&["Rojo=1"]), None, "uppercase key");
+        assert_eq!(state(&["1rojo=1"]), None, "a simple key starts with a letter");
+        assert_eq!(
+            state(&["1t@sys=1"]).as_deref(),
+            Some("1t@sys=1"),
+            "a tenant id may start with a digit"
+        );
+        assert_eq!(state(&["t@1sys=1"]), None, "a system id starts with a letter");
         assert_eq!(state(&["rojo=a=b"]), None);
         assert_eq!(state(&["rojo"]), None);
         assert_eq!(state(&[&format!("k={}", "v".repeat(600))]), None, "too long");

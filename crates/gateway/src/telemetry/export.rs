@@ -5,6 +5,7 @@
 use super::otlp::{self, Origin};
 use super::span::SpanData;
 use super::{Protocol, TelemetryConfig};
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::http::{self, HeaderName, HeaderValue, Uri, header};
@@ -35,6 +36,7 @@ enum Msg {
 pub struct Exporter {
     tx: mpsc::Sender<Msg>,
     stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
 }
 
 /// Counters the task and the request path share (also read by tests).
@@ -51,18 +53,24 @@ impl Exporter {
         cfg: &TelemetryConfig,
         headers: Vec<(HeaderName, HeaderValue)>,
         origin: Origin,
+        metrics: Arc<Metrics>,
     ) -> Result<Exporter, String> {
         let transport = Transport::new(cfg, headers)?;
         let (tx, rx) = mpsc::channel(cfg.max_queue.max(1));
         let stats = Arc::new(Stats::default());
-        tokio::spawn(run(rx, transport, origin, cfg.export_interval, stats.clone()));
-        Ok(Exporter { tx, stats })
+        let counts = Counts {
+            stats: stats.clone(),
+            metrics: metrics.clone(),
+        };
+        tokio::spawn(run(rx, transport, origin, cfg.export_interval, counts));
+        Ok(Exporter { tx, stats, metrics })
     }
 
     /// Queues a finished span; drops it (counted) when the queue is full.
     pub fn send(&self, span: SpanData) {
         if self.tx.try_send(Msg::Span(Box::new(span))).is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            self.metrics.trace_spans("dropped", 1);
         }
     }
 
@@ -83,7 +91,13 @@ impl Exporter {
     }
 }
 
-async fn run(mut rx: mpsc::Receiver<Msg>, transport: Transport, origin: Origin, every: Duration, stats: Arc<Stats>) {
+/// Where the task counts what became of the spans: for tests, and on `/metrics`.
+struct Counts {
+    stats: Arc<Stats>,
+    metrics: Arc<Metrics>,
+}
+
+async fn run(mut rx: mpsc::Receiver<Msg>, transport: Transport, origin: Origin, every: Duration, counts: Counts) {
     let mut batch: Vec<SpanData> = Vec::new();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -100,13 +114,13 @@ async fn run(mut rx: mpsc::Receiver<Msg>, transport: Transport, origin: Origin, 
                 }
                 Some(Msg::Flush(ack)) => Some(ack),
                 None => {
-                    send(&transport, &origin, &mut batch, &stats, &mut warned).await;
+                    send(&transport, &origin, &mut batch, &counts, &mut warned).await;
                     return;
                 }
             },
             _ = tick.tick() => None,
         };
-        send(&transport, &origin, &mut batch, &stats, &mut warned).await;
+        send(&transport, &origin, &mut batch, &counts, &mut warned).await;
         if let Some(ack) = flush_ack {
             let _ = ack.send(());
         }
@@ -117,9 +131,10 @@ async fn send(
     transport: &Transport,
     origin: &Origin,
     batch: &mut Vec<SpanData>,
-    stats: &Stats,
+    counts: &Counts,
     warned: &mut Option<Instant>,
 ) {
+    let stats = &counts.stats;
     if batch.is_empty() {
         return;
     }
@@ -127,9 +142,11 @@ async fn send(
     match transport.export(origin, &spans).await {
         Ok(()) => {
             stats.exported.fetch_add(spans.len() as u64, Ordering::Relaxed);
+            counts.metrics.trace_spans("exported", spans.len() as u64);
         }
         Err(e) => {
             stats.failed.fetch_add(spans.len() as u64, Ordering::Relaxed);
+            counts.metrics.trace_spans("failed", spans.len() as u64);
             if warned.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
                 *warned = Some(Instant::now());
                 tracing::warn!(

@@ -96,13 +96,13 @@ impl RawTelemetry {
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(err("telemetry.endpoint", "must be an http:// or https:// URL".into()));
         }
-        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) || uri.query().is_some() {
             return Err(err(
                 "telemetry.endpoint",
-                "must not carry credentials; give them in telemetry.headers_env".into(),
+                "must carry neither credentials nor a query string; give credentials in telemetry.headers_env".into(),
             ));
         }
-        let bare = matches!(uri.path(), "" | "/") && uri.query().is_none();
+        let bare = matches!(uri.path(), "" | "/");
         let endpoint = match protocol {
             Protocol::Grpc if !bare => {
                 return Err(err(
@@ -122,6 +122,23 @@ impl RawTelemetry {
         for (name, var) in self.headers_env {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| err("telemetry.headers_env", format!("{name:?} is not a header name")))?;
+            // The exporter's own framing is not the operator's to replace.
+            if [
+                "content-type",
+                "content-length",
+                "transfer-encoding",
+                "te",
+                "host",
+                "connection",
+                "upgrade",
+            ]
+            .contains(&name.as_str())
+            {
+                return Err(err(
+                    "telemetry.headers_env",
+                    format!("{name} is set by the exporter itself"),
+                ));
+            }
             headers_env.push((name, var));
         }
         let ms = |field: &'static str, v: Option<u64>, default: u64| match v.unwrap_or(default) {
@@ -174,6 +191,7 @@ impl Telemetry {
         cfg: TelemetryConfig,
         entropy: Arc<dyn Entropy>,
         env: &dyn Fn(&str) -> Option<String>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Arc<Telemetry>, String> {
         let mut headers = Vec::with_capacity(cfg.headers_env.len());
         for (name, var) in &cfg.headers_env {
@@ -196,9 +214,23 @@ impl Telemetry {
             scope_name: "mcpgate",
             scope_version: crate::server::VERSION,
         };
-        let exporter = export::Exporter::start(&cfg, headers, origin)?;
+        let exporter = export::Exporter::start(&cfg, headers, origin, metrics)?;
+        let loopback = cfg.endpoint.host().is_some_and(|h| {
+            h == "localhost"
+                || h.trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|a| a.is_loopback())
+        });
+        if !cfg.headers_env.is_empty() && cfg.endpoint.scheme_str() == Some("http") && !loopback {
+            tracing::warn!("telemetry.headers_env sends credentials to the collector over plain http; use https");
+        }
         tracing::info!(
-            endpoint = %cfg.endpoint,
+            endpoint = %format!(
+                "{}://{}{}",
+                cfg.endpoint.scheme_str().unwrap_or("http"),
+                cfg.endpoint.authority().map(|a| a.as_str()).unwrap_or(""),
+                cfg.endpoint.path()
+            ),
             protocol = ?cfg.protocol,
             sample_ratio = cfg.sample_ratio,
             "exporting traces over OTLP"
@@ -212,20 +244,25 @@ impl Telemetry {
         let parent = self.cfg.trust_traceparent.then(|| context::extract(headers)).flatten();
         let mut span_id = [0u8; 8];
         self.random_id(&mut span_id);
-        let (trace_id, parent_span_id, sampled, state) = match parent {
+        let (trace_id, parent_span_id, caller_sampled, state) = match parent {
             Some(p) => (p.trace_id, Some(p.span_id), p.sampled, p.state),
             None => {
                 let mut trace_id = [0u8; 16];
                 self.random_id(&mut trace_id);
-                (trace_id, None, self.sample(&trace_id), None)
+                (trace_id, None, false, None)
             }
         };
+        // The ratio decides on the trace id, whatever the caller says; a caller's sampled flag
+        // adds its request, once it has authenticated (`authenticated`): a stranger can neither
+        // hide a request from the traces nor make the gateway export at will.
+        let sampled = self.sample(&trace_id);
         RequestSpan {
             trace_id,
             span_id,
             parent_span_id,
             state,
             sampled,
+            caller_sampled,
             start_ns: u64::try_from(unix_ms).unwrap_or(0).saturating_mul(1_000_000),
             start: Instant::now(),
             events: Vec::new(),
@@ -287,7 +324,10 @@ pub struct RequestSpan {
     span_id: [u8; 8],
     parent_span_id: Option<[u8; 8]>,
     state: Option<String>,
+    /// Recorded: by the ratio, or (once authenticated) by the caller's flag.
     sampled: bool,
+    /// The caller's `traceparent` asked for it to be recorded.
+    caller_sampled: bool,
     start_ns: u64,
     start: Instant,
     events: Vec<Event>,
@@ -306,9 +346,15 @@ impl RequestSpan {
         self.sampled
     }
 
-    /// Records a pipeline step; `attributes` is only called when the span is recorded.
+    /// The caller authenticated (a credential, not the anonymous role): its sampled flag now
+    /// counts. Events before this point are kept only for requests the ratio picked.
+    pub fn authenticated(&mut self) {
+        self.sampled |= self.caller_sampled;
+    }
+
+    /// Records a pipeline step; `attributes` is only called when the span may be recorded.
     pub fn event(&mut self, name: &'static str, attributes: impl FnOnce() -> Attributes) {
-        if self.sampled && self.events.len() < MAX_EVENTS {
+        if (self.sampled || self.caller_sampled) && self.events.len() < MAX_EVENTS {
             let time_ns = self.now_ns();
             self.events.push(Event {
                 time_ns,
@@ -414,6 +460,10 @@ impl RequestSpan {
 mod tests {
     use super::*;
 
+    fn metrics() -> Arc<crate::metrics::Metrics> {
+        Arc::new(crate::metrics::Metrics::new())
+    }
+
     fn raw(endpoint: &str) -> RawTelemetry {
         RawTelemetry {
             endpoint: Some(endpoint.into()),
@@ -455,10 +505,12 @@ mod tests {
         r.headers_env.insert("x-api-key".into(), "OTEL_KEY".into());
         let cfg = r.validate().unwrap().unwrap();
         let env = |k: &str| (k == "OTEL_KEY").then(|| "s3cret\nvalue".to_string());
-        let e = Telemetry::start(cfg.clone(), entropy.clone(), &env).err().unwrap();
+        let e = Telemetry::start(cfg.clone(), entropy.clone(), &env, metrics())
+            .err()
+            .unwrap();
         assert!(!e.contains("s3cret"), "{e}");
-        assert!(Telemetry::start(cfg.clone(), entropy.clone(), &|_| None).is_err());
-        assert!(Telemetry::start(cfg, entropy, &|_| Some("v".into())).is_ok());
+        assert!(Telemetry::start(cfg.clone(), entropy.clone(), &|_| None, metrics()).is_err());
+        assert!(Telemetry::start(cfg, entropy, &|_| Some("v".into()), metrics()).is_ok());
         let mut r = raw("http://h");
         r.headers_env.insert("bad header".into(), "X".into());
         assert!(r.validate().is_err());
@@ -476,9 +528,9 @@ mod tests {
             .unwrap();
         let _g = rt.enter();
         let entropy: Arc<dyn Entropy> = Arc::new(mcpgate_core::entropy::OsEntropy);
-        let half = Telemetry::start(cfg(0.5), entropy.clone(), &|_| None).unwrap();
-        let none = Telemetry::start(cfg(0.0), entropy.clone(), &|_| None).unwrap();
-        let all = Telemetry::start(cfg(1.0), entropy, &|_| None).unwrap();
+        let half = Telemetry::start(cfg(0.5), entropy.clone(), &|_| None, metrics()).unwrap();
+        let none = Telemetry::start(cfg(0.0), entropy.clone(), &|_| None, metrics()).unwrap();
+        let all = Telemetry::start(cfg(1.0), entropy, &|_| None, metrics()).unwrap();
         let mut low = [0u8; 16];
         low[8] = 0x10;
         let mut high = [0u8; 16];
