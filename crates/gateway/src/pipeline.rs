@@ -44,10 +44,14 @@ impl Gateway {
     /// `POST /mcp`: the whole pipeline, forwarding what it lets through to `via` — the gateway's
     /// connector, or the service an embedding application's layer wraps.
     pub async fn handle_post_via(&self, via: &dyn Forwarder, parts: Parts, body: Body) -> Response {
-        // Log lines written while the request runs carry its trace id.
-        let span = self.begin_span(&parts);
-        let log = log_span(span.as_ref());
-        self.post_recorded(via, parts, body, span).instrument(log).await
+        match self.begin_span(&parts) {
+            None => self.post_recorded(via, parts, body, None).await,
+            // Log lines written while the request runs carry its trace id.
+            Some(span) => {
+                let log = log_span(&span);
+                self.post_recorded(via, parts, body, Some(span)).instrument(log).await
+            }
+        }
     }
 
     /// The pipeline, then the outcome in the metrics, the audit and the span.
@@ -56,7 +60,7 @@ impl Gateway {
         via: &dyn Forwarder,
         parts: Parts,
         body: Body,
-        span: Option<crate::telemetry::RequestSpan>,
+        span: Option<Box<crate::telemetry::RequestSpan>>,
     ) -> Response {
         let started = Instant::now();
         let request_id = request_id(&parts.headers, self.entropy.as_ref());
@@ -358,7 +362,7 @@ impl Gateway {
         };
         //     The upstream call is a span of its own; its context goes with the request.
         if let Some(span) = &mut trace.span {
-            inject.extend(span.upstream_headers(self.entropy.as_ref()));
+            inject.extend(span.upstream_headers());
         }
         let sent = Instant::now();
         let response = via
@@ -451,29 +455,31 @@ impl Gateway {
     }
 
     pub async fn handle_get_via(&self, via: &dyn Forwarder, parts: Parts) -> Result<Response, Refusal> {
-        let mut span = self.begin_span(&parts);
-        let log = log_span(span.as_ref());
-        let result = self.get_steps(via, &parts, span.as_mut()).instrument(log).await;
+        let Some(mut span) = self.begin_span(&parts) else {
+            return self.get_steps(via, &parts, None).await;
+        };
+        let log = log_span(&span);
+        let result = self.get_steps(via, &parts, Some(&mut span)).instrument(log).await;
         self.end_plain_span(span, &parts, &result);
         result
     }
 
     /// The request's span, when traces are on.
-    fn begin_span(&self, parts: &Parts) -> Option<crate::telemetry::RequestSpan> {
+    fn begin_span(&self, parts: &Parts) -> Option<Box<crate::telemetry::RequestSpan>> {
         self.telemetry
             .as_ref()
-            .map(|t| t.begin(&parts.headers, self.clock.unix_ms()))
+            .map(|t| Box::new(t.begin(&parts.headers, self.clock.unix_ms())))
     }
 
     /// Ends a bodiless request's (GET, DELETE) span: it covers the checks and the upstream's
     /// answer (for GET, until the stream's headers).
     fn end_plain_span(
         &self,
-        span: Option<crate::telemetry::RequestSpan>,
+        span: Box<crate::telemetry::RequestSpan>,
         parts: &Parts,
         result: &Result<Response, Refusal>,
     ) {
-        let (Some(t), Some(span)) = (&self.telemetry, span) else {
+        let Some(t) = &self.telemetry else {
             return;
         };
         let attributes = if span.sampled() {
@@ -520,10 +526,7 @@ impl Gateway {
             .sessions
             .stream_permit(principal.as_ref().map(|p| p.id()), session.as_deref())
             .map_err(Refusal::Cap)?;
-        let inject = span
-            .as_deref_mut()
-            .map(|s| s.upstream_headers(self.entropy.as_ref()))
-            .unwrap_or_default();
+        let inject = span.as_deref_mut().map(|s| s.upstream_headers()).unwrap_or_default();
         let sent = Instant::now();
         let response = via
             .get(Plain {
@@ -545,9 +548,11 @@ impl Gateway {
     }
 
     pub async fn handle_delete_via(&self, via: &dyn Forwarder, parts: Parts) -> Result<Response, Refusal> {
-        let mut span = self.begin_span(&parts);
-        let log = log_span(span.as_ref());
-        let result = self.delete_steps(via, &parts, span.as_mut()).instrument(log).await;
+        let Some(mut span) = self.begin_span(&parts) else {
+            return self.delete_steps(via, &parts, None).await;
+        };
+        let log = log_span(&span);
+        let result = self.delete_steps(via, &parts, Some(&mut span)).instrument(log).await;
         self.end_plain_span(span, &parts, &result);
         result
     }
@@ -565,10 +570,7 @@ impl Gateway {
         let session = session.ok_or(Refusal::SessionRequired)?;
         self.sessions.close(&session).await?;
         let principal = principal.map(std::sync::Arc::new);
-        let inject = span
-            .as_deref_mut()
-            .map(|s| s.upstream_headers(self.entropy.as_ref()))
-            .unwrap_or_default();
+        let inject = span.as_deref_mut().map(|s| s.upstream_headers()).unwrap_or_default();
         let sent = Instant::now();
         let response = via
             .delete(Plain {
@@ -599,11 +601,8 @@ fn authenticated(span: &mut crate::telemetry::RequestSpan, principal: Option<&Pr
 }
 
 /// The log span a request's lines are written in: its trace id, when traces are on.
-fn log_span(span: Option<&crate::telemetry::RequestSpan>) -> tracing::Span {
-    match span {
-        Some(s) => tracing::info_span!("mcp", trace_id = %s.trace_id()),
-        None => tracing::Span::none(),
-    }
+fn log_span(span: &crate::telemetry::RequestSpan) -> tracing::Span {
+    tracing::info_span!("mcp", trace_id = %span.trace_id())
 }
 
 /// Ends the upstream call's span (sent at `sent`) and notes the answer on the request's span.

@@ -375,12 +375,7 @@ impl Gateway {
             Arc::new(crate::admin::Admin::new(&stores, sealing, entropy.clone()))
         });
         let telemetry = match &config.telemetry {
-            Some(t) => Some(crate::telemetry::Telemetry::start(
-                t.clone(),
-                entropy.clone(),
-                env,
-                metrics.clone(),
-            )?),
+            Some(t) => Some(crate::telemetry::Telemetry::start(t.clone(), env, metrics.clone())?),
             None => None,
         };
         let audit = AuditSink::start(&config.audit, Some(stores.audit.clone()), clock.clone())?;

@@ -21,7 +21,7 @@ pub(super) struct Trace {
     /// The key id of a presented key, even when it was refused (ids are not secret).
     pub(super) key_id: Option<String>,
     /// The request's span, when traces are on.
-    pub(super) span: Option<RequestSpan>,
+    pub(super) span: Option<Box<RequestSpan>>,
 }
 
 impl Trace {

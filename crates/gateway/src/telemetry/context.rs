@@ -66,12 +66,26 @@ pub fn parse_traceparent(value: &str) -> Option<([u8; 16], [u8; 8], u8)> {
 
 /// `traceparent` for a span: version 00.
 pub fn format_traceparent(trace_id: &[u8; 16], span_id: &[u8; 8], sampled: bool) -> String {
-    format!(
-        "00-{}-{}-{}",
-        hex::encode(trace_id),
-        hex::encode(span_id),
-        if sampled { "01" } else { "00" }
-    )
+    String::from_utf8_lossy(&traceparent_bytes(trace_id, span_id, sampled)).into_owned()
+}
+
+/// The same, written into a fixed buffer (no allocation on the request path).
+pub fn traceparent_bytes(trace_id: &[u8; 16], span_id: &[u8; 8], sampled: bool) -> [u8; 55] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'-'; 55];
+    out[0] = b'0';
+    out[1] = b'0';
+    let mut put = |at: usize, bytes: &[u8]| {
+        for (i, b) in bytes.iter().enumerate() {
+            out[at + 2 * i] = HEX[usize::from(b >> 4)];
+            out[at + 2 * i + 1] = HEX[usize::from(b & 0x0f)];
+        }
+    };
+    put(3, trace_id);
+    put(36, span_id);
+    out[53] = b'0';
+    out[54] = if sampled { b'1' } else { b'0' };
+    out
 }
 
 /// Two lowercase hex digits (the recommendation does not allow uppercase).

@@ -12,7 +12,6 @@ pub mod span;
 
 use crate::config::ConfigError;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
-use mcpgate_core::entropy::Entropy;
 use span::{Attributes, Event, Kind, SpanData, Status};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -181,7 +180,6 @@ fn join(base: &Uri, path: &str) -> Result<Uri, ConfigError> {
 pub struct Telemetry {
     cfg: TelemetryConfig,
     exporter: export::Exporter,
-    entropy: Arc<dyn Entropy>,
 }
 
 impl Telemetry {
@@ -189,7 +187,6 @@ impl Telemetry {
     /// through `env`.
     pub fn start(
         cfg: TelemetryConfig,
-        entropy: Arc<dyn Entropy>,
         env: &dyn Fn(&str) -> Option<String>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Arc<Telemetry>, String> {
@@ -235,7 +232,7 @@ impl Telemetry {
             sample_ratio = cfg.sample_ratio,
             "exporting traces over OTLP"
         );
-        Ok(Arc::new(Telemetry { cfg, exporter, entropy }))
+        Ok(Arc::new(Telemetry { cfg, exporter }))
     }
 
     /// A server span for a request that arrived with `headers`, begun now (`unix_ms` from the
@@ -243,12 +240,12 @@ impl Telemetry {
     pub fn begin(&self, headers: &HeaderMap, unix_ms: i64) -> RequestSpan {
         let parent = self.cfg.trust_traceparent.then(|| context::extract(headers)).flatten();
         let mut span_id = [0u8; 8];
-        self.random_id(&mut span_id);
+        random_id(&mut span_id);
         let (trace_id, parent_span_id, caller_sampled, state) = match parent {
             Some(p) => (p.trace_id, Some(p.span_id), p.sampled, p.state),
             None => {
                 let mut trace_id = [0u8; 16];
-                self.random_id(&mut trace_id);
+                random_id(&mut trace_id);
                 (trace_id, None, false, None)
             }
         };
@@ -297,14 +294,16 @@ impl Telemetry {
         low.copy_from_slice(&trace_id[8..]);
         (u64::from_be_bytes(low) as f64) < r * (u64::MAX as f64)
     }
+}
 
-    fn random_id(&self, out: &mut [u8]) {
-        // An all-zero id is invalid; 2^-64 odds, but cheap to rule out.
-        loop {
-            self.entropy.fill(out);
-            if out.iter().any(|b| *b != 0) {
-                return;
-            }
+/// A fresh trace or span id: unique, not secret, so from a thread-local generator (ChaCha,
+/// seeded by the operating system) rather than a system call per id; never all zero (invalid).
+fn random_id(out: &mut [u8]) {
+    let mut rng = rand::rng();
+    loop {
+        rand::RngCore::fill_bytes(&mut rng, out);
+        if out.iter().any(|b| *b != 0) {
+            return;
         }
     }
 }
@@ -371,11 +370,9 @@ impl RequestSpan {
 
     /// Begins the upstream call's span; the headers carry its context upstream (`traceparent`,
     /// and the caller's `tracestate` when it was well formed).
-    pub fn upstream_headers(&mut self, entropy: &dyn Entropy) -> Vec<(HeaderName, HeaderValue)> {
+    pub fn upstream_headers(&mut self) -> Vec<(HeaderName, HeaderValue)> {
         let mut span_id = [0u8; 8];
-        while span_id == [0; 8] {
-            entropy.fill(&mut span_id);
-        }
+        random_id(&mut span_id);
         self.upstream = Some(UpstreamCall {
             span_id,
             start: self.start.elapsed(),
@@ -384,8 +381,8 @@ impl RequestSpan {
             attributes: Vec::new(),
         });
         let mut out = Vec::with_capacity(2);
-        let parent = context::format_traceparent(&self.trace_id, &span_id, self.sampled);
-        if let Ok(v) = HeaderValue::from_str(&parent) {
+        let parent = context::traceparent_bytes(&self.trace_id, &span_id, self.sampled);
+        if let Ok(v) = HeaderValue::from_bytes(&parent) {
             out.push((HeaderName::from_static("traceparent"), v));
         }
         if let Some(v) = self.state.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
@@ -500,17 +497,14 @@ mod tests {
             .build()
             .unwrap();
         let _g = rt.enter();
-        let entropy: Arc<dyn Entropy> = Arc::new(mcpgate_core::entropy::OsEntropy);
         let mut r = raw("http://h");
         r.headers_env.insert("x-api-key".into(), "OTEL_KEY".into());
         let cfg = r.validate().unwrap().unwrap();
         let env = |k: &str| (k == "OTEL_KEY").then(|| "s3cret\nvalue".to_string());
-        let e = Telemetry::start(cfg.clone(), entropy.clone(), &env, metrics())
-            .err()
-            .unwrap();
+        let e = Telemetry::start(cfg.clone(), &env, metrics()).err().unwrap();
         assert!(!e.contains("s3cret"), "{e}");
-        assert!(Telemetry::start(cfg.clone(), entropy.clone(), &|_| None, metrics()).is_err());
-        assert!(Telemetry::start(cfg, entropy, &|_| Some("v".into()), metrics()).is_ok());
+        assert!(Telemetry::start(cfg.clone(), &|_| None, metrics()).is_err());
+        assert!(Telemetry::start(cfg, &|_| Some("v".into()), metrics()).is_ok());
         let mut r = raw("http://h");
         r.headers_env.insert("bad header".into(), "X".into());
         assert!(r.validate().is_err());
@@ -527,10 +521,9 @@ mod tests {
             .build()
             .unwrap();
         let _g = rt.enter();
-        let entropy: Arc<dyn Entropy> = Arc::new(mcpgate_core::entropy::OsEntropy);
-        let half = Telemetry::start(cfg(0.5), entropy.clone(), &|_| None, metrics()).unwrap();
-        let none = Telemetry::start(cfg(0.0), entropy.clone(), &|_| None, metrics()).unwrap();
-        let all = Telemetry::start(cfg(1.0), entropy, &|_| None, metrics()).unwrap();
+        let half = Telemetry::start(cfg(0.5), &|_| None, metrics()).unwrap();
+        let none = Telemetry::start(cfg(0.0), &|_| None, metrics()).unwrap();
+        let all = Telemetry::start(cfg(1.0), &|_| None, metrics()).unwrap();
         let mut low = [0u8; 16];
         low[8] = 0x10;
         let mut high = [0u8; 16];
