@@ -460,7 +460,7 @@ impl Gateway {
         };
         let log = log_span(&span);
         let result = self.get_steps(via, &parts, Some(&mut span)).instrument(log).await;
-        self.end_plain_span(span, &parts, &result);
+        self.end_plain_span(*span, &parts, &result);
         result
     }
 
@@ -473,12 +473,7 @@ impl Gateway {
 
     /// Ends a bodiless request's (GET, DELETE) span: it covers the checks and the upstream's
     /// answer (for GET, until the stream's headers).
-    fn end_plain_span(
-        &self,
-        span: Box<crate::telemetry::RequestSpan>,
-        parts: &Parts,
-        result: &Result<Response, Refusal>,
-    ) {
+    fn end_plain_span(&self, span: crate::telemetry::RequestSpan, parts: &Parts, result: &Result<Response, Refusal>) {
         let Some(t) = &self.telemetry else {
             return;
         };
@@ -553,7 +548,7 @@ impl Gateway {
         };
         let log = log_span(&span);
         let result = self.delete_steps(via, &parts, Some(&mut span)).instrument(log).await;
-        self.end_plain_span(span, &parts, &result);
+        self.end_plain_span(*span, &parts, &result);
         result
     }
 
