@@ -307,6 +307,11 @@ async fn records_wait_in_memory_while_the_store_is_unavailable_and_are_written_i
     let mut expected = vec!["before".to_string()];
     expected.extend((0..1500).map(|i| format!("d{i}")));
     assert_eq!(mem.ids(), expected, "all written, in the order they came");
+    // The writer lowers its count just after the store took the batch: wait for it too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sink.buffered.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(sink.buffered.load(Ordering::SeqCst), 0);
     assert_eq!(sink.dropped.load(Ordering::SeqCst), 0);
     // And the writer is back to normal: a record waited for is committed before release.
